@@ -1,0 +1,9 @@
+// cli/commands.h — one function per subcommand, each in its own file (cmd_<name>.cpp).
+// argv[0] is the command name. Return the exit code; throw qtune::Error for bad input.
+#pragma once
+
+namespace qtune::cli {
+
+int cmd_info(int argc, char** argv);
+
+}  // namespace qtune::cli

@@ -1,0 +1,63 @@
+// cli/main.cpp — `qtune <command> [flags]`: dispatch, and the one place errors become exit codes.
+//
+// Exit codes: 0 success, 2 bad input (one line "error: ..." on stderr), 1 internal failure.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);
+};
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> cmds = {
+      {"info", "describe a model file: architecture, shapes, parameter count, tensor types", qtune::cli::cmd_info},
+  };
+  return cmds;
+}
+
+void usage(std::FILE* out) {
+  std::fprintf(out, "qtune — fine-tune quantized LLaMA-family models on CPU\n\nusage: qtune <command> [options]\n\ncommands:\n");
+  for (const auto& c : commands()) std::fprintf(out, "  %-12s %s\n", c.name, c.summary);
+  std::fprintf(out, "\nRun `qtune <command> --help` for the options of a command.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    usage(stdout);
+    return 0;
+  }
+  for (const auto& c : commands()) {
+    if (name != c.name) continue;
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const qtune::Error& e) {
+      std::fprintf(stderr, "error: %s\n", e.what());
+      return 2;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "error: out of memory\n");
+      return 2;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "error: internal: %s\n", e.what());
+      return 1;
+    }
+  }
+  std::fprintf(stderr, "error: unknown command '%s' (run `qtune --help` for the list)\n", name.c_str());
+  return 2;
+}

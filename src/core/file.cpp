@@ -1,0 +1,98 @@
+#include "core/file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace qtune {
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail("{}: not a regular file", path);
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      fail("{}: cannot map: {}", path, std::strerror(errno));
+    }
+    data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  tmp_ = fmt::format("{}.tmp.{}", path_, ::getpid());
+  f_ = std::fopen(tmp_.c_str(), "wb");
+  if (!f_) fail("{}: cannot write: {}", path_, std::strerror(errno));
+}
+
+AtomicFile::~AtomicFile() {
+  if (f_) {
+    std::fclose(f_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+void AtomicFile::write(const void* p, size_t n) {
+  if (n == 0) return;
+  if (std::fwrite(p, 1, n, f_) != n) fail("{}: write failed: {}", path_, std::strerror(errno));
+  written_ += n;
+}
+
+void AtomicFile::pad_to(size_t alignment) {
+  static const uint8_t zeros[64] = {};
+  size_t pad = (alignment - written_ % alignment) % alignment;
+  while (pad > 0) {
+    size_t k = pad < sizeof zeros ? pad : sizeof zeros;
+    write(zeros, k);
+    pad -= k;
+  }
+}
+
+void AtomicFile::commit() {
+  QT_ASSERT(f_);
+  bool ok = std::fflush(f_) == 0 && ::fsync(::fileno(f_)) == 0;
+  int err = errno;
+  ok = (std::fclose(f_) == 0) && ok;
+  f_ = nullptr;
+  if (!ok) {
+    std::remove(tmp_.c_str());
+    fail("{}: write failed: {}", path_, std::strerror(err));
+  }
+  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    err = errno;
+    std::remove(tmp_.c_str());
+    fail("{}: cannot rename temp file into place: {}", path_, std::strerror(err));
+  }
+}
+
+std::string read_text_file(const std::string& path) {
+  MappedFile f(path);
+  return std::string(reinterpret_cast<const char*>(f.data()), f.size());
+}
+
+void write_text_file_atomic(const std::string& path, std::string_view text) {
+  AtomicFile f(path);
+  f.write_str(text);
+  f.commit();
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace qtune

@@ -1,0 +1,108 @@
+// core/file.h — reading and writing files safely.
+//
+// MappedFile: read-only mmap of a whole file; readers take bounds-checked views with
+// Reader, which throws qtune::Error naming the file and the field on any overrun.
+// AtomicFile: writes go to "<path>.tmp.<pid>" and are renamed over <path> on commit(); a
+// destroyed-but-uncommitted AtomicFile removes its temp file, so a failed write never leaves
+// a half-written output.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/error.h"
+
+namespace qtune {
+
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);  // throws Error if missing/unreadable
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  ~MappedFile();
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Sequential little-endian reader over a byte range, with file-naming errors.
+class Reader {
+ public:
+  Reader(const uint8_t* data, size_t size, std::string path) : d_(data), n_(size), path_(std::move(path)) {}
+  explicit Reader(const MappedFile& f) : Reader(f.data(), f.size(), f.path()) {}
+
+  template <class T>
+  T get(const char* what) {
+    need(sizeof(T), what);
+    T v;
+    std::memcpy(&v, d_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+  const uint8_t* bytes(size_t n, const char* what) {
+    need(n, what);
+    const uint8_t* p = d_ + pos_;
+    pos_ += n;
+    return p;
+  }
+  std::string string(size_t n, const char* what) {
+    const uint8_t* p = bytes(n, what);
+    return std::string(reinterpret_cast<const char*>(p), n);
+  }
+  void need(size_t n, const char* what) const {
+    if (n > n_ - pos_)
+      fail("{}: file is truncated: {} needs {} bytes at offset {}, only {} left", path_, what, n, pos_,
+           n_ - pos_);
+  }
+  void seek(size_t pos) {
+    QT_CHECK(pos <= n_, "{}: offset {} is past the end of the file ({} bytes)", path_, pos, n_);
+    pos_ = pos;
+  }
+  size_t pos() const { return pos_; }
+  size_t size() const { return n_; }
+  size_t left() const { return n_ - pos_; }
+  const uint8_t* base() const { return d_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  const uint8_t* d_;
+  size_t n_;
+  size_t pos_ = 0;
+  std::string path_;
+};
+
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);  // opens the temp file; throws Error naming path
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+  ~AtomicFile();
+  void write(const void* p, size_t n);  // throws Error on a short write (e.g. disk full)
+  void write_str(std::string_view s) { write(s.data(), s.size()); }
+  template <class T>
+  void put(const T& v) {
+    write(&v, sizeof(T));
+  }
+  void pad_to(size_t alignment);  // zero bytes up to the next multiple of alignment
+  size_t tell() const { return written_; }
+  void commit();  // flush, fsync, close and rename over the final path
+
+ private:
+  std::string path_, tmp_;
+  std::FILE* f_ = nullptr;
+  size_t written_ = 0;
+};
+
+std::string read_text_file(const std::string& path);  // whole file; throws Error if missing
+void write_text_file_atomic(const std::string& path, std::string_view text);
+bool file_exists(const std::string& path);
+
+}  // namespace qtune

@@ -1,0 +1,50 @@
+// io/model_file.h — a LLaMA-family model as stored on disk, independent of the format.
+//
+// Tensor names and shapes (outermost first, float, dequantized if the file was quantized):
+//   token_embd.weight            [vocab, dim]
+//   blk.N.attn_norm.weight       [dim]
+//   blk.N.attn_q.weight          [n_heads*head_dim, dim]
+//   blk.N.attn_k.weight          [kv_dim, dim]
+//   blk.N.attn_v.weight          [kv_dim, dim]
+//   blk.N.attn_output.weight     [dim, n_heads*head_dim]
+//   blk.N.ffn_norm.weight        [dim]
+//   blk.N.ffn_gate.weight        [hidden, dim]    (llama2.c w1)
+//   blk.N.ffn_down.weight        [dim, hidden]    (llama2.c w2)
+//   blk.N.ffn_up.weight          [hidden, dim]    (llama2.c w3)
+//   output_norm.weight           [dim]
+//   output.weight                [vocab, dim]     absent when the classifier is tied
+// RoPE rotates adjacent pairs (llama2.c and GGUF "llama" both do), so no permutation is needed.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace qtune {
+
+struct LlamaConfig {
+  int dim = 0, hidden_dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, vocab_size = 0, seq_len = 0;
+  float norm_eps = 1e-5f;
+  float rope_theta = 10000.0f;
+  bool tied_classifier = true;
+  int head_dim() const { return dim / n_heads; }
+  int kv_dim() const { return head_dim() * n_kv_heads; }
+};
+
+struct ModelFile {
+  LlamaConfig config;
+  TensorMap tensors;
+  std::string path;    // where it came from (for messages)
+  std::string format;  // "llama2c-v0", "llama2c-v1", "gguf"
+  // Quantized tensor types as stored, by name (e.g. "Q4_0"), for `qtune info`; empty for float files.
+  std::map<std::string, std::string> stored_types;
+};
+
+// Throws Error naming the tensor if a required tensor is missing or has the wrong shape.
+void validate_model(const ModelFile& m);
+
+// Sniffs the format (GGUF magic, llama2.c v1 "ak42" magic, else llama2.c legacy header) and
+// loads it. Throws Error naming the file for anything inconsistent.
+ModelFile load_model(const std::string& path);
+
+}  // namespace qtune

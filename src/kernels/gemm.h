@@ -1,0 +1,42 @@
+// kernels/gemm.h — the GEMMs of forward and backward. Float calls go to the fastest path
+// (BLAS / AVX-512 / AVX2, chosen at run time); double calls use the scalar reference (tests).
+//
+//   matmul_nt:  y[n, out]  (+)= x[n, in] · W[out, in]ᵀ      forward
+//   matmul_nn:  dx[n, in]  +=   dy[n, out] · W[out, in]     backward to the input
+//   matmul_tn:  dW[out, in] +=  dy[n, out]ᵀ · x[n, in]      backward to the weight
+// `accumulate` = false overwrites the output.
+#pragma once
+#include <cstdint>
+
+#include "quant/quant.h"
+
+namespace qtune::kernels {
+
+template <class T>
+void matmul_nt(const T* x, const T* W, T* y, int64_t n, int64_t in, int64_t out, bool accumulate);
+template <class T>
+void matmul_nn(const T* dy, const T* W, T* dx, int64_t n, int64_t in, int64_t out, bool accumulate);
+template <class T>
+void matmul_tn(const T* dy, const T* x, T* dW, int64_t n, int64_t in, int64_t out, bool accumulate);
+
+// Same products with a quantized W: dequantizes a tile of rows at a time into a small
+// scratch buffer (never the whole matrix in float).
+template <class T>
+void qmatmul_nt(const T* x, const QuantMatrix& W, T* y, int64_t n, bool accumulate);
+template <class T>
+void qmatmul_nn(const T* dy, const QuantMatrix& W, T* dx, int64_t n, bool accumulate);
+
+// Scalar references (the ground truth the fast paths are tested against).
+namespace ref {
+template <class T>
+void matmul_nt(const T* x, const T* W, T* y, int64_t n, int64_t in, int64_t out, bool accumulate);
+template <class T>
+void matmul_nn(const T* dy, const T* W, T* dx, int64_t n, int64_t in, int64_t out, bool accumulate);
+template <class T>
+void matmul_tn(const T* dy, const T* x, T* dW, int64_t n, int64_t in, int64_t out, bool accumulate);
+}  // namespace ref
+
+// What the CPU supports and which path is in use ("avx512-vnni", "avx2", "scalar").
+const char* cpu_features();
+
+}  // namespace qtune::kernels

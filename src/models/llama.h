@@ -1,0 +1,76 @@
+// models/llama.h — a LLaMA-family transformer with explicit forward and backward (llm.c style).
+//
+// RMSNorm → attention (RoPE on adjacent pairs, grouped-query, causal) → residual
+// → RMSNorm → SwiGLU FFN → residual; final RMSNorm; classifier tied to token_embd or separate.
+// Every projection (q, k, v, o, gate, up, down) is a Linear slot filled by the method
+// (adapters/linear.h); the model never branches on the method name. Embedding, norms and the
+// classifier are plain float tensors, trainable only for method "full".
+//
+// Memory: parameters not in slots live in one Buffer; activations for a (B, T) shape are one
+// Buffer, re-carved only when the shape changes.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "adapters/linear.h"
+#include "core/buffer.h"
+#include "io/model_file.h"
+
+namespace qtune {
+
+struct SamplerOptions {
+  float temperature = 0.0f;  // 0 = greedy
+  float top_p = 1.0f;
+  uint64_t seed = 42;
+};
+
+class Llama {
+ public:
+  // Builds slots with make_linear(opts, ...) from mf's tensors; the float copies of weights
+  // that went into quantized slots are not kept. `seed` initialises adapters.
+  Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed);
+  ~Llama();
+  Llama(const Llama&) = delete;
+  Llama& operator=(const Llama&) = delete;
+
+  const LlamaConfig& config() const { return cfg_; }
+  const MethodOptions& method() const { return opts_; }
+
+  // tokens, targets: [B, T] (T ≤ seq_len); targets < 0 are not counted. Returns the mean
+  // cross-entropy over counted targets (0 when targets == nullptr: logits only).
+  float forward(const int* tokens, const int* targets, int B, int T);
+  const float* logits() const;  // [B, T, vocab] of the last forward
+  // Backward of the last forward (which must have had targets); accumulates into grads.
+  void backward();
+  void zero_grad();
+
+  std::vector<Param<float>> trainable();
+  int64_t num_params() const;     // all parameters of the model (base + adapters)
+  int64_t num_trainable() const;
+  int64_t weight_bytes() const;   // memory of all weights as held (quantized slots count packed)
+
+  // Single-token inference with a KV cache (positions 0, 1, 2, ...). Returns logits [vocab].
+  void reset_cache();
+  const float* step(int token, int pos);
+
+  // Weights after merging every slot (float), e.g. for `qtune merge` and export.
+  ModelFile merged() const;
+  // Trainable adapter tensors by name ("blk.0.attn_q.lora_a" [r, in], "...lora_b" [out, r]).
+  TensorMap adapter_tensors();
+
+  Linear<float>& slot(int layer, const std::string& target);  // target: q k v o gate up down
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  LlamaConfig cfg_;
+  MethodOptions opts_;
+};
+
+// Generates up to max_tokens after `prompt` (which should start with BOS); stops at EOS
+// (EOS is included in the output) or at seq_len. Returns only the new ids.
+std::vector<int> generate(Llama& model, const std::vector<int>& prompt, int max_tokens, const SamplerOptions& s);
+
+}  // namespace qtune

@@ -1,0 +1,75 @@
+// io/model_file.cpp — format-independent checks and format sniffing for model files.
+#include "io/model_file.h"
+
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+#include "core/file.h"
+#include "io/llama2c.h"
+
+namespace qtune {
+
+namespace {
+
+struct Required {
+  std::string name;
+  Shape shape;
+};
+
+// Every tensor a LLaMA model of config c needs, with its shape (io/model_file.h).
+std::vector<Required> required_tensors(const LlamaConfig& c) {
+  const int64_t D = c.dim, H = c.hidden_dim, V = c.vocab_size, KV = c.kv_dim();
+  const int64_t Q = int64_t(c.n_heads) * c.head_dim();
+  std::vector<Required> r = {{"token_embd.weight", {V, D}}, {"output_norm.weight", {D}}};
+  if (!c.tied_classifier) r.push_back({"output.weight", {V, D}});
+  for (int l = 0; l < c.n_layers; ++l) {
+    auto n = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
+    r.push_back({n("attn_norm"), {D}});
+    r.push_back({n("attn_q"), {Q, D}});
+    r.push_back({n("attn_k"), {KV, D}});
+    r.push_back({n("attn_v"), {KV, D}});
+    r.push_back({n("attn_output"), {D, Q}});
+    r.push_back({n("ffn_norm"), {D}});
+    r.push_back({n("ffn_gate"), {H, D}});
+    r.push_back({n("ffn_down"), {D, H}});
+    r.push_back({n("ffn_up"), {H, D}});
+  }
+  return r;
+}
+
+// The first 4 bytes of the file (fewer if it is shorter); throws Error naming a missing path.
+std::string sniff(const std::string& path) {
+  QT_CHECK(file_exists(path), "{}: no such file", path);
+  std::ifstream in(path, std::ios::binary);
+  QT_CHECK(in.good(), "{}: cannot open", path);
+  char buf[4] = {};
+  in.read(buf, sizeof buf);
+  return std::string(buf, size_t(in.gcount()));
+}
+
+}  // namespace
+
+void validate_model(const ModelFile& m) {
+  check_llama_config(m.config, m.path);
+  for (const Required& req : required_tensors(m.config)) {
+    auto it = m.tensors.find(req.name);
+    QT_CHECK(it != m.tensors.end(), "{}: required tensor {} is missing", m.path, req.name);
+    const Tensor& t = it->second;
+    QT_CHECK(t.shape == req.shape, "{}: tensor {} has shape {}, expected {}", m.path, req.name,
+             shape_str(t.shape), shape_str(req.shape));
+    QT_CHECK(t.data.size() == size_t(t.numel()), "{}: tensor {} holds {} values, its shape needs {}", m.path,
+             req.name, t.data.size(), t.numel());
+  }
+}
+
+ModelFile load_model(const std::string& path) {
+  const std::string head = sniff(path);
+  QT_CHECK(!head.empty(), "{}: file is empty", path);
+  if (head == "GGUF") fail("{}: GGUF model files are not yet supported", path);
+  // llama2.c v1 starts with the magic; anything else is taken as a legacy header, which
+  // load_llama2c validates (header values and exact file size).
+  return load_llama2c(path);
+}
+
+}  // namespace qtune

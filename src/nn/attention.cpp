@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "nn/ops.h"
+#include "nn/parallel.h"
 
 namespace qtune::nn {
 
@@ -13,7 +14,7 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* att, int64
                        int64_t nkv, int64_t hd) {
   const int64_t group = nh / nkv;
   const T scale = T(1) / std::sqrt(T(hd));
-#pragma omp parallel for collapse(3) schedule(static)
+#pragma omp parallel for collapse(3) schedule(static) if (B * nh * Tn * Tn * hd >= kMinParallelWork)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < nh; ++h)
       for (int64_t t = 0; t < Tn; ++t) {
@@ -58,7 +59,7 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
                         int64_t B, int64_t Tn, int64_t nh, int64_t nkv, int64_t hd) {
   const int64_t group = nh / nkv;
   const T scale = T(1) / std::sqrt(T(hd));
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * Tn * Tn * nh * hd >= kMinParallelWork)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t kh = 0; kh < nkv; ++kh) {
       std::vector<T> dz(Tn);  // dz: [T] for one query row

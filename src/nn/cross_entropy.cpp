@@ -3,6 +3,7 @@
 
 #include "core/error.h"
 #include "nn/ops.h"
+#include "nn/parallel.h"
 
 namespace qtune::nn {
 
@@ -21,7 +22,7 @@ double cross_entropy_forward(const T* logits, const int* targets, T* probs, int6
     QT_CHECK(targets[i] < V, "cross-entropy: target {} at row {} is outside the vocabulary ({} tokens)", targets[i],
              i, V);
   double total = 0;  // the sum of many small losses: accumulate in double
-#pragma omp parallel for schedule(static) reduction(+ : total)
+#pragma omp parallel for schedule(static) reduction(+ : total) if (N * V >= kMinParallelWork)
   for (int64_t i = 0; i < N; ++i) {
     const T* z = logits + i * V;
     T* p = probs + i * V;
@@ -45,7 +46,7 @@ void cross_entropy_backward(const T* probs, const int* targets, T* dlogits, int6
   int64_t n = count_targets(targets, N);
   if (n == 0) return;
   const T inv = T(1) / T(n);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * V >= kMinParallelWork)
   for (int64_t i = 0; i < N; ++i) {
     if (targets[i] < 0) continue;
     const T* p = probs + i * V;

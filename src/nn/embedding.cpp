@@ -2,13 +2,14 @@
 #include <cstring>
 
 #include "nn/ops.h"
+#include "nn/parallel.h"
 
 namespace qtune::nn {
 
 // out: [N, C] = table[tokens[i], :]   table: [V, C]
 template <class T>
 void embedding_forward(const int* tokens, const T* table, T* out, int64_t N, int64_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kMinParallelWork)
   for (int64_t i = 0; i < N; ++i) std::memcpy(out + i * C, table + int64_t(tokens[i]) * C, C * sizeof(T));
 }
 

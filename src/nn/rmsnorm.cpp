@@ -2,13 +2,14 @@
 #include <cmath>
 
 #include "nn/ops.h"
+#include "nn/parallel.h"
 
 namespace qtune::nn {
 
 // x, y: [N, C]  w: [C]  rstd: [N]
 template <class T>
 void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int64_t N, int64_t C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kMinParallelWork)
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * C;
     T ss = 0;
@@ -24,7 +25,7 @@ void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int64_t N, int64_t C
 //   dx_c += r·g_c − r³/C · x_c · Σ_j g_j·x_j        dw_c += Σ_n dy_c·x_c·r
 template <class T>
 void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx, T* dw, int64_t N, int64_t C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kMinParallelWork)
   for (int64_t n = 0; n < N; ++n) {
     const T* xr = x + n * C;
     const T* dyr = dy + n * C;
@@ -37,7 +38,7 @@ void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx,
   }
   // dw reduces over rows: a column-parallel loop keeps it race-free.
   if (dw) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * C >= kMinParallelWork)
     for (int64_t c = 0; c < C; ++c) {
       T s = 0;
       for (int64_t n = 0; n < N; ++n) s += dy[n * C + c] * x[n * C + c] * rstd[n];

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "nn/ops.h"
+#include "nn/parallel.h"
 
 namespace qtune::nn {
 
@@ -32,7 +33,7 @@ void rope_apply(T* x, int64_t B, int64_t Tn, int64_t nh, int64_t hd, float theta
   std::vector<T> cs, sn;
   rope_tables(Tn, hd, theta, pos0, cs, sn);
   const int64_t half = hd / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (B * Tn * nh * hd >= kMinParallelWork)
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < Tn; ++t) {
       const T* c = cs.data() + t * half;

@@ -2,13 +2,14 @@
 #include <cmath>
 
 #include "nn/ops.h"
+#include "nn/parallel.h"
 
 namespace qtune::nn {
 
 // a, b, out: [N] (flattened [rows, hidden])
 template <class T>
 void swiglu_forward(const T* a, const T* b, T* out, int64_t N) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N >= kMinParallelWork)
   for (int64_t i = 0; i < N; ++i) {
     T sig = T(1) / (T(1) + std::exp(-a[i]));
     out[i] = a[i] * sig * b[i];
@@ -18,7 +19,7 @@ void swiglu_forward(const T* a, const T* b, T* out, int64_t N) {
 // d silu(a)/da = σ(a)·(1 + a·(1 − σ(a)))
 template <class T>
 void swiglu_backward(const T* dout, const T* a, const T* b, T* da, T* db, int64_t N) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N >= kMinParallelWork)
   for (int64_t i = 0; i < N; ++i) {
     T sig = T(1) / (T(1) + std::exp(-a[i]));
     T silu = a[i] * sig;

@@ -7,6 +7,7 @@
 // result − start against the finite differences.
 #include <cmath>
 #include <functional>
+#include <omp.h>
 #include <vector>
 
 #include "core/error.h"
@@ -191,4 +192,27 @@ TEST(NnOps, FloatMatchesDouble) {
   nn::attention_forward(q.data(), k.data(), v.data(), out.data(), att.data(), B, T, nh, nkv, hd);
   nn::attention_forward(qf.data(), kf.data(), vf.data(), outf.data(), attf.data(), B, T, nh, nkv, hd);
   EXPECT_LT(test::rel_err(outf.data(), out.data(), out.size()), 1e-6);
+}
+
+TEST(NnOps, AttentionBackwardThreadSafe) {
+  // Large enough to take the OpenMP path (the FD tests above are below the threshold): the
+  // result with 2 threads must equal the 1-thread result exactly (each dk/dv row has one owner).
+  Rng rng(8);
+  const int64_t B = 2, T = 24, nh = 4, nkv = 2, hd = 16;
+  Vec q = randn(B * T * nh * hd, rng), k = randn(B * T * nkv * hd, rng), v = randn(B * T * nkv * hd, rng);
+  Vec G = randn(q.size(), rng), out(q.size()), att(B * nh * T * T);
+  nn::attention_forward(q.data(), k.data(), v.data(), out.data(), att.data(), B, T, nh, nkv, hd);
+  Vec dq[2], dk[2], dv[2];
+  for (int r = 0; r < 2; ++r) {
+    omp_set_num_threads(r + 1);
+    dq[r].assign(q.size(), 0);
+    dk[r].assign(k.size(), 0);
+    dv[r].assign(v.size(), 0);
+    nn::attention_backward(G.data(), q.data(), k.data(), v.data(), att.data(), dq[r].data(), dk[r].data(),
+                           dv[r].data(), B, T, nh, nkv, hd);
+  }
+  omp_set_num_threads(omp_get_num_procs());
+  EXPECT_EQ(dq[0], dq[1]);
+  EXPECT_EQ(dk[0], dk[1]);
+  EXPECT_EQ(dv[0], dv[1]);
 }

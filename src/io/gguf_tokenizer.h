@@ -1,0 +1,38 @@
+// io/gguf_tokenizer.h — the SentencePiece (SPM) vocabulary stored in a GGUF file's
+// tokenizer.ggml.* keys, tokenized the way llama.cpp's SPM tokenizer does:
+//   1. prepend a space (tokenizer.ggml.add_space_prefix, default true) and replace every
+//      space by "▁" (U+2581);
+//   2. split into UTF-8 characters, then repeatedly merge the adjacent pair whose
+//      concatenation is a vocabulary token with the highest score (ties: leftmost first);
+//   3. symbols that are not tokens are re-split along the merges that built them, and
+//      characters that never formed a token are emitted as byte tokens "<0xXX>".
+// Reads tokenizer.ggml.model (must be "llama"), tokens, scores, token_type, bos/eos/unk ids.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/tokenizer.h"
+
+namespace qtune {
+
+class GgufFile;
+
+// Throws Error naming the file for a missing/inconsistent vocabulary.
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path);
+std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& file);
+
+// The vocabulary as GGUF stores it (also what save_model_gguf embeds).
+struct GgufVocab {
+  std::vector<std::string> tokens;
+  std::vector<float> scores;
+  std::vector<int32_t> types;  // 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
+  int bos = 1, eos = 2, unk = 0;
+  bool add_space_prefix = true;
+};
+GgufVocab read_gguf_vocab(const GgufFile& file);
+// Token types for a llama-style vocabulary given only the strings: "<unk>" → 2,
+// "<s>"/"</s>" → 3, "<0xXX>" → 6, else 1.
+std::vector<int32_t> infer_token_types(const std::vector<std::string>& tokens);
+
+}  // namespace qtune

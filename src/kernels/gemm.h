@@ -36,6 +36,9 @@ template <class T>
 void matmul_tn(const T* dy, const T* x, T* dW, int64_t n, int64_t in, int64_t out, bool accumulate);
 }  // namespace ref
 
+// Sets the thread count of OpenMP (core/system.h) and of OpenBLAS together; n <= 0: all cores.
+void set_num_threads(int n);
+
 // What the CPU supports and which path is in use ("avx512-vnni", "avx2", "scalar").
 const char* cpu_features();
 

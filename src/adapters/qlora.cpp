@@ -1,0 +1,78 @@
+// adapters/qlora.cpp — method "qlora" (METHODS.md §2): the frozen base is stored b-bit
+// (quant/, packed) and dequantized tile by tile inside the GEMM; A, B are float.
+//   y = x·deq(W0q)ᵀ + (α/r)·(x·Aᵀ)·Bᵀ
+// Merge returns float deq(W0q) + (α/r)·B·A; the caller runs PTQ back to b bits.
+// Without an adapter it is the frozen quantized linear of non-targeted slots.
+#include <optional>
+#include <string>
+
+#include "adapters/lora_branch.h"
+#include "adapters/methods.h"
+#include "kernels/gemm.h"
+
+namespace qtune {
+
+namespace {
+
+template <class T>
+class QLora final : public Linear<T> {
+ public:
+  QLora(const std::string& name, const Tensor& w, const QuantSpec& spec, bool with_adapter, int rank, float alpha,
+        Rng& rng)
+      : Linear<T>(w.shape[1], w.shape[0]), name_(name), W0q_(quantize(w.ptr(), w.shape[0], w.shape[1], spec)) {
+    if (with_adapter) branch_.emplace(w.shape[1], w.shape[0], rank, alpha, rng);
+  }
+
+  // y[n, out] = x·deq(W0q)ᵀ (+ s·(x·Aᵀ)·Bᵀ)
+  void forward(const T* x, T* y, int64_t n, Context&) override {
+    kernels::qmatmul_nt(x, W0q_, y, n, false);
+    if (branch_) branch_->forward_add(x, y, n);
+  }
+
+  void backward(const T* x, const T* dy, T* dx, int64_t n, Context&) override {
+    if (dx) kernels::qmatmul_nn(dy, W0q_, dx, n, true);  // dx[n, in] += dy·deq(W0q)
+    if (branch_) branch_->backward(x, dy, dx, n);
+  }
+
+  std::vector<Param<T>> trainable() override {
+    std::vector<Param<T>> p;
+    if (branch_) branch_->params(name_, p);
+    return p;
+  }
+
+  Deployed merge() const override {
+    Tensor w = base_weight();
+    if (branch_) branch_->add_delta(w.ptr());
+    return {std::move(w), std::nullopt};
+  }
+
+  Tensor base_weight() const override {
+    Tensor t({this->out_, this->in_});
+    W0q_.dequantize_rows(0, this->out_, t.ptr());
+    return t;
+  }
+
+  const char* method() const override { return branch_ ? "qlora" : "frozen-quant"; }
+  int64_t weight_bytes() const override { return W0q_.bytes() + (branch_ ? branch_->bytes() : 0); }
+
+ private:
+  std::string name_;
+  QuantMatrix W0q_;                     // [out, in] b-bit, frozen
+  std::optional<LoraBranch<T>> branch_;  // absent on non-targeted slots
+};
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<Linear<T>> make_qlora(const std::string& name, const Tensor& w, const QuantSpec& spec,
+                                      bool with_adapter, int rank, float alpha, Rng& rng) {
+  check_weight(name, w);
+  return std::make_unique<QLora<T>>(name, w, spec, with_adapter, rank, alpha, rng);
+}
+
+template std::unique_ptr<Linear<float>> make_qlora<float>(const std::string&, const Tensor&, const QuantSpec&, bool,
+                                                          int, float, Rng&);
+template std::unique_ptr<Linear<double>> make_qlora<double>(const std::string&, const Tensor&, const QuantSpec&,
+                                                            bool, int, float, Rng&);
+
+}  // namespace qtune

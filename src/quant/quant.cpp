@@ -1,0 +1,176 @@
+// quant/quant.cpp — the uniform b-bit quantizer of METHODS.md §1.
+//
+// Range: mn = min(min(w), 0), mx = max(max(w), 0) so that 0 is always representable and the
+// zero point z = round(−mn/Δ) lies in [0, L−1]. MSE search shrinks both ends by (1 − 0.01 i),
+// i = 0..79, and keeps the candidate with the lowest Σ|ŵ − w|^2.4 (i = 0 is the min/max range,
+// so the search is never worse than min/max on that objective).
+#include "quant/quant.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace qtune {
+
+namespace {
+
+// Below this range the group is treated as all zero (Δ = 1, z = 0): no division by ~0.
+constexpr float kTinyRange = 1e-30f;
+
+int qmax_signed(int bits) { return (1 << (bits - 1)) - 1; }
+int levels(int bits) { return 1 << bits; }
+
+// Δ and z for the range [mn, mx] (mn <= 0 <= mx), asymmetric.
+void asym_params(float mn, float mx, int bits, float* scale, float* zero) {
+  if (!(mx - mn > kTinyRange)) {
+    *scale = 1.0f;
+    *zero = 0.0f;
+    return;
+  }
+  const float L1 = static_cast<float>(levels(bits) - 1);
+  *scale = (mx - mn) / L1;
+  *zero = std::clamp(round_half_away(-mn / *scale), 0.0f, L1);
+}
+
+// Δ for max|w| = amax, symmetric (z = 0).
+void sym_params(float amax, int bits, float* scale, float* zero) {
+  *zero = 0.0f;
+  *scale = amax > kTinyRange ? amax / static_cast<float>(qmax_signed(bits)) : 1.0f;
+}
+
+// Signed integer value (q − z) of w under (Δ, z): the clamp of METHODS.md §1.
+inline int32_t quant_int(float w, float scale, float zero, const QuantSpec& spec) {
+  if (spec.symmetric) {
+    const float qm = static_cast<float>(qmax_signed(spec.bits));
+    return static_cast<int32_t>(std::clamp(round_half_away(w / scale), -qm, qm));
+  }
+  const float L1 = static_cast<float>(levels(spec.bits) - 1);
+  const float q = std::clamp(round_half_away(w / scale) + zero, 0.0f, L1);
+  return static_cast<int32_t>(q - zero);
+}
+
+// Σ |ŵ − w|^2.4 over x[n]; stops early once it exceeds `bound` (the best so far).
+double lp_error(const float* x, int64_t n, float scale, float zero, const QuantSpec& spec, double bound) {
+  double err = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const float e = scale * static_cast<float>(quant_int(x[i], scale, zero, spec)) - x[i];
+    const float a = std::fabs(e);
+    if (a > 0) err += static_cast<double>(a * a * std::pow(a, 0.4f));
+    if (err > bound) return err;
+  }
+  return err;
+}
+
+void check_spec(const QuantSpec& spec) {
+  QT_CHECK(spec.bits >= 2 && spec.bits <= 8, "quantizer: bits = {} is not supported (valid: 2..8)", spec.bits);
+  QT_CHECK(spec.group >= 0, "quantizer: group = {} is invalid (0 = per row, or a positive group size)",
+           spec.group);
+}
+
+}  // namespace
+
+void choose_range(const float* x, int64_t n, const QuantSpec& spec, float* scale, float* zero) {
+  float mn = 0.0f, mx = 0.0f;  // the range always includes 0
+  for (int64_t i = 0; i < n; ++i) {
+    mn = std::min(mn, x[i]);
+    mx = std::max(mx, x[i]);
+  }
+  const float amax = std::max(-mn, mx);
+  auto params = [&](float shrink, float* s, float* z) {
+    if (spec.symmetric) sym_params(amax * shrink, spec.bits, s, z);
+    else asym_params(mn * shrink, mx * shrink, spec.bits, s, z);
+  };
+  params(1.0f, scale, zero);
+  if (!spec.mse_search || n == 0) return;
+  double best = lp_error(x, n, *scale, *zero, spec, HUGE_VAL);
+  for (int i = 1; i < 80; ++i) {
+    float s, z;
+    params(1.0f - 0.01f * static_cast<float>(i), &s, &z);
+    const double err = lp_error(x, n, s, z, spec, best);
+    if (err < best) {  // strict: ties keep the wider (earlier) range
+      best = err;
+      *scale = s;
+      *zero = z;
+    }
+  }
+}
+
+QuantMatrix quantize(const float* w, int64_t rows, int64_t cols, const QuantSpec& spec) {
+  check_spec(spec);
+  QT_CHECK(rows >= 0 && cols >= 0, "quantizer: invalid shape [{}, {}]", rows, cols);
+  for (int64_t i = 0; i < rows * cols; ++i)
+    QT_CHECK(std::isfinite(w[i]), "quantizer: non-finite weight {} at row {}, column {}", w[i], i / cols, i % cols);
+  QuantMatrix m;
+  m.spec = spec;
+  m.rows = rows;
+  m.cols = cols;
+  const int64_t gs = m.group_size(), ng = m.groups_per_row(), rb = m.row_bytes();
+  m.codes.resize(static_cast<size_t>(rows * rb));
+  m.scale.resize(static_cast<size_t>(rows * ng));
+  m.zero.resize(static_cast<size_t>(rows * ng));
+  // offset that turns the signed value q − z back into the stored unsigned code
+  const int32_t sym_offset = spec.symmetric ? (1 << (spec.bits - 1)) : 0;
+  // rows are independent: parallel, and deterministic whatever the thread count
+#pragma omp parallel for schedule(dynamic, 4)
+  for (int64_t r = 0; r < rows; ++r) {
+    uint8_t* code = m.codes.data() + r * rb;
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t c0 = g * gs, c1 = std::min(cols, c0 + gs);
+      const float* x = w + r * cols;
+      float s, z;
+      choose_range(x + c0, c1 - c0, spec, &s, &z);
+      m.scale[r * ng + g] = s;
+      m.zero[r * ng + g] = z;
+      for (int64_t c = c0; c < c1; ++c) {
+        const int32_t v = quant_int(x[c], s, z, spec) + (spec.symmetric ? sym_offset : static_cast<int32_t>(z));
+        if (spec.bits <= 4) code[c / 2] |= static_cast<uint8_t>(v << ((c & 1) * 4));  // low nibble = even column
+        else code[c] = static_cast<uint8_t>(v);
+      }
+    }
+  }
+  return m;
+}
+
+int32_t QuantMatrix::int_value(int64_t r, int64_t c) const {
+  const uint8_t* row = codes.data() + r * row_bytes();
+  const int32_t q = spec.bits <= 4 ? (row[c / 2] >> ((c & 1) * 4)) & 0xF : row[c];
+  if (spec.symmetric) return q - (1 << (spec.bits - 1));
+  return q - static_cast<int32_t>(zero[r * groups_per_row() + c / group_size()]);
+}
+
+float QuantMatrix::value(int64_t r, int64_t c) const {
+  return scale[r * groups_per_row() + c / group_size()] * static_cast<float>(int_value(r, c));
+}
+
+// out[nr, cols] = Δ·(q − z) for rows [r0, r0 + nr); walks group by group so the scale and
+// zero are read once per group and the codes once per byte.
+template <class T>
+static void dequantize_impl(const QuantMatrix& m, int64_t r0, int64_t nr, T* out) {
+  QT_ASSERT(r0 >= 0 && nr >= 0 && r0 + nr <= m.rows);
+  const int64_t gs = m.group_size(), ng = m.groups_per_row(), rb = m.row_bytes(), cols = m.cols;
+  const int32_t sym_offset = m.spec.symmetric ? (1 << (m.spec.bits - 1)) : 0;
+  for (int64_t i = 0; i < nr; ++i) {
+    const int64_t r = r0 + i;
+    const uint8_t* code = m.codes.data() + r * rb;
+    T* o = out + i * cols;
+    for (int64_t g = 0; g < ng; ++g) {
+      const int64_t c0 = g * gs, c1 = std::min(cols, c0 + gs);
+      const float s = m.scale[r * ng + g];
+      const int32_t off = m.spec.symmetric ? sym_offset : static_cast<int32_t>(m.zero[r * ng + g]);
+      if (m.spec.bits <= 4) {
+        for (int64_t c = c0; c < c1; ++c)
+          o[c] = static_cast<T>(s * static_cast<float>(((code[c / 2] >> ((c & 1) * 4)) & 0xF) - off));
+      } else {
+        for (int64_t c = c0; c < c1; ++c) o[c] = static_cast<T>(s * static_cast<float>(code[c] - off));
+      }
+    }
+  }
+}
+
+void QuantMatrix::dequantize_rows(int64_t r0, int64_t nr, float* out) const { dequantize_impl(*this, r0, nr, out); }
+void QuantMatrix::dequantize_rows(int64_t r0, int64_t nr, double* out) const { dequantize_impl(*this, r0, nr, out); }
+
+}  // namespace qtune

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/gguf_tokenizer.h"
 #include "io/tokenizer_llama2c.h"
 #include "io/tokenizer_spm.h"
 
@@ -18,7 +19,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   in.read(head, sizeof head);
   const size_t n = size_t(in.gcount());
   QT_CHECK(n > 0, "{}: tokenizer file is empty", path);
-  if (n == 4 && std::string(head, 4) == "GGUF") fail("{}: GGUF tokenizers are not yet supported", path);
+  if (n == 4 && std::string(head, 4) == "GGUF") return load_gguf_tokenizer(path);
   // A SentencePiece ModelProto starts with field 1 (pieces, length-delimited): tag 0x0a then a
   // non-zero varint length. A tokenizer.bin starts with int32 max_token_length, which could be
   // 10 (0x0a) but is then followed by three zero bytes.

@@ -157,6 +157,17 @@ TEST(Tokenizer, Llama2BinAgreesWithSentencePiece) {
   }
 }
 
+TEST(Tokenizer, GgufVocabAgreesWithSentencePiece) {
+  std::string gguf = test::shared_dir() + "/models/gguf-vocab/ggml-vocab-llama-spm.gguf";
+  QT_REQUIRE_SHARED(gguf);
+  QT_REQUIRE_SHARED(llama_model());
+  auto g = load_tokenizer(gguf);  // sniffed by the "GGUF" magic
+  auto spm = load_tokenizer(llama_model());
+  EXPECT_EQ(g->vocab_size(), 32000);
+  for (const char* s : {"Hello world", "Once upon a time, there was a little girl named Lily."})
+    EXPECT_EQ(g->encode(s, true, false), spm->encode(s, true, false)) << s;
+}
+
 TEST(Tokenizer, SniffsTenByteMaxLengthAsTokenizerBin) {
   QT_REQUIRE_SHARED(tok512());
   auto b = read_bytes(tok512());

@@ -1,0 +1,145 @@
+#include "io/gguf_model.h"
+
+#include "io/gguf.h"
+
+namespace qtune {
+
+namespace {
+
+// llama_ftype for a file whose 2-D weights are mostly `t` (llama.h LLAMA_FTYPE_*).
+uint32_t file_type_of(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32: return 0;
+    case GgmlType::F16: return 1;
+    case GgmlType::Q4_0: return 2;
+    case GgmlType::Q4_1: return 3;
+    case GgmlType::Q8_0: return 7;
+    default: fail("GGUF model weights cannot be stored as {}", ggml_type_info(t).name);
+  }
+}
+
+// Tensor names of a LLaMA model in file order: embeddings, final norm, classifier, blocks.
+std::vector<std::string> model_tensor_names(const LlamaConfig& c) {
+  std::vector<std::string> names = {"token_embd.weight", "output_norm.weight"};
+  if (!c.tied_classifier) names.push_back("output.weight");
+  static const char* per_layer[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                    "ffn_norm", "ffn_gate", "ffn_down", "ffn_up"};
+  for (int l = 0; l < c.n_layers; l++)
+    for (const char* w : per_layer) names.push_back(fmt::format("blk.{}.{}.weight", l, w));
+  return names;
+}
+
+// A positive int config value (any integer GGUF type).
+int get_pos_int(const GgufFile& f, const std::string& key) {
+  int32_t v = f.get_i32(key);
+  QT_CHECK(v > 0, "{}: key '{}': {} must be positive", f.path(), key, v);
+  return v;
+}
+
+LlamaConfig read_config(const GgufFile& f) {
+  const std::string arch = f.get_str("general.architecture");
+  QT_CHECK(arch == "llama", "{}: key 'general.architecture': '{}' is not supported (only 'llama')", f.path(), arch);
+  const std::string p = "llama.";
+  LlamaConfig c;
+  c.seq_len = get_pos_int(f, p + "context_length");
+  c.dim = get_pos_int(f, p + "embedding_length");
+  c.n_layers = get_pos_int(f, p + "block_count");
+  c.hidden_dim = get_pos_int(f, p + "feed_forward_length");
+  c.n_heads = get_pos_int(f, p + "attention.head_count");
+  c.n_kv_heads = f.has(p + "attention.head_count_kv") ? get_pos_int(f, p + "attention.head_count_kv") : c.n_heads;
+  c.norm_eps = f.get_f32(p + "attention.layer_norm_rms_epsilon");
+  c.rope_theta = f.get_f32_or(p + "rope.freq_base", 10000.0f);
+  QT_CHECK(c.norm_eps > 0 && c.rope_theta > 0, "{}: layer_norm_rms_epsilon and rope.freq_base must be positive",
+           f.path());
+  const GgufTensorInfo* emb = f.find_tensor("token_embd.weight");
+  QT_CHECK(emb, "{}: tensor 'token_embd.weight': missing", f.path());
+  if (f.has("tokenizer.ggml.tokens"))
+    c.vocab_size = int(f.get_arr_str("tokenizer.ggml.tokens").size());
+  else if (f.has(p + "vocab_size"))
+    c.vocab_size = get_pos_int(f, p + "vocab_size");
+  else
+    c.vocab_size = emb->ne.size() == 2 ? int(emb->ne[1]) : 0;
+  c.tied_classifier = f.find_tensor("output.weight") == nullptr;
+  return c;
+}
+
+}  // namespace
+
+ModelFile load_gguf_model(const GgufFile& f) {
+  ModelFile m;
+  m.path = f.path();
+  m.format = "gguf";
+  m.config = read_config(f);
+  for (const auto& name : model_tensor_names(m.config)) {
+    const GgufTensorInfo* t = f.find_tensor(name);
+    QT_CHECK(t, "{}: tensor '{}': missing", f.path(), name);
+    m.tensors.emplace(name, f.to_float(*t));
+    if (t->type != GgmlType::F32) m.stored_types[name] = ggml_type_info(t->type).name;
+  }
+  validate_model(m);  // shapes against the config, naming the file and the tensor
+  return m;
+}
+
+ModelFile load_gguf_model(const std::string& path) {
+  GgufFile f(path);
+  return load_gguf_model(f);
+}
+
+namespace {
+
+void write_config(GgufWriter& w, const LlamaConfig& c, const GgufSaveOptions& o) {
+  w.set_str("general.architecture", "llama");
+  w.set_str("general.name", o.name);
+  w.set_u32("general.file_type", file_type_of(o.weight_type));
+  w.set_u32("general.alignment", 32);
+  w.set_u32("llama.context_length", uint32_t(c.seq_len));
+  w.set_u32("llama.embedding_length", uint32_t(c.dim));
+  w.set_u32("llama.block_count", uint32_t(c.n_layers));
+  w.set_u32("llama.feed_forward_length", uint32_t(c.hidden_dim));
+  w.set_u32("llama.attention.head_count", uint32_t(c.n_heads));
+  w.set_u32("llama.attention.head_count_kv", uint32_t(c.n_kv_heads));
+  w.set_f32("llama.attention.layer_norm_rms_epsilon", c.norm_eps);
+  w.set_f32("llama.rope.freq_base", c.rope_theta);
+  w.set_u32("llama.rope.dimension_count", uint32_t(c.head_dim()));
+  w.set_u32("llama.vocab_size", uint32_t(c.vocab_size));
+}
+
+void write_vocab(GgufWriter& w, const GgufVocab& v, int vocab_size) {
+  size_t n = v.tokens.size();
+  QT_CHECK(int(n) == vocab_size, "vocabulary has {} tokens, the model {}", n, vocab_size);
+  QT_CHECK(v.scores.size() == n && v.types.size() == n, "vocabulary: {} tokens but {} scores and {} types", n,
+           v.scores.size(), v.types.size());
+  w.set_str("tokenizer.ggml.model", "llama");
+  w.set_arr_str("tokenizer.ggml.tokens", v.tokens);
+  w.set_arr_f32("tokenizer.ggml.scores", v.scores);
+  w.set_arr_i32("tokenizer.ggml.token_type", v.types);
+  w.set_u32("tokenizer.ggml.bos_token_id", uint32_t(v.bos));
+  w.set_u32("tokenizer.ggml.eos_token_id", uint32_t(v.eos));
+  w.set_u32("tokenizer.ggml.unknown_token_id", uint32_t(v.unk));
+  w.set_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
+}
+
+}  // namespace
+
+GgufSaveReport save_model_gguf(const ModelFile& m, const std::string& path, const GgufSaveOptions& o) {
+  validate_model(m);
+  GgufWriter w;
+  write_config(w, m.config, o);
+  if (o.vocab) write_vocab(w, *o.vocab, m.config.vocab_size);
+  GgufSaveReport report;
+  const int64_t block = ggml_type_info(o.weight_type).block_size;
+  for (const auto& name : model_tensor_names(m.config)) {
+    const Tensor& t = m.tensors.at(name);
+    GgmlType type = GgmlType::F32;  // norms (1-D) always F32
+    if (t.shape.size() == 2) {
+      bool fits = t.shape[1] % block == 0;  // row length = the innermost dimension
+      type = fits ? o.weight_type : GgmlType::F32;
+      if (!fits) report.f32_fallback.push_back(name);
+    }
+    w.add_tensor(name, t, type);
+  }
+  w.write(path);
+  return report;
+}
+
+}  // namespace qtune

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/rng.h"
 #include "io/tokenizer.h"
 #include "io/tokenizer_llama2c.h"
 #include "io/tokenizer_spm.h"
@@ -230,6 +231,34 @@ TEST(Tokenizer, BadInput) {
   // only unk + bos: too few tokens
   write_bytes(dir + "/two.bin", std::vector<uint8_t>(b.begin(), b.begin() + 4 + (8 + 5) + (8 + 5)));
   expect_bad(dir + "/two.bin");
+}
+
+// Random byte flips in the file and random byte strings to encode: an Error or a result, never a
+// crash (this is what the ASan build checks); encodings still match the quadratic reference.
+TEST(Tokenizer, RandomMutationsAndRandomText) {
+  QT_REQUIRE_SHARED(tok512());
+  auto b = read_bytes(tok512());
+  std::string dir = test::scratch_dir();
+  Rng rng(5);
+  for (int i = 0; i < 50; ++i) {
+    auto m = b;
+    for (int k = 0; k < 4; ++k) m[rng.below(64)] = uint8_t(rng.next_u64());  // the header and first records
+    std::string p = fmt::format("{}/m{}.bin", dir, i);
+    write_bytes(p, m);
+    try {
+      load_tokenizer(p)->encode("Once upon a time", true, true);
+    } catch (const Error&) {
+    }
+  }
+  Llama2cTokenizer t(tok512());
+  for (int i = 0; i < 30; ++i) {
+    std::string text;
+    const size_t len = rng.below(40);
+    for (size_t k = 0; k < len; ++k) text += char(rng.below(3) ? 'a' + rng.below(6) : rng.next_u64());
+    std::vector<int> ids = t.encode(text, false, false);
+    EXPECT_EQ(ids, reference_encode(t, text));
+    EXPECT_EQ(decode_all(t, ids, 0), text.empty() ? "" : " " + text);
+  }
 }
 
 }  // namespace

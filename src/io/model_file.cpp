@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/file.h"
+#include "io/gguf_model.h"
 #include "io/llama2c.h"
 
 namespace qtune {
@@ -66,7 +67,7 @@ void validate_model(const ModelFile& m) {
 ModelFile load_model(const std::string& path) {
   const std::string head = sniff(path);
   QT_CHECK(!head.empty(), "{}: file is empty", path);
-  if (head == "GGUF") fail("{}: GGUF model files are not yet supported", path);
+  if (head == "GGUF") return load_gguf_model(path);
   // llama2.c v1 starts with the magic; anything else is taken as a legacy header, which
   // load_llama2c validates (header values and exact file size).
   return load_llama2c(path);

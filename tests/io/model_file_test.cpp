@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/gguf_model.h"
 #include "io/model_file.h"
 #include "test_util.h"
 
@@ -31,6 +32,21 @@ TEST(ModelFile, SniffsBothLlama2cVersions) {
   QT_REQUIRE_SHARED(s260k("stories260K_v1.bin"));
   EXPECT_EQ(load_model(s260k("stories260K.bin")).format, "llama2c-v0");
   EXPECT_EQ(load_model(s260k("stories260K_v1.bin")).format, "llama2c-v1");
+}
+
+TEST(ModelFile, SniffsGgufAndMatchesLlama2c) {
+  QT_REQUIRE_SHARED(s260k("stories260K.bin"));
+  ModelFile a = load_model(s260k("stories260K.bin"));
+  std::string p = test::scratch_dir() + "/m.gguf";
+  save_model_gguf(a, p, GgufSaveOptions{});  // F32: lossless
+  ModelFile b = load_model(p);
+  EXPECT_EQ(b.format, "gguf");
+  EXPECT_EQ(b.config.n_kv_heads, 4);
+  ASSERT_EQ(b.tensors.size(), a.tensors.size());
+  for (const auto& [name, t] : a.tensors) {
+    ASSERT_TRUE(b.tensors.count(name)) << name;
+    EXPECT_EQ(test::rel_err(b.tensors.at(name).ptr(), t.ptr(), size_t(t.numel())), 0.0) << name;
+  }
 }
 
 TEST(ModelFile, TruncatedGgufIsAnError) {

@@ -1,0 +1,200 @@
+// models/llama.cpp — building a Llama from a ModelFile: slots, the one buffer of non-slot
+// parameters, parameter listings and merging. Forward, backward and generation live in
+// llama_forward.cpp, llama_backward.cpp and llama_generate.cpp.
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "models/llama.h"
+#include "models/llama_impl.h"
+
+namespace qtune {
+
+const char* const kTargets[7] = {"q", "k", "v", "o", "gate", "up", "down"};
+const char* const kTargetTensors[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+std::unique_ptr<Linear<float>>& slot_ref(LlamaLayer& layer, int i) {
+  std::unique_ptr<Linear<float>>* s[7] = {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down};
+  return *s[i];
+}
+
+namespace {
+
+// Carves BaseTensors out of `mem` (sizes as in llama_impl.h); returns the floats needed
+// when mem == nullptr.
+int64_t carve_base(const LlamaConfig& c, float* mem, BaseTensors& t) {
+  const int64_t V = c.vocab_size, C = c.dim, L = c.n_layers;
+  int64_t off = 0;
+  auto take = [&](int64_t n) {
+    float* p = mem ? mem + off : nullptr;
+    off += n;
+    return p;
+  };
+  t.token_embd = take(V * C);
+  t.attn_norm = take(L * C);
+  t.ffn_norm = take(L * C);
+  t.output_norm = take(C);
+  t.output = c.tied_classifier ? t.token_embd : take(V * C);
+  return off;
+}
+
+void copy_in(const ModelFile& mf, const std::string& name, float* dst, int64_t n) {
+  auto it = mf.tensors.find(name);
+  QT_CHECK(it != mf.tensors.end(), "{}: tensor {} is missing", mf.path, name);
+  QT_CHECK(it->second.numel() == n, "{}: tensor {} has {} elements, expected {}", mf.path, name, it->second.numel(), n);
+  std::memcpy(dst, it->second.ptr(), n * sizeof(float));
+}
+
+Tensor tensor_from(const float* p, Shape s) {
+  Tensor t(std::move(s));
+  std::memcpy(t.ptr(), p, t.numel() * sizeof(float));
+  return t;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
+    : impl_(std::make_unique<Impl>()), cfg_(mf.config), opts_(opts) {
+  validate_model(mf);
+  validate(opts);
+  Impl& m = *impl_;
+  m.cfg = cfg_;
+  // Full fine-tuning is the one method that also trains what sits outside the slots
+  // (embedding, norms, classifier): every other method freezes the base by definition, so
+  // this single method check decides ownership of non-slot gradients, not any math.
+  m.base_trainable = opts.method == "full";
+
+  const int64_t C = cfg_.dim, L = cfg_.n_layers;
+  m.params.resize(carve_base(cfg_, nullptr, m.p));
+  carve_base(cfg_, m.params.data(), m.p);
+  if (m.base_trainable) {
+    m.grads.resize(m.params.size());
+    carve_base(cfg_, m.grads.data(), m.g);
+  }
+  copy_in(mf, "token_embd.weight", m.p.token_embd, cfg_.vocab_size * C);
+  copy_in(mf, "output_norm.weight", m.p.output_norm, C);
+  if (!cfg_.tied_classifier) copy_in(mf, "output.weight", m.p.output, cfg_.vocab_size * C);
+
+  Rng rng(seed);
+  m.layers.resize(L);
+  for (int l = 0; l < L; ++l) {
+    const std::string blk = fmt::format("blk.{}.", l);
+    copy_in(mf, blk + "attn_norm.weight", m.p.attn_norm + l * C, C);
+    copy_in(mf, blk + "ffn_norm.weight", m.p.ffn_norm + l * C, C);
+    for (int i = 0; i < 7; ++i) {
+      const std::string name = blk + kTargetTensors[i];
+      const Tensor& w = mf.tensors.at(name + ".weight");  // present: validate_model checked
+      const bool targeted = std::find(opts.targets.begin(), opts.targets.end(), target_of(name)) != opts.targets.end();
+      slot_ref(m.layers[l], i) = make_linear<float>(opts, name, w, targeted, rng);
+    }
+  }
+}
+
+Llama::~Llama() = default;
+
+Linear<float>& Llama::slot(int layer, const std::string& target) {
+  QT_CHECK(layer >= 0 && layer < cfg_.n_layers, "layer {} out of range (model has {})", layer, cfg_.n_layers);
+  for (int i = 0; i < 7; ++i)
+    if (target == kTargets[i]) return *slot_ref(impl_->layers[layer], i);
+  fail("unknown target '{}' (expected q, k, v, o, gate, up or down)", target);
+}
+
+std::vector<Param<float>> Llama::trainable() {
+  Impl& m = *impl_;
+  std::vector<Param<float>> out;
+  const int64_t C = cfg_.dim, V = cfg_.vocab_size;
+  if (m.base_trainable) {
+    out.push_back({"token_embd.weight", m.p.token_embd, m.g.token_embd, V * C, {V, C}});
+    for (int l = 0; l < cfg_.n_layers; ++l) {
+      out.push_back({fmt::format("blk.{}.attn_norm.weight", l), m.p.attn_norm + l * C, m.g.attn_norm + l * C, C, {C}});
+      out.push_back({fmt::format("blk.{}.ffn_norm.weight", l), m.p.ffn_norm + l * C, m.g.ffn_norm + l * C, C, {C}});
+    }
+    out.push_back({"output_norm.weight", m.p.output_norm, m.g.output_norm, C, {C}});
+    if (!cfg_.tied_classifier) out.push_back({"output.weight", m.p.output, m.g.output, V * C, {V, C}});
+  }
+  for (auto& layer : m.layers)
+    for (int i = 0; i < 7; ++i)
+      for (auto& prm : slot_ref(layer, i)->trainable()) out.push_back(prm);
+  return out;
+}
+
+void Llama::zero_grad() {
+  impl_->grads.zero();
+  for (auto& prm : trainable()) std::memset(prm.grad, 0, prm.numel * sizeof(float));
+}
+
+int64_t Llama::num_trainable() const {
+  int64_t n = 0;
+  for (auto& prm : const_cast<Llama*>(this)->trainable()) n += prm.numel;
+  return n;
+}
+
+// Base parameters plus adapter parameters. A slot's trainable "<stem>.weight" (dense, full
+// fine-tuning) IS its base weight, so it is not counted twice.
+int64_t Llama::num_params() const {
+  int64_t n = int64_t(impl_->params.size());
+  for (auto& layer : impl_->layers)
+    for (int i = 0; i < 7; ++i) {
+      auto& s = *slot_ref(layer, i);
+      n += s.in() * s.out();
+      for (auto& prm : s.trainable())
+        if (!ends_with(prm.name, ".weight")) n += prm.numel;
+    }
+  return n;
+}
+
+int64_t Llama::weight_bytes() const {
+  int64_t n = int64_t(impl_->params.size() * sizeof(float));
+  for (auto& layer : impl_->layers)
+    for (int i = 0; i < 7; ++i) n += slot_ref(layer, i)->weight_bytes();
+  return n;
+}
+
+ModelFile Llama::merged() const {
+  const Impl& m = *impl_;
+  const int64_t C = cfg_.dim, V = cfg_.vocab_size;
+  ModelFile mf;
+  mf.config = cfg_;
+  mf.format = "merged";
+  mf.tensors["token_embd.weight"] = tensor_from(m.p.token_embd, {V, C});
+  mf.tensors["output_norm.weight"] = tensor_from(m.p.output_norm, {C});
+  if (!cfg_.tied_classifier) mf.tensors["output.weight"] = tensor_from(m.p.output, {V, C});
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    const std::string blk = fmt::format("blk.{}.", l);
+    mf.tensors[blk + "attn_norm.weight"] = tensor_from(m.p.attn_norm + l * C, {C});
+    mf.tensors[blk + "ffn_norm.weight"] = tensor_from(m.p.ffn_norm + l * C, {C});
+    for (int i = 0; i < 7; ++i) {
+      auto& s = *slot_ref(const_cast<LlamaLayer&>(m.layers[l]), i);
+      Deployed dep = s.merge();
+      Tensor w({s.out(), s.in()});
+      if (dep.weight) {
+        QT_ASSERT(dep.weight->numel() == w.numel());
+        w = std::move(*dep.weight);
+      } else {
+        QT_ASSERT(dep.quantized.has_value());
+        dep.quantized->dequantize_rows(0, s.out(), w.ptr());
+      }
+      mf.tensors[blk + kTargetTensors[i] + ".weight"] = std::move(w);
+    }
+  }
+  return mf;
+}
+
+// Adapter parameters are the slots' trainable tensors that are not the base weight itself
+// ("<stem>.lora_a", "<stem>.lora_b", ...); values are copied.
+TensorMap Llama::adapter_tensors() {
+  TensorMap out;
+  for (auto& layer : impl_->layers)
+    for (int i = 0; i < 7; ++i)
+      for (auto& prm : slot_ref(layer, i)->trainable()) {
+        if (ends_with(prm.name, ".weight")) continue;
+        out[prm.name] = tensor_from(prm.value, prm.shape);
+      }
+  return out;
+}
+
+}  // namespace qtune

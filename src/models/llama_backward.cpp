@@ -1,0 +1,103 @@
+// models/llama_backward.cpp — the exact reverse of llama_forward.cpp. Activation gradients
+// live in one Buffer reused by every layer; parameter gradients ACCUMULATE (the caller zeroes).
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "models/llama.h"
+#include "models/llama_impl.h"
+#include "nn/ops.h"
+
+namespace qtune {
+
+void Llama::Impl::carve_grads() {
+  if (!grad_mem.empty()) return;
+  const int64_t n = N(), C = cfg.dim, H = cfg.hidden_dim, V = cfg.vocab_size;
+  const int64_t Q = int64_t(cfg.n_heads) * cfg.head_dim(), KV = cfg.kv_dim();
+  const int64_t sizes[] = {n * C, n * C, n * Q, n * KV, n * KV, n * Q, n * H, n * H, n * H, n * V};
+  float** ptrs[] = {&d.dres, &d.dxn, &d.dq, &d.dk, &d.dv, &d.dattn_y, &d.dh1, &d.dh3, &d.dswi, &d.dlogits};
+  int64_t total = 0;
+  for (int64_t s : sizes) total += (s + 15) / 16 * 16;
+  grad_mem.resize(total);
+  int64_t off = 0;
+  for (int i = 0; i < 10; ++i) {
+    *ptrs[i] = grad_mem.data() + off;
+    off += (sizes[i] + 15) / 16 * 16;
+  }
+}
+
+// On entry d.dres = ∂loss/∂res[l+1]; on exit d.dres = ∂loss/∂res[l].
+void Llama::Impl::backward_layer(int l) {
+  const int64_t n = N(), C = cfg.dim, H = cfg.hidden_dim;
+  const int64_t Q = int64_t(cfg.n_heads) * cfg.head_dim(), KV = cfg.kv_dim();
+  LlamaLayer& ly = layers[l];
+  const float* x = a.res + l * n * C;
+  const float* xn1 = a.xn1 + l * n * C;
+  const float* q = a.q + l * n * Q;
+  const float* k = a.k + l * n * KV;
+  const float* v = a.v + l * n * KV;
+  const float* att = a.att + int64_t(l) * B * cfg.n_heads * T * T;
+  const float* attn_y = a.attn_y + l * n * Q;
+  const float* mid = a.res_mid + l * n * C;
+  const float* xn2 = a.xn2 + l * n * C;
+  const float* h1 = a.h1 + l * n * H;
+  const float* h3 = a.h3 + l * n * H;
+  const float* swi = a.swi + l * n * H;
+  float* dattn_norm = g.attn_norm ? g.attn_norm + l * C : nullptr;  // null: base frozen
+  float* dffn_norm = g.ffn_norm ? g.ffn_norm + l * C : nullptr;
+
+  // feed-forward block. res[l+1] = mid + down(swi): dres flows to mid unchanged, and
+  // ffn_norm's backward adds the FFN path into it below.
+  std::memset(d.dswi, 0, n * H * sizeof(float));
+  ly.down->backward(swi, d.dres, d.dswi, n, ctx);
+  std::memset(d.dh1, 0, n * H * sizeof(float));
+  std::memset(d.dh3, 0, n * H * sizeof(float));
+  nn::swiglu_backward(d.dswi, h1, h3, d.dh1, d.dh3, n * H);
+  std::memset(d.dxn, 0, n * C * sizeof(float));
+  ly.gate->backward(xn2, d.dh1, d.dxn, n, ctx);
+  ly.up->backward(xn2, d.dh3, d.dxn, n, ctx);
+  nn::rmsnorm_backward(d.dxn, mid, p.ffn_norm + l * C, a.rstd2 + l * n, d.dres, dffn_norm, n, C);
+  // now d.dres = ∂loss/∂mid
+
+  // attention block. mid = x + o(attn_y)
+  std::memset(d.dattn_y, 0, n * Q * sizeof(float));
+  ly.o->backward(attn_y, d.dres, d.dattn_y, n, ctx);
+  std::memset(d.dq, 0, n * Q * sizeof(float));
+  std::memset(d.dk, 0, n * KV * sizeof(float));
+  std::memset(d.dv, 0, n * KV * sizeof(float));
+  nn::attention_backward(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
+                         cfg.head_dim());
+  nn::rope_backward(d.dq, B, T, cfg.n_heads, cfg.head_dim(), cfg.rope_theta);
+  nn::rope_backward(d.dk, B, T, cfg.n_kv_heads, cfg.head_dim(), cfg.rope_theta);
+  std::memset(d.dxn, 0, n * C * sizeof(float));
+  ly.q->backward(xn1, d.dq, d.dxn, n, ctx);
+  ly.k->backward(xn1, d.dk, d.dxn, n, ctx);
+  ly.v->backward(xn1, d.dv, d.dxn, n, ctx);
+  nn::rmsnorm_backward(d.dxn, x, p.attn_norm + l * C, a.rstd1 + l * n, d.dres, dattn_norm, n, C);
+}
+
+void Llama::backward() {
+  Impl& m = *impl_;
+  QT_CHECK(m.B > 0 && m.has_targets, "backward() needs a preceding forward() with targets");
+  m.carve_grads();
+  const int64_t N = m.N(), C = cfg_.dim, V = cfg_.vocab_size;
+
+  // loss → logits: [N, V]
+  std::memset(m.d.dlogits, 0, N * V * sizeof(float));
+  nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
+  // logits = xf · Wᵀ → dxf = dlogits · W (into d.dxn), dW += dlogitsᵀ · xf
+  kernels::matmul_nn(m.d.dlogits, m.p.output, m.d.dxn, N, C, V, false);
+  if (m.g.output) kernels::matmul_tn(m.d.dlogits, m.a.xf, m.g.output, N, C, V, true);
+  // final norm → d res[L]
+  std::memset(m.d.dres, 0, N * C * sizeof(float));
+  const float* xL = m.a.res + cfg_.n_layers * N * C;
+  nn::rmsnorm_backward(m.d.dxn, xL, m.p.output_norm, m.a.rstdf, m.d.dres, m.g.output_norm, N, C);
+
+  for (int l = cfg_.n_layers - 1; l >= 0; --l) m.backward_layer(l);
+
+  // res[0] = embedding(tokens). With a tied classifier g.output == g.token_embd, so both
+  // uses accumulate into the same gradient, as they must.
+  if (m.g.token_embd) nn::embedding_backward(m.tokens.data(), m.d.dres, m.g.token_embd, N, C);
+}
+
+}  // namespace qtune

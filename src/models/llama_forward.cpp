@@ -1,0 +1,128 @@
+// models/llama_forward.cpp — the training/eval forward over a [B, T] batch (llm.c style):
+// every activation that backward needs is saved in one Buffer carved per (B, T).
+#include <cstring>
+
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "models/llama.h"
+#include "models/llama_impl.h"
+#include "nn/ops.h"
+
+namespace qtune {
+
+namespace {
+// Hands out consecutive slices of one allocation; run once with base == nullptr to size it.
+struct Carver {
+  float* base;
+  int64_t off = 0;
+  float* take(int64_t n) {
+    float* p = base ? base + off : nullptr;
+    off += (n + 15) / 16 * 16;  // keep every slice 64-byte aligned
+    return p;
+  }
+};
+
+void carve_acts_into(const LlamaConfig& c, int64_t B, int64_t T, Carver& cv, LlamaActs& a) {
+  const int64_t N = B * T, C = c.dim, L = c.n_layers, H = c.hidden_dim, V = c.vocab_size;
+  const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim();
+  a.res = cv.take((L + 1) * N * C);
+  a.res_mid = cv.take(L * N * C);
+  a.xn1 = cv.take(L * N * C);
+  a.rstd1 = cv.take(L * N);
+  a.q = cv.take(L * N * Q);
+  a.k = cv.take(L * N * KV);
+  a.v = cv.take(L * N * KV);
+  a.att = cv.take(L * B * c.n_heads * T * T);
+  a.attn_y = cv.take(L * N * Q);
+  a.xn2 = cv.take(L * N * C);
+  a.rstd2 = cv.take(L * N);
+  a.h1 = cv.take(L * N * H);
+  a.h3 = cv.take(L * N * H);
+  a.swi = cv.take(L * N * H);
+  a.xf = cv.take(N * C);
+  a.rstdf = cv.take(N);
+  a.logits = cv.take(N * V);
+  a.probs = cv.take(N * V);
+}
+}  // namespace
+
+void Llama::Impl::carve_acts(int newB, int newT) {
+  if (newB == B && newT == T && !act_mem.empty()) return;
+  B = newB;
+  T = newT;
+  Carver sizer{nullptr};
+  carve_acts_into(cfg, B, T, sizer, a);
+  act_mem.resize(sizer.off);
+  Carver cv{act_mem.data()};
+  carve_acts_into(cfg, B, T, cv, a);
+  grad_mem.resize(0);  // gradients are re-carved lazily for the new shape
+}
+
+// One transformer block: res[l] → res[l+1].
+void Llama::Impl::forward_layer(int l) {
+  const int64_t n = N(), C = cfg.dim, H = cfg.hidden_dim;
+  const int64_t Q = int64_t(cfg.n_heads) * cfg.head_dim(), KV = cfg.kv_dim();
+  LlamaLayer& ly = layers[l];
+  const float* x = a.res + l * n * C;  // x: [N, C]
+  float* xn1 = a.xn1 + l * n * C;
+  float* q = a.q + l * n * Q;    // q: [B, T, nh, hd]
+  float* k = a.k + l * n * KV;   // k, v: [B, T, nkv, hd]
+  float* v = a.v + l * n * KV;
+  float* attn_y = a.attn_y + l * n * Q;
+  float* mid = a.res_mid + l * n * C;
+  float* xn2 = a.xn2 + l * n * C;
+  float* h1 = a.h1 + l * n * H;  // h1, h3, swi: [N, H]
+  float* h3 = a.h3 + l * n * H;
+  float* swi = a.swi + l * n * H;
+  float* out = a.res + (l + 1) * n * C;
+
+  // attention block
+  nn::rmsnorm_forward(x, p.attn_norm + l * C, xn1, a.rstd1 + l * n, n, C, cfg.norm_eps);
+  ly.q->forward(xn1, q, n, ctx);
+  ly.k->forward(xn1, k, n, ctx);
+  ly.v->forward(xn1, v, n, ctx);
+  nn::rope_forward(q, B, T, cfg.n_heads, cfg.head_dim(), cfg.rope_theta);
+  nn::rope_forward(k, B, T, cfg.n_kv_heads, cfg.head_dim(), cfg.rope_theta);
+  float* att = a.att + int64_t(l) * B * cfg.n_heads * T * T;
+  nn::attention_forward(q, k, v, attn_y, att, B, T, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim());
+  ly.o->forward(attn_y, mid, n, ctx);
+  for (int64_t i = 0; i < n * C; ++i) mid[i] += x[i];  // residual
+
+  // feed-forward block: down(silu(gate(x)) ⊙ up(x))
+  nn::rmsnorm_forward(mid, p.ffn_norm + l * C, xn2, a.rstd2 + l * n, n, C, cfg.norm_eps);
+  ly.gate->forward(xn2, h1, n, ctx);
+  ly.up->forward(xn2, h3, n, ctx);
+  nn::swiglu_forward(h1, h3, swi, n * H);
+  ly.down->forward(swi, out, n, ctx);
+  for (int64_t i = 0; i < n * C; ++i) out[i] += mid[i];  // residual
+}
+
+float Llama::forward(const int* tokens, const int* targets, int B, int T) {
+  Impl& m = *impl_;
+  QT_CHECK(B > 0 && T > 0, "forward: batch shape must be positive, got B={} T={}", B, T);
+  QT_CHECK(T <= cfg_.seq_len, "forward: sequence length {} exceeds the model's seq_len {}", T, cfg_.seq_len);
+  const int64_t N = int64_t(B) * T, C = cfg_.dim, V = cfg_.vocab_size;
+  for (int64_t i = 0; i < N; ++i)
+    QT_CHECK(tokens[i] >= 0 && tokens[i] < V, "forward: token id {} at position {} is outside the vocabulary (0..{})",
+             tokens[i], i, V - 1);
+  m.carve_acts(B, T);
+  m.tokens.assign(tokens, tokens + N);
+  m.has_targets = targets != nullptr;
+  if (targets) m.targets.assign(targets, targets + N);
+  m.ctx.training = m.has_targets;
+
+  nn::embedding_forward(tokens, m.p.token_embd, m.a.res, N, C);  // res[0]: [N, C]
+  for (int l = 0; l < cfg_.n_layers; ++l) m.forward_layer(l);
+  const float* x = m.a.res + cfg_.n_layers * N * C;
+  nn::rmsnorm_forward(x, m.p.output_norm, m.a.xf, m.a.rstdf, N, C, cfg_.norm_eps);
+  kernels::matmul_nt(m.a.xf, m.p.output, m.a.logits, N, C, V, false);  // logits: [N, V]
+  if (!targets) return 0.0f;
+  return float(nn::cross_entropy_forward(m.a.logits, targets, m.a.probs, N, V));
+}
+
+const float* Llama::logits() const {
+  QT_CHECK(impl_->B > 0, "logits() called before any forward()");
+  return impl_->a.logits;
+}
+
+}  // namespace qtune

@@ -1,0 +1,168 @@
+// models/llama_generate.cpp — single-token decoding with a KV cache, and sampling.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "kernels/gemm.h"
+#include "models/llama.h"
+#include "models/llama_impl.h"
+#include "nn/ops.h"
+
+namespace qtune {
+
+namespace {
+
+void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
+  const int64_t L = c.n_layers, S = c.seq_len, C = c.dim, H = c.hidden_dim, V = c.vocab_size;
+  const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim();
+  const int64_t sizes[] = {L * S * KV, L * S * KV, C, C, Q, S, Q, C, H, H, V};
+  float** ptrs[] = {&k.key, &k.value, &k.x, &k.xn, &k.q, &k.att, &k.attn_y, &k.tmp, &k.h1, &k.h3, &k.logits};
+  int64_t total = 0;
+  for (int64_t s : sizes) total += (s + 15) / 16 * 16;
+  k.mem.resize(total);
+  int64_t off = 0;
+  for (int i = 0; i < 11; ++i) {
+    *ptrs[i] = k.mem.data() + off;
+    off += (sizes[i] + 15) / 16 * 16;
+  }
+}
+
+// One query position attending over cached keys/values 0..pos of one layer.
+// q, attn_y: [nh, hd]   key, value: [seq_len, nkv, hd]   att: [pos+1] scratch
+void decode_attention(const LlamaConfig& c, const float* q, const float* key, const float* value, float* att,
+                      float* attn_y, int pos) {
+  const int hd = c.head_dim(), group = c.n_heads / c.n_kv_heads, KV = c.kv_dim();
+  const float scale = 1.0f / std::sqrt(float(hd));
+  for (int h = 0; h < c.n_heads; ++h) {
+    const float* qh = q + h * hd;
+    const int kh = h / group;
+    float mx = -INFINITY;
+    for (int s = 0; s <= pos; ++s) {
+      const float* ks = key + int64_t(s) * KV + kh * hd;
+      float dot = 0;
+      for (int i = 0; i < hd; ++i) dot += qh[i] * ks[i];
+      att[s] = dot * scale;
+      mx = std::max(mx, att[s]);
+    }
+    float sum = 0;
+    for (int s = 0; s <= pos; ++s) sum += (att[s] = std::exp(att[s] - mx));
+    float* o = attn_y + h * hd;
+    std::fill(o, o + hd, 0.0f);
+    for (int s = 0; s <= pos; ++s) {
+      const float* vs = value + int64_t(s) * KV + kh * hd;
+      const float w = att[s] / sum;
+      for (int i = 0; i < hd; ++i) o[i] += w * vs[i];
+    }
+  }
+}
+
+}  // namespace
+
+void Llama::reset_cache() {
+  if (impl_->cache.mem.empty()) alloc_cache(cfg_, impl_->cache);
+  impl_->cache.mem.zero();
+}
+
+// The same block as Impl::forward_layer, for one token (rows = 1), keys/values appended to
+// the cache at `pos`.
+const float* Llama::step(int token, int pos) {
+  Impl& m = *impl_;
+  LlamaCache& kc = m.cache;
+  const LlamaConfig& c = cfg_;
+  QT_CHECK(token >= 0 && token < c.vocab_size, "step: token id {} is outside the vocabulary (0..{})", token,
+           c.vocab_size - 1);
+  QT_CHECK(pos >= 0 && pos < c.seq_len, "step: position {} is outside 0..{}", pos, c.seq_len - 1);
+  if (kc.mem.empty()) reset_cache();
+  const int64_t C = c.dim, KV = c.kv_dim(), H = c.hidden_dim, S = c.seq_len;
+  Context ctx;
+  ctx.training = false;
+
+  nn::embedding_forward(&token, m.p.token_embd, kc.x, 1, C);
+  for (int l = 0; l < c.n_layers; ++l) {
+    LlamaLayer& ly = m.layers[l];
+    float* key = kc.key + l * S * KV;      // [S, KV]
+    float* value = kc.value + l * S * KV;
+    nn::rmsnorm_forward(kc.x, m.p.attn_norm + l * C, kc.xn, &kc.rstd, 1, C, c.norm_eps);
+    ly.q->forward(kc.xn, kc.q, 1, ctx);
+    ly.k->forward(kc.xn, key + pos * KV, 1, ctx);
+    ly.v->forward(kc.xn, value + pos * KV, 1, ctx);
+    nn::rope_forward(kc.q, 1, 1, c.n_heads, c.head_dim(), c.rope_theta, pos);
+    nn::rope_forward(key + pos * KV, 1, 1, c.n_kv_heads, c.head_dim(), c.rope_theta, pos);
+    decode_attention(c, kc.q, key, value, kc.att, kc.attn_y, pos);
+    ly.o->forward(kc.attn_y, kc.tmp, 1, ctx);
+    for (int64_t i = 0; i < C; ++i) kc.x[i] += kc.tmp[i];
+    nn::rmsnorm_forward(kc.x, m.p.ffn_norm + l * C, kc.xn, &kc.rstd, 1, C, c.norm_eps);
+    ly.gate->forward(kc.xn, kc.h1, 1, ctx);
+    ly.up->forward(kc.xn, kc.h3, 1, ctx);
+    nn::swiglu_forward(kc.h1, kc.h3, kc.h1, H);  // in place: elementwise
+    ly.down->forward(kc.h1, kc.tmp, 1, ctx);
+    for (int64_t i = 0; i < C; ++i) kc.x[i] += kc.tmp[i];
+  }
+  nn::rmsnorm_forward(kc.x, m.p.output_norm, kc.xn, &kc.rstd, 1, C, c.norm_eps);
+  kernels::matmul_nt(kc.xn, m.p.output, kc.logits, 1, C, c.vocab_size, false);
+  return kc.logits;
+}
+
+namespace {
+
+int argmax(const float* x, int n) { return int(std::max_element(x, x + n) - x); }
+
+// Temperature softmax, then nucleus (top-p) sampling: the smallest set of most likely tokens
+// whose mass reaches top_p, renormalised.
+int sample(const float* logits, int V, const SamplerOptions& s, Rng& rng, std::vector<float>& p,
+           std::vector<int>& idx) {
+  p.resize(V);
+  float mx = *std::max_element(logits, logits + V);
+  double sum = 0;
+  for (int i = 0; i < V; ++i) sum += (p[i] = std::exp((logits[i] - mx) / s.temperature));
+  for (int i = 0; i < V; ++i) p[i] = float(p[i] / sum);
+  idx.resize(V);
+  std::iota(idx.begin(), idx.end(), 0);
+  int n = V;
+  if (s.top_p < 1.0f) {
+    std::sort(idx.begin(), idx.end(), [&](int a, int b) { return p[a] > p[b]; });
+    double cum = 0;
+    for (n = 0; n < V;) {
+      cum += p[idx[n++]];
+      if (cum >= s.top_p) break;
+    }
+  }
+  double mass = 0;
+  for (int i = 0; i < n; ++i) mass += p[idx[i]];
+  double r = rng.uniform_double() * mass, acc = 0;
+  for (int i = 0; i < n; ++i) {
+    acc += p[idx[i]];
+    if (r < acc) return idx[i];
+  }
+  return idx[n - 1];  // rounding: r landed at the very end
+}
+
+}  // namespace
+
+std::vector<int> generate(Llama& model, const std::vector<int>& prompt, int max_tokens, const SamplerOptions& s) {
+  const LlamaConfig& c = model.config();
+  QT_CHECK(!prompt.empty(), "generate: the prompt is empty (start it with BOS)");
+  QT_CHECK(int(prompt.size()) <= c.seq_len, "generate: prompt of {} tokens exceeds seq_len {}", prompt.size(),
+           c.seq_len);
+  QT_CHECK(s.temperature >= 0.0f, "generate: temperature must be >= 0, got {}", s.temperature);
+  QT_CHECK(s.top_p > 0.0f && s.top_p <= 1.0f, "generate: top_p must be in (0, 1], got {}", s.top_p);
+  const int kEos = 2;  // llama2.c / Llama SentencePiece convention
+  Rng rng(s.seed);
+  std::vector<float> p;
+  std::vector<int> idx, out;
+  model.reset_cache();
+  const float* logits = nullptr;
+  int pos = 0;
+  for (int t : prompt) logits = model.step(t, pos++);
+  while (int(out.size()) < max_tokens && pos <= c.seq_len) {
+    int next = s.temperature == 0.0f ? argmax(logits, c.vocab_size) : sample(logits, c.vocab_size, s, rng, p, idx);
+    out.push_back(next);
+    if (next == kEos || pos == c.seq_len) break;
+    logits = model.step(next, pos++);
+  }
+  return out;
+}
+
+}  // namespace qtune

@@ -1,0 +1,112 @@
+// models/llama_impl.h — the private state of Llama, shared by its forward, backward and
+// generation files (not part of the contract; include only from src/models/).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "adapters/linear.h"
+#include "core/buffer.h"
+#include "io/model_file.h"
+
+namespace qtune {
+
+// Pointers into the one Buffer of non-slot parameters (or into its twin of gradients).
+// L = n_layers, V = vocab, C = dim.
+struct BaseTensors {
+  float* token_embd = nullptr;  // [V, C]
+  float* attn_norm = nullptr;   // [L, C]
+  float* ffn_norm = nullptr;    // [L, C]
+  float* output_norm = nullptr; // [C]
+  float* output = nullptr;      // [V, C]; == token_embd when the classifier is tied
+};
+
+struct LlamaLayer {
+  // The seven projections, in the order of kTargets.
+  std::unique_ptr<Linear<float>> q, k, v, o, gate, up, down;
+};
+
+// Saved activations of one forward at shape (B, T), N = B·T, carved from one Buffer.
+// H = hidden, Q = n_heads·head_dim, KV = kv_dim.
+struct LlamaActs {
+  float* res = nullptr;      // [L+1, N, C] residual stream: res[0] = embeddings, res[l+1] = layer l output
+  float* res_mid = nullptr;  // [L, N, C] residual after the attention block
+  float* xn1 = nullptr;      // [L, N, C] attn_norm output
+  float* rstd1 = nullptr;    // [L, N]
+  float* q = nullptr;        // [L, N, Q] after RoPE
+  float* k = nullptr;        // [L, N, KV] after RoPE
+  float* v = nullptr;        // [L, N, KV]
+  float* att = nullptr;      // [L, B, nh, T, T] softmax probabilities
+  float* attn_y = nullptr;   // [L, N, Q] attention output (input of attn_output)
+  float* xn2 = nullptr;      // [L, N, C] ffn_norm output
+  float* rstd2 = nullptr;    // [L, N]
+  float* h1 = nullptr;       // [L, N, H] gate projection
+  float* h3 = nullptr;       // [L, N, H] up projection
+  float* swi = nullptr;      // [L, N, H] silu(h1) ⊙ h3 (input of ffn_down)
+  float* xf = nullptr;       // [N, C] output_norm output
+  float* rstdf = nullptr;    // [N]
+  float* logits = nullptr;   // [N, V]
+  float* probs = nullptr;    // [N, V] softmax, saved for backward
+};
+
+// Gradients w.r.t. activations, one layer at a time (reused across layers).
+struct LlamaGrads {
+  float* dres = nullptr;    // [N, C] gradient of the residual stream, walks down the layers
+  float* dxn = nullptr;     // [N, C]
+  float* dq = nullptr;      // [N, Q]
+  float* dk = nullptr;      // [N, KV]
+  float* dv = nullptr;      // [N, KV]
+  float* dattn_y = nullptr; // [N, Q]
+  float* dh1 = nullptr;     // [N, H]
+  float* dh3 = nullptr;     // [N, H]
+  float* dswi = nullptr;    // [N, H]
+  float* dlogits = nullptr; // [N, V]
+};
+
+// Single-token decoding state.
+struct LlamaCache {
+  Buffer<float> mem;
+  float* key = nullptr;     // [L, seq_len, KV]
+  float* value = nullptr;   // [L, seq_len, KV]
+  float* x = nullptr;       // [C] residual stream
+  float* xn = nullptr;      // [C]
+  float* q = nullptr;       // [Q]
+  float* att = nullptr;     // [seq_len] scores of one head
+  float* attn_y = nullptr;  // [Q]
+  float* tmp = nullptr;     // [C]
+  float* h1 = nullptr;      // [H]
+  float* h3 = nullptr;      // [H]
+  float* logits = nullptr;  // [V]
+  float rstd = 0;
+};
+
+struct Llama::Impl {
+  LlamaConfig cfg;
+  bool base_trainable = false;  // embedding / norms / untied classifier
+  Buffer<float> params, grads;  // non-slot parameters and their gradients
+  BaseTensors p, g;             // g is all-null when the base is frozen
+  std::vector<LlamaLayer> layers;
+  Context ctx;
+
+  Buffer<float> act_mem, grad_mem;
+  LlamaActs a;
+  LlamaGrads d;
+  int B = 0, T = 0;
+  std::vector<int> tokens, targets;
+  bool has_targets = false;
+
+  LlamaCache cache;
+
+  void carve_acts(int B, int T);   // (re)allocates only when (B, T) changes
+  void carve_grads();              // for the current (B, T), on first backward
+  void forward_layer(int l);
+  void backward_layer(int l);
+  int64_t N() const { return int64_t(B) * T; }
+};
+
+// Short target names in slot order, and the GGUF tensor stem of each.
+extern const char* const kTargets[7];
+extern const char* const kTargetTensors[7];
+std::unique_ptr<Linear<float>>& slot_ref(LlamaLayer& layer, int i);
+
+}  // namespace qtune

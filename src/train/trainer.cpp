@@ -1,0 +1,177 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/system.h"
+#include "kernels/gemm.h"
+#include "train/optimizer.h"
+
+namespace qtune {
+
+RunKeys run_keys(const TrainOptions& o) {
+  const MethodOptions& m = o.method;
+  std::string targets;
+  for (const auto& t : m.targets) targets += (targets.empty() ? "" : ",") + t;
+  return {
+      {"method", m.method},
+      {"rank", std::to_string(m.rank)},
+      {"alpha", fmt::format("{}", m.alpha)},
+      {"bits", std::to_string(m.bits)},
+      {"group", std::to_string(m.group)},
+      {"target", targets},
+      {"seed", std::to_string(o.seed)},
+      {"batch", std::to_string(o.batch)},
+      {"seq", std::to_string(o.seq)},
+      {"grad-accum", std::to_string(o.grad_accum)},
+  };
+}
+
+namespace {
+
+void validate(const TrainOptions& o) {
+  QT_CHECK(o.steps >= 1, "--steps must be at least 1 (got {})", o.steps);
+  QT_CHECK(o.batch >= 1 && o.seq >= 1, "--batch and --seq must be at least 1 (got {} and {})", o.batch, o.seq);
+  QT_CHECK(o.grad_accum >= 1, "--grad-accum must be at least 1 (got {})", o.grad_accum);
+  QT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive (got {})", o.lr);
+  QT_CHECK(o.min_lr >= 0 && o.min_lr <= o.lr, "--min-lr must be in [0, --lr] (got {})", o.min_lr);
+  QT_CHECK(o.warmup >= 0, "--warmup must not be negative (got {})", o.warmup);
+  QT_CHECK(o.clip >= 0, "--clip must not be negative (got {})", o.clip);
+  QT_CHECK(o.beta1 >= 0 && o.beta1 < 1 && o.beta2 >= 0 && o.beta2 < 1, "--betas must be in [0, 1) (got {}, {})",
+           o.beta1, o.beta2);
+  QT_CHECK(o.save_every >= 0 && o.val_every_steps >= 0, "--save-every and --val-every must not be negative");
+  QT_CHECK(o.save_every == 0 || !o.checkpoint.empty(), "--save-every needs --checkpoint (where to write it)");
+}
+
+int64_t count_targets(const std::vector<int>& targets) {
+  return std::count_if(targets.begin(), targets.end(), [](int t) { return t >= 0; });
+}
+
+// Everything one run carries from step to step.
+struct Loop {
+  TrainModel& model;
+  BatchSource& data;
+  const TrainOptions& o;
+  std::vector<Param<float>> params;
+  AdamW opt;
+  Rng rng;
+  TrainState st;
+  std::vector<int> tokens, targets;  // one micro-batch [B, T], allocated once
+
+  Loop(TrainModel& m, BatchSource& d, const TrainOptions& opts)
+      : model(m), data(d), o(opts), params(m.trainable()),
+        opt(params, AdamWOptions{opts.beta1, opts.beta2, opts.eps, opts.weight_decay}), rng(opts.seed),
+        tokens(static_cast<size_t>(opts.batch) * opts.seq), targets(tokens.size()) {}
+
+  // One optimizer update; returns the mean loss over its micro-batches.
+  float step(int64_t s, float lr) {
+    model.zero_grad();
+    double loss_sum = 0.0;
+    for (int a = 0; a < o.grad_accum; ++a) {
+      data.next(o.batch, o.seq, tokens.data(), targets.data(), rng);
+      loss_sum += model.forward(tokens.data(), targets.data(), o.batch, o.seq);
+      model.backward();
+    }
+    // Each backward added the grads of its micro-batch mean; their mean is the grad of the
+    // mean loss over the step.
+    if (o.grad_accum > 1) {
+      const float scale = 1.0f / static_cast<float>(o.grad_accum);
+      for (const auto& p : params)
+        for (int64_t j = 0; j < p.numel; ++j) p.grad[j] *= scale;
+    }
+    const float loss = static_cast<float>(loss_sum / o.grad_accum);
+    const double norm = clip_grad_norm(params, o.clip);
+    check_finite(loss, norm, params, s);  // before the update, so params stay finite
+    opt.step(lr);
+    return loss;
+  }
+
+  void save() {
+    st.rng = rng.state();
+    st.data_state = data.state();
+    save_checkpoint(o.checkpoint, params, opt, st, run_keys(o));
+  }
+
+  void resume() {
+    load_checkpoint(o.resume, params, opt, st, run_keys(o));
+    rng.set_state(st.rng);
+    data.set_state(st.data_state);
+  }
+};
+
+}  // namespace
+
+double evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t max_batches) {
+  int64_t n = val.num_batches(B, T);
+  if (max_batches > 0) n = std::min(n, max_batches);
+  QT_CHECK(n > 0, "the validation set is smaller than one batch of {}x{} tokens", B, T);
+  std::vector<int> tokens(static_cast<size_t>(B) * T), targets(tokens.size());
+  double loss_sum = 0.0;
+  int64_t counted = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    val.batch(i, B, T, tokens.data(), targets.data());
+    const int64_t c = count_targets(targets);
+    if (c == 0) continue;
+    // forward returns the mean over this batch's targets: weight it by their count, so the
+    // result is the mean over all targets (what perplexity is defined on).
+    loss_sum += static_cast<double>(model.forward(tokens.data(), targets.data(), B, T)) * c;
+    counted += c;
+  }
+  QT_CHECK(counted > 0, "the validation set has no targets to score");
+  return loss_sum / counted;
+}
+
+TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, const TrainOptions& o) {
+  validate(o);
+  const double t_start = now_seconds();
+  if (o.threads > 0) kernels::set_num_threads(o.threads);
+  Loop L(model, data, o);
+  QT_CHECK(!L.params.empty(), "the model has no trainable parameters (check --method and --target)");
+  if (!o.resume.empty()) L.resume();
+
+  TrainResult r;
+  r.first_step = L.st.step + 1;
+  for (const auto& p : L.params) r.trainable_params += p.numel;
+  const LrSchedule sched{o.schedule, o.lr, o.min_lr, o.warmup, o.steps};
+  Progress bar(std::max<int64_t>(o.steps - L.st.step, 0), "train", o.progress);
+  const int64_t tokens_per_step = static_cast<int64_t>(o.batch) * o.seq * o.grad_accum;
+  double train_seconds = 0.0;
+  for (int64_t s = r.first_step; s <= o.steps; ++s) {
+    const float lr = sched.at(s);
+    const double t0 = now_seconds();
+    const float loss = L.step(s, lr);
+    train_seconds += now_seconds() - t0;
+    L.st.step = s;
+    L.st.loss_curve.push_back({s, loss, lr});
+    const double tps = (s - r.first_step + 1) * tokens_per_step / std::max(train_seconds, 1e-9);
+    bar.update(s - r.first_step + 1, fmt::format("step {}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s", s, loss, lr, tps));
+    // Validate before saving so the checkpoint's val curve includes this step.
+    if (val && (s == o.steps || (o.val_every_steps > 0 && s % o.val_every_steps == 0)))
+      L.st.val_curve.push_back({s, static_cast<float>(evaluate(model, *val, o.batch, o.seq, o.eval_batches))});
+    if (o.save_every > 0 && (s % o.save_every == 0 || s == o.steps)) L.save();
+  }
+  // A resumed run that had nothing left to do still reports its final validation loss.
+  if (val && (L.st.val_curve.empty() || L.st.val_curve.back().step != L.st.step))
+    L.st.val_curve.push_back(
+        {L.st.step, static_cast<float>(evaluate(model, *val, o.batch, o.seq, o.eval_batches))});
+  const float last_loss = L.st.loss_curve.empty() ? 0.0f : L.st.loss_curve.back().loss;
+  bar.finish(fmt::format("loss {:.4f}", last_loss));
+
+  r.loss_curve = L.st.loss_curve;
+  r.val_curve = L.st.val_curve;
+  if (val) {
+    r.final_val_loss = r.val_curve.back().loss;
+    r.final_val_ppl = std::exp(*r.final_val_loss);
+  }
+  const int64_t steps_done = o.steps - r.first_step + 1;
+  r.tokens_per_second = steps_done > 0 ? steps_done * tokens_per_step / std::max(train_seconds, 1e-9) : 0.0;
+  r.peak_rss_bytes = peak_rss_bytes();
+  r.wall_seconds = now_seconds() - t_start;
+  return r;
+}
+
+}  // namespace qtune

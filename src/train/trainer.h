@@ -1,0 +1,118 @@
+// train/trainer.h — the training loop: grad accumulation, clipping, lr schedule, AdamW,
+// periodic validation, progress bar, checkpoints with bit-exact resume.
+//
+// One step (1-based):
+//   zero_grad; for each of grad_accum micro-batches: forward + backward (grads accumulate);
+//   grads /= grad_accum (so they are the grads of the mean loss over micro-batches);
+//   norm = clip_grad_norm; refuse NaN/Inf; lr = schedule(step); AdamW step.
+// Deterministic for a fixed seed and thread count: the only randomness is the trainer's Rng
+// (seeded from `seed`, handed to the batch source) and the model's own init.
+//
+// The loop is written over three small interfaces so it can be tested without the real
+// model or dataset: TrainModel (Llama fits via ModelRef<Llama>), BatchSource (the training
+// stream, with a serializable state) and EvalSet (a fixed validation set).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapters/linear.h"
+#include "core/rng.h"
+#include "train/checkpoint.h"
+#include "train/schedule.h"
+
+namespace qtune {
+
+class TrainModel {
+ public:
+  virtual ~TrainModel() = default;
+  // tokens, targets: [B, T]; targets < 0 are not counted. Returns the mean loss over
+  // counted targets.
+  virtual float forward(const int* tokens, const int* targets, int B, int T) = 0;
+  virtual void backward() = 0;  // accumulates into the grads of trainable()
+  virtual void zero_grad() = 0;
+  virtual std::vector<Param<float>> trainable() = 0;
+};
+
+// Adapts any model with those four methods (Llama, test models) without inheritance.
+template <class M>
+class ModelRef : public TrainModel {
+ public:
+  explicit ModelRef(M& m) : m_(m) {}
+  float forward(const int* tokens, const int* targets, int B, int T) override {
+    return m_.forward(tokens, targets, B, T);
+  }
+  void backward() override { m_.backward(); }
+  void zero_grad() override { m_.zero_grad(); }
+  std::vector<Param<float>> trainable() override { return m_.trainable(); }
+
+ private:
+  M& m_;
+};
+
+// The training stream. state()/set_state() capture everything needed to continue it exactly
+// (cursor, epoch, its own RNG if it has one); set_state throws Error if the state does not fit
+// this data (e.g. a different file).
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // Fills tokens and targets [B, T] with the next batch; may draw from rng.
+  virtual void next(int B, int T, int* tokens, int* targets, Rng& rng) = 0;
+  virtual std::vector<uint64_t> state() const = 0;
+  virtual void set_state(const std::vector<uint64_t>& s) = 0;
+};
+
+// A fixed validation set: the same batches every time, independent of training.
+class EvalSet {
+ public:
+  virtual ~EvalSet() = default;
+  virtual int64_t num_batches(int B, int T) const = 0;
+  virtual void batch(int64_t i, int B, int T, int* tokens, int* targets) const = 0;
+};
+
+struct TrainOptions {
+  int64_t steps = 100;  // optimizer updates in all (a resumed run continues up to this)
+  float lr = 1e-3f, min_lr = 0.0f;
+  int64_t warmup = 0;
+  ScheduleKind schedule = ScheduleKind::cosine;
+  int batch = 4, seq = 64, grad_accum = 1;
+  float clip = 1.0f;  // max global grad norm; 0 = no clipping
+  float weight_decay = 0.0f;
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  uint64_t seed = 42;
+  int64_t val_every_steps = 0;  // 0: validate only after the last step
+  int64_t eval_batches = 8;     // validation batches per evaluation (fewer if the set is smaller)
+  int64_t save_every = 0;       // 0: no periodic checkpoints
+  std::string checkpoint;       // where checkpoints go (overwritten atomically each time)
+  std::string resume;           // a checkpoint to continue from ("" = start fresh)
+  int threads = 0;              // recorded in checkpoints; bit-exact resume needs the same count
+  bool progress = true;         // progress bar on stderr
+  // Settings of the model recorded in checkpoints and checked on resume (method, rank, ...).
+  MethodOptions method;
+};
+
+struct TrainResult {
+  std::vector<LossPoint> loss_curve;  // every step, including those before a resume
+  std::vector<ValPoint> val_curve;
+  std::optional<double> final_val_loss, final_val_ppl;  // set when a validation set was given
+  double tokens_per_second = 0;       // training tokens / training time (this session)
+  int64_t peak_rss_bytes = 0;
+  int64_t trainable_params = 0;
+  double wall_seconds = 0;
+  int64_t first_step = 1;             // > 1 when resumed
+};
+
+// The settings that must match on resume, as (flag, value): method, rank, alpha, bits, group,
+// targets, seed, batch, seq, grad_accum.
+RunKeys run_keys(const TrainOptions& opts);
+
+// Trains model on data for opts.steps steps (continuing from opts.resume if set); validates
+// on val (may be null). Throws Error for bad options, a mismatched checkpoint, or a NaN loss.
+TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, const TrainOptions& opts);
+
+// Mean loss over the first max_batches batches of val (all if max_batches <= 0), weighted by
+// the number of counted targets of each batch; perplexity = exp(mean loss).
+double evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t max_batches);
+
+}  // namespace qtune

@@ -8,6 +8,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/qgemv.h"
@@ -78,6 +79,43 @@ __attribute__((target("avx512f"))) float qdot4_avx512(const uint8_t* codes, cons
   s += _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
   for (; c < c1; ++c) s += static_cast<float>(nibble(codes, c)) * x[c];
   return s;
+}
+
+// Σ_g Δ_g·Σ_{c∈g} q_c·x_c over a whole row whose groups start at multiples of 8 (gs % 8 == 0):
+// the per-group sums stay in one vector accumulator (scaled by Δ_g), so there is a single
+// horizontal reduction per row instead of one per group.
+__attribute__((target("avx2,fma"))) float qrow4_avx2(const uint8_t* codes, const float* x, const float* scale,
+                                                     int64_t in, int64_t gs) {
+  __m256 acc = _mm256_setzero_ps();
+  float tail = 0;
+  for (int64_t c0 = 0, g = 0; c0 < in; c0 += gs, ++g) {
+    const int64_t c1 = std::min(in, c0 + gs);
+    __m256 gsum = _mm256_setzero_ps();
+    int64_t c = c0;
+    for (; c + 8 <= c1; c += 8) gsum = _mm256_fmadd_ps(unpack8(codes + c / 2), _mm256_loadu_ps(x + c), gsum);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(scale[g]), gsum, acc);
+    if (c < c1) tail += scale[g] * qdot4_scalar(codes, x, c, c1);  // only the row's last group
+  }
+  __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+  return _mm_cvtss_f32(h) + tail;
+}
+
+// Same for AVX-512; groups start at multiples of 16 (gs % 16 == 0).
+__attribute__((target("avx512f"))) float qrow4_avx512(const uint8_t* codes, const float* x, const float* scale,
+                                                       int64_t in, int64_t gs) {
+  __m512 acc = _mm512_setzero_ps();
+  float tail = 0;
+  for (int64_t c0 = 0, g = 0; c0 < in; c0 += gs, ++g) {
+    const int64_t c1 = std::min(in, c0 + gs);
+    __m512 gsum = _mm512_setzero_ps();
+    int64_t c = c0;
+    for (; c + 16 <= c1; c += 16) gsum = _mm512_fmadd_ps(unpack16(codes + c / 2), _mm512_loadu_ps(x + c), gsum);
+    acc = _mm512_fmadd_ps(_mm512_set1_ps(scale[g]), gsum, acc);
+    if (c < c1) tail += scale[g] * qdot4_scalar(codes, x, c, c1);
+  }
+  return _mm512_reduce_add_ps(acc) + tail;
 }
 
 }  // namespace qtune::kernels

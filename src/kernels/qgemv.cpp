@@ -48,16 +48,23 @@ void qgemv4(const float* x, const QuantMatrix& W, float* y, bool accumulate, Sim
   for (int64_t g = 0; g < ng; ++g)
     for (int64_t c = g * gs; c < std::min(in, (g + 1) * gs); ++c) xsum[g] += x[c];
   const float sym_off = W.spec.symmetric ? static_cast<float>(1 << (W.spec.bits - 1)) : 0.0f;
+  // whole-row SIMD kernels when every group starts on a vector boundary
+  const bool row_kernel = (path == SimdPath::avx512 && gs % 16 == 0) || (path == SimdPath::avx2 && gs % 8 == 0);
   // rows are independent; each y[o] is summed by one thread in a fixed order
 #pragma omp parallel for schedule(static, 16)
   for (int64_t o = 0; o < out; ++o) {
     const uint8_t* codes = W.codes.data() + o * rb;
-    float acc = 0;
+    const float* scale = W.scale.data() + o * ng;
+    float acc = 0, offset_term = 0;  // Σ_g Δ_g·Σ q·x   and   Σ_g Δ_g·off_g·xsum_g
     for (int64_t g = 0; g < ng; ++g) {
       const int64_t c0 = g * gs, c1 = std::min(in, c0 + gs);
       const float off = W.spec.symmetric ? sym_off : W.zero[o * ng + g];
-      acc += W.scale[o * ng + g] * (dot(codes, x, c0, c1) - off * xsum[g]);
+      offset_term += scale[g] * off * xsum[g];
+      if (!row_kernel) acc += scale[g] * dot(codes, x, c0, c1);
     }
+    if (row_kernel)
+      acc = path == SimdPath::avx512 ? qrow4_avx512(codes, x, scale, in, gs) : qrow4_avx2(codes, x, scale, in, gs);
+    acc -= offset_term;
     y[o] = accumulate ? y[o] + acc : acc;
   }
 }

@@ -26,4 +26,9 @@ float qdot4_scalar(const uint8_t* codes, const float* x, int64_t c0, int64_t c1)
 float qdot4_avx2(const uint8_t* codes, const float* x, int64_t c0, int64_t c1);
 float qdot4_avx512(const uint8_t* codes, const float* x, int64_t c0, int64_t c1);
 
+// Σ_g Δ_g·Σ_{c∈g} q_c·x_c over one packed row of `in` columns in groups of gs (scale: the
+// row's Δ per group), one reduction per row; needs gs % 8 == 0 (avx2) / gs % 16 == 0 (avx512).
+float qrow4_avx2(const uint8_t* codes, const float* x, const float* scale, int64_t in, int64_t gs);
+float qrow4_avx512(const uint8_t* codes, const float* x, const float* scale, int64_t in, int64_t gs);
+
 }  // namespace qtune::kernels

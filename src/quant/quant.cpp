@@ -161,8 +161,14 @@ static void dequantize_impl(const QuantMatrix& m, int64_t r0, int64_t nr, T* out
       const float s = m.scale[r * ng + g];
       const int32_t off = m.spec.symmetric ? sym_offset : static_cast<int32_t>(m.zero[r * ng + g]);
       if (m.spec.bits <= 4) {
-        for (int64_t c = c0; c < c1; ++c)
-          o[c] = static_cast<T>(s * static_cast<float>(((code[c / 2] >> ((c & 1) * 4)) & 0xF) - off));
+        int64_t c = c0;
+        if (c & 1) o[c] = static_cast<T>(s * static_cast<float>((code[c / 2] >> 4) - off)), ++c;  // odd start
+        for (; c + 2 <= c1; c += 2) {  // one byte = two columns
+          const uint8_t b = code[c / 2];
+          o[c] = static_cast<T>(s * static_cast<float>((b & 0xF) - off));
+          o[c + 1] = static_cast<T>(s * static_cast<float>((b >> 4) - off));
+        }
+        if (c < c1) o[c] = static_cast<T>(s * static_cast<float>((code[c / 2] & 0xF) - off));
       } else {
         for (int64_t c = c0; c < c1; ++c) o[c] = static_cast<T>(s * static_cast<float>(code[c] - off));
       }

@@ -2,6 +2,7 @@
 #include <vector>
 
 #include "core/rng.h"
+#include "core/system.h"
 #include "kernels/gemm.h"
 #include "kernels/qgemv.h"
 #include "test_util.h"
@@ -130,10 +131,33 @@ TEST(QGemv, DotKernelsAllAlignments) {
       double want = 0;
       for (int64_t c = c0; c < c1; ++c) want += double((codes[c / 2] >> ((c & 1) * 4)) & 0xF) * x[c];
       EXPECT_NEAR(kernels::qdot4_scalar(codes.data(), x.data(), c0, c1), want, 1e-4);
-      if (kernels::simd_path_supported(kernels::SimdPath::avx2))
+      if (kernels::simd_path_supported(kernels::SimdPath::avx2)) {
         EXPECT_NEAR(kernels::qdot4_avx2(codes.data(), x.data(), c0, c1), want, 1e-4) << c0 << " " << c1;
-      if (kernels::simd_path_supported(kernels::SimdPath::avx512))
+      }
+      if (kernels::simd_path_supported(kernels::SimdPath::avx512)) {
         EXPECT_NEAR(kernels::qdot4_avx512(codes.data(), x.data(), c0, c1), want, 1e-4) << c0 << " " << c1;
+      }
+    }
+  }
+}
+
+// The whole-row kernels: Σ_g Δ_g·Σ q·x with groups on vector boundaries and a ragged last group.
+TEST(QGemv, RowKernelsMatchScalar) {
+  Rng rng(16);
+  const int64_t n = 100;
+  std::vector<uint8_t> codes(n / 2);
+  for (auto& b : codes) b = static_cast<uint8_t>(rng.below(256));
+  auto x = randn(n, rng), scale = randn(n, rng);
+  for (int64_t in : {16, 37, 64, 80, 100}) {
+    for (int64_t gs : {16, 32, 48, 96}) {
+      double want = 0;
+      for (int64_t c = 0; c < in; ++c) want += double(scale[c / gs]) * ((codes[c / 2] >> ((c & 1) * 4)) & 0xF) * x[c];
+      if (kernels::simd_path_supported(kernels::SimdPath::avx2)) {
+        EXPECT_NEAR(kernels::qrow4_avx2(codes.data(), x.data(), scale.data(), in, gs), want, 1e-3) << in << " " << gs;
+      }
+      if (kernels::simd_path_supported(kernels::SimdPath::avx512)) {
+        EXPECT_NEAR(kernels::qrow4_avx512(codes.data(), x.data(), scale.data(), in, gs), want, 1e-3) << in << " " << gs;
+      }
     }
   }
 }
@@ -147,6 +171,26 @@ TEST(QGemm, DeterministicAcrossCalls) {
   kernels::qmatmul_nt(x.data(), q, y1.data(), n, false);
   kernels::qmatmul_nt(x.data(), q, y2.data(), n, false);
   EXPECT_EQ(y1, y2);
+}
+
+// The tiled (small n) and GEMV paths sum every output in one thread in a fixed order, so
+// they are bitwise identical for any thread count.
+TEST(QGemm, SameResultForAnyThreadCount) {
+  Rng rng(17);
+  const int64_t in = 130, out = 300;
+  auto w = randn(out * in, rng), x = randn(4 * in, rng);
+  QuantMatrix q = quantize(w.data(), out, in, {4, 32, false, false});
+  for (int64_t n : {1, 4}) {
+    std::vector<float> y1(n * out), y2(n * out);
+    kernels::set_num_threads(1);
+    EXPECT_EQ(qtune::num_threads(), 1);
+    kernels::qmatmul_nt(x.data(), q, y1.data(), n, false);
+    kernels::set_num_threads(3);
+    EXPECT_EQ(qtune::num_threads(), 3);
+    kernels::qmatmul_nt(x.data(), q, y2.data(), n, false);
+    EXPECT_EQ(y1, y2) << n;
+  }
+  kernels::set_num_threads(0);
 }
 
 TEST(Kernels, CpuFeaturesNamesAPath) {

@@ -61,6 +61,10 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
     : impl_(std::make_unique<Impl>()), cfg_(mf.config), opts_(opts) {
   validate_model(mf);
   validate(opts);
+  // The classifier is a plain tensor here (tied to token_embd in llama2.c models), not a slot.
+  QT_CHECK(std::find(opts.targets.begin(), opts.targets.end(), "output") == opts.targets.end(),
+           "--target output is not supported by the llama model: the classifier is not an adapter slot "
+           "(use q, k, v, o, gate, up, down; --method full trains it)");
   Impl& m = *impl_;
   m.cfg = cfg_;
   // Full fine-tuning is the one method that also trains what sits outside the slots

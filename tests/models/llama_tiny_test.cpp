@@ -209,7 +209,39 @@ TEST(LlamaTiny, BadInputThrows) {
   EXPECT_THROW(model.slot(0, "qq"), Error);
   EXPECT_THROW(model.slot(2, "q"), Error);
   EXPECT_THROW(generate(model, {}, 3, SamplerOptions{}), Error);
+  MethodOptions out_target = method("lora");
+  out_target.targets = {"q", "output"};
+  EXPECT_THROW(Llama(tiny_model(false), out_target, 1), Error);
   ModelFile broken = tiny_model(false);
   broken.tensors.erase("blk.1.ffn_up.weight");
   EXPECT_THROW(Llama(broken, method("lora"), 1), Error);
+}
+
+TEST(LlamaTiny, QloraTrainsAndMergesThroughQuantizedSlots) {
+  MethodOptions o = method("qlora");
+  o.bits = 4;
+  Llama model(tiny_model(true), o, 1);
+  Llama full(tiny_model(true), method("full"), 1);
+  EXPECT_LT(model.weight_bytes(), full.weight_bytes());  // frozen base held packed
+  randomize_adapters(model, 4);
+  Batch b;
+  float loss = model.forward(b.tokens.data(), b.targets.data(), b.B, b.T);
+  EXPECT_TRUE(std::isfinite(loss));
+  model.zero_grad();
+  model.backward();
+  double gsum = 0;
+  for (auto& prm : model.trainable())
+    for (int64_t i = 0; i < prm.numel; ++i) gsum += std::fabs(prm.grad[i]);
+  EXPECT_GT(gsum, 0.0);
+  ModelFile mf = model.merged();  // quantized slots are dequantized into float tensors
+  validate_model(mf);
+  // merged ≈ W0 + (α/r)·B·A up to 4-bit quantization error (METHODS.md §2)
+  const Tensor& w = mf.tensors.at("blk.0.attn_q.weight");  // [16, 16]
+  Tensor want = tiny_model(true).tensors.at("blk.0.attn_q.weight");
+  TensorMap ad = model.adapter_tensors();
+  const Tensor &A = ad.at("blk.0.attn_q.lora_a"), &Bm = ad.at("blk.0.attn_q.lora_b");  // [2, 16], [16, 2]
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < 16; ++j)
+      for (int r = 0; r < 2; ++r) want.ptr()[i * 16 + j] += o.alpha / o.rank * Bm.ptr()[i * 2 + r] * A.ptr()[r * 16 + j];
+  EXPECT_LT(test::rel_err(w.ptr(), want.ptr(), w.numel()), 0.15);
 }

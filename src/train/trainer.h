@@ -86,7 +86,7 @@ struct TrainOptions {
   int64_t save_every = 0;       // 0: no periodic checkpoints
   std::string checkpoint;       // where checkpoints go (overwritten atomically each time)
   std::string resume;           // a checkpoint to continue from ("" = start fresh)
-  int threads = 0;              // recorded in checkpoints; bit-exact resume needs the same count
+  int threads = 0;              // > 0: set OpenMP+BLAS threads; bit-exact resume needs the same count
   bool progress = true;         // progress bar on stderr
   // Settings of the model recorded in checkpoints and checked on resume (method, rank, ...).
   MethodOptions method;

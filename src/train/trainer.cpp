@@ -17,18 +17,16 @@ RunKeys run_keys(const TrainOptions& o) {
   const MethodOptions& m = o.method;
   std::string targets;
   for (const auto& t : m.targets) targets += (targets.empty() ? "" : ",") + t;
-  return {
-      {"method", m.method},
-      {"rank", std::to_string(m.rank)},
-      {"alpha", fmt::format("{}", m.alpha)},
-      {"bits", std::to_string(m.bits)},
-      {"group", std::to_string(m.group)},
-      {"target", targets},
-      {"seed", std::to_string(o.seed)},
-      {"batch", std::to_string(o.batch)},
-      {"seq", std::to_string(o.seq)},
-      {"grad-accum", std::to_string(o.grad_accum)},
-  };
+  RunKeys k = {{"method", m.method}, {"rank", std::to_string(m.rank)}, {"alpha", fmt::format("{}", m.alpha)}};
+  // The frozen base's format only exists for methods that quantize it.
+  if (m.method != "full" && m.method != "lora")
+    k.insert(k.end(), {{"bits", std::to_string(m.bits)}, {"group", std::to_string(m.group)}});
+  k.insert(k.end(), {{"target", targets},
+                     {"seed", std::to_string(o.seed)},
+                     {"batch", std::to_string(o.batch)},
+                     {"seq", std::to_string(o.seq)},
+                     {"grad-accum", std::to_string(o.grad_accum)}});
+  return k;
 }
 
 namespace {

@@ -103,8 +103,9 @@ struct TrainResult {
   int64_t first_step = 1;             // > 1 when resumed
 };
 
-// The settings that must match on resume, as (flag, value): method, rank, alpha, bits, group,
-// targets, seed, batch, seq, grad_accum.
+// The settings that must match on resume, as (flag, value): method, rank, alpha, bits and group
+// (quantized-base methods only), target, seed, batch, seq, grad-accum. lr, schedule, steps,
+// clip, weight decay and threads may change on resume (e.g. a lower --lr after a NaN).
 RunKeys run_keys(const TrainOptions& opts);
 
 // Trains model on data for opts.steps steps (continuing from opts.resume if set); validates

@@ -183,5 +183,32 @@ TEST(Trainer, ResumeIsBitExact) {
   EXPECT_EQ(dc.drawn, da.drawn);
 }
 
+TEST(Trainer, ResumeRefusesAnotherRank) {
+  const std::string dir = test::scratch_dir();
+  Bigram m(V, D, 1);
+  ModelRef<Bigram> ref(m);
+  WindowSource data(test::chain_tokens(V, 4000, 7));
+  TrainOptions o = small_options();
+  o.steps = 4;
+  o.save_every = 2;
+  o.checkpoint = dir + "/ckpt.gguf";
+  o.method.rank = 8;
+  train(ref, data, nullptr, o);
+  o.method.rank = 4;
+  o.resume = o.checkpoint;
+  o.steps = 6;
+  try {
+    train(ref, data, nullptr, o);
+    FAIL() << "a checkpoint of another rank was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), o.resume + ": rank 8 does not match --rank 4");
+  }
+  o.method.rank = 8;
+  o.lr *= 0.5f;  // allowed to change on resume
+  const TrainResult r = train(ref, data, nullptr, o);
+  EXPECT_EQ(r.first_step, 5);
+  EXPECT_EQ(r.loss_curve.size(), 6u);
+}
+
 }  // namespace
 }  // namespace qtune

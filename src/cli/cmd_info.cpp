@@ -1,17 +1,86 @@
+// qtune info — describe a model file: architecture, shapes, parameter count, tensor types.
 #include <CLI/CLI.hpp>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/flags.h"
 #include "core/error.h"
+#include "io/model_file.h"
 
 namespace qtune::cli {
+
+namespace {
+
+std::string stored_type(const ModelFile& mf, const std::string& name) {
+  auto it = mf.stored_types.find(name);
+  return it == mf.stored_types.end() ? "F32" : it->second;
+}
+
+nlohmann::json config_json(const LlamaConfig& c) {
+  return {{"dim", c.dim},           {"hidden_dim", c.hidden_dim},   {"n_layers", c.n_layers},
+          {"n_heads", c.n_heads},   {"n_kv_heads", c.n_kv_heads},   {"head_dim", c.head_dim()},
+          {"vocab_size", c.vocab_size}, {"seq_len", c.seq_len},     {"norm_eps", c.norm_eps},
+          {"rope_theta", c.rope_theta}, {"tied_classifier", c.tied_classifier}};
+}
+
+nlohmann::json info_json(const ModelFile& mf) {
+  nlohmann::json tensors = nlohmann::json::array();
+  std::map<std::string, int64_t> per_type;
+  int64_t params = 0;
+  for (const auto& [name, t] : mf.tensors) {
+    std::string type = stored_type(mf, name);
+    tensors.push_back({{"name", name}, {"shape", t.shape}, {"type", type}});
+    per_type[type] += t.numel();
+    params += t.numel();
+  }
+  return {{"file", mf.path},       {"format", mf.format},     {"architecture", "llama"},
+          {"config", config_json(mf.config)}, {"parameters", params}, {"params_by_type", per_type},
+          {"tensors", tensors}};
+}
+
+void print_human(const nlohmann::json& j) {
+  const auto& c = j["config"];
+  std::printf("file:          %s\n", j["file"].get<std::string>().c_str());
+  std::printf("format:        %s\n", j["format"].get<std::string>().c_str());
+  std::printf("architecture:  llama\n");
+  std::printf("dim %d, hidden %d, layers %d, heads %d (kv %d, head_dim %d), vocab %d, seq_len %d\n",
+              c["dim"].get<int>(), c["hidden_dim"].get<int>(), c["n_layers"].get<int>(), c["n_heads"].get<int>(),
+              c["n_kv_heads"].get<int>(), c["head_dim"].get<int>(), c["vocab_size"].get<int>(),
+              c["seq_len"].get<int>());
+  std::printf("classifier:    %s\n", c["tied_classifier"].get<bool>() ? "tied to token_embd" : "separate (output.weight)");
+  std::printf("parameters:    %lld (%s)\n", static_cast<long long>(j["parameters"].get<int64_t>()),
+              human_count(j["parameters"].get<int64_t>()).c_str());
+  for (const auto& [type, n] : j["params_by_type"].items())
+    std::printf("  %-6s       %lld\n", type.c_str(), static_cast<long long>(n.get<int64_t>()));
+  std::printf("tensors (%zu):\n", j["tensors"].size());
+  for (const auto& t : j["tensors"]) {
+    std::string shape;
+    for (const auto& d : t["shape"]) shape += (shape.empty() ? "" : " x ") + std::to_string(d.get<int64_t>());
+    std::printf("  %-28s %-6s [%s]\n", t["name"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(),
+                shape.c_str());
+  }
+}
+
+}  // namespace
 
 int cmd_info(int argc, char** argv) {
   CLI::App app{"Describe a model file: architecture, shapes, parameter count, tensor types.", "qtune info"};
   std::string model;
-  app.add_option("model", model, "model file (llama2.c .bin or GGUF)")->required();
+  bool json = false;
+  app.add_option("model", model, "model file (llama2.c checkpoint v0/v1, or GGUF)")->required();
+  app.add_flag("--json", json, "print JSON instead of text");
   QT_PARSE(app, argc, argv);
-  fail("{}: info is not implemented yet", model);
+  ModelFile mf = load_model(model);
+  nlohmann::json j = info_json(mf);
+  if (json)
+    std::printf("%s\n", j.dump(2).c_str());
+  else
+    print_human(j);
+  return 0;
 }
 
 }  // namespace qtune::cli

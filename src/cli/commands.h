@@ -5,5 +5,6 @@
 namespace qtune::cli {
 
 int cmd_info(int argc, char** argv);
+int cmd_generate(int argc, char** argv);
 
 }  // namespace qtune::cli

@@ -1,8 +1,13 @@
-// cli/flags.h — CLI11 glue: parse errors become exit code 2 with one "error:" line;
-// --help prints and exits 0.
+// cli/flags.h — CLI11 glue shared by every subcommand: parse errors become exit code 2 with
+// one "error:" line, --help prints and exits 0, and the flag groups several commands share
+// (model/tokenizer, method, data, sampling, report) are declared once here.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <cstdio>
+#include <string>
+
+#include "adapters/linear.h"
 
 #define QT_PARSE(app, argc, argv)                                   \
   do {                                                              \
@@ -16,3 +21,34 @@
       return 2;                                                     \
     }                                                               \
   } while (0)
+
+namespace qtune::cli {
+
+// --model M [--tokenizer T]
+struct ModelArgs {
+  std::string model;
+  std::string tokenizer;  // empty: the vocabulary embedded in a GGUF model
+};
+// `model_required` = false for commands that can create a model (--init random).
+void add_model_flags(CLI::App& app, ModelArgs& a, bool with_tokenizer = true, bool model_required = true);
+
+// --method --rank --alpha --bits --group --symmetric --scale-search --target
+void add_method_flags(CLI::App& app, MethodOptions& m);
+
+// --data F [--val-file V] --seq --batch --val-every --max-batches
+struct DataArgs {
+  std::string data;
+  std::string val_file;
+  int seq = 64;
+  int batch = 4;
+  int val_every = 0;    // hold out every K-th document of --data (0: none)
+  int max_batches = 0;  // eval: stop after this many batches (0: all)
+};
+void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file);
+
+// --report R.json
+void add_report_flag(CLI::App& app, std::string& report);
+// --threads N (0 = all cores)
+void add_threads_flag(CLI::App& app, int& threads);
+
+}  // namespace qtune::cli

@@ -21,6 +21,7 @@ struct Command {
 const std::vector<Command>& commands() {
   static const std::vector<Command> cmds = {
       {"info", "describe a model file: architecture, shapes, parameter count, tensor types", qtune::cli::cmd_info},
+      {"generate", "generate text (or token ids) from a model", qtune::cli::cmd_generate},
   };
   return cmds;
 }

@@ -1,0 +1,75 @@
+// qtune generate — sample from a model with a KV cache; prints text, or the new token ids.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/flags.h"
+#include "core/error.h"
+#include "io/model_file.h"
+#include "models/llama.h"
+
+namespace qtune::cli {
+
+namespace {
+
+void print_ids(const std::vector<int>& ids) {
+  std::string line;
+  for (size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);
+  std::printf("%s\n", line.c_str());
+}
+
+void print_text(const Tokenizer& tok, const std::string& prompt, int last_prompt_id, const std::vector<int>& ids) {
+  std::string text = prompt;
+  int prev = last_prompt_id;
+  for (int id : ids) {
+    if (id == tok.eos_id()) break;
+    text += tok.decode(prev, id);
+    prev = id;
+  }
+  std::printf("%s\n", text.c_str());
+}
+
+}  // namespace
+
+int cmd_generate(int argc, char** argv) {
+  CLI::App app{"Generate text from a model (greedy with --temperature 0).", "qtune generate"};
+  ModelArgs ma;
+  add_model_flags(app, ma);
+  std::string prompt;
+  int max_tokens = 64;
+  SamplerOptions s;
+  bool ids = false;
+  app.add_option("--prompt,-p", prompt, "prompt text (\"\" starts from BOS alone)")->capture_default_str();
+  app.add_option("--max-tokens,-n", max_tokens, "number of tokens to generate (stops early at EOS)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--temperature", s.temperature, "sampling temperature (0 = greedy)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 100.0f));
+  app.add_option("--top-p", s.top_p, "nucleus sampling: keep the smallest set of tokens with this mass")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 1.0f));
+  app.add_option("--seed", s.seed, "sampling seed")->capture_default_str();
+  app.add_flag("--ids", ids, "print the generated token ids (space-separated) instead of text");
+  QT_PARSE(app, argc, argv);
+  QT_CHECK(s.top_p > 0.0f, "--top-p must be in (0, 1], got {}", s.top_p);
+
+  ModelFile mf = load_model(ma.model);
+  auto tok = open_tokenizer(ma, mf.config);
+  std::vector<int> prompt_ids =
+      prompt.empty() ? std::vector<int>{tok->bos_id()} : tok->encode(prompt, /*bos=*/true, /*eos=*/false);
+  QT_CHECK(static_cast<int>(prompt_ids.size()) < mf.config.seq_len,
+           "--prompt: {} tokens do not fit the model's context of {} tokens", prompt_ids.size(), mf.config.seq_len);
+  Llama model(mf, inference_method(), s.seed);
+  std::vector<int> out = generate(model, prompt_ids, max_tokens, s);
+  if (ids)
+    print_ids(out);
+  else
+    print_text(*tok, prompt, prompt_ids.back(), out);
+  return 0;
+}
+
+}  // namespace qtune::cli

@@ -1,0 +1,56 @@
+#include "cli/flags.h"
+
+namespace qtune::cli {
+
+void add_model_flags(CLI::App& app, ModelArgs& a, bool with_tokenizer, bool model_required) {
+  auto* m = app.add_option("--model,-m", a.model, "model file: llama2.c checkpoint (v0/v1) or GGUF");
+  if (model_required) m->required();
+  if (with_tokenizer)
+    app.add_option("--tokenizer,-t", a.tokenizer,
+                   "tokenizer: llama2.c tokenizer.bin, SentencePiece .model, or a GGUF with a vocabulary "
+                   "(default: the vocabulary embedded in a GGUF model)");
+}
+
+void add_method_flags(CLI::App& app, MethodOptions& m) {
+  app.add_option("--method", m.method, "fine-tuning method: full | lora | qlora (checked by the adapters library)")
+      ->capture_default_str();
+  app.add_option("--rank,-r", m.rank, "LoRA rank")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--alpha", m.alpha, "LoRA alpha (scale = alpha / rank)")->capture_default_str();
+  app.add_option("--bits", m.bits, "bits of the frozen quantized base (qlora)")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 8));
+  app.add_option("--group", m.group, "quantization group size along the input dim (0 = one scale per row)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_flag("--symmetric", m.symmetric, "symmetric quantization of the base (default: asymmetric)");
+  app.add_option("--scale-search", m.scale_search, "quantizer range: minmax | mse")->capture_default_str();
+  app.add_option("--target", m.targets,
+                 "comma-separated weights that get an adapter (full: that are trained): "
+                 "q,k,v,o,gate,up,down,output")
+      ->delimiter(',')
+      ->default_str("q,k,v,o,gate,up,down");
+}
+
+void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file) {
+  app.add_option("--data,-d", d.data, "text data: .txt (one document per line) or .jsonl")->required();
+  if (with_val_file)
+    app.add_option("--val-file", d.val_file, "held-out data for validation (default: none, or --val-every)");
+  app.add_option("--seq", d.seq, "sequence length in tokens")->capture_default_str()->check(CLI::Range(2, 1 << 20));
+  app.add_option("--batch,-b", d.batch, "sequences per batch")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  app.add_option("--val-every", d.val_every,
+                 "hold out every K-th document of --data for validation (0 = no hold-out)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+}
+
+void add_report_flag(CLI::App& app, std::string& report) {
+  app.add_option("--report", report, "write a JSON report here (atomically)");
+}
+
+void add_threads_flag(CLI::App& app, int& threads) {
+  app.add_option("--threads", threads, "worker threads (0 = all cores)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+}
+
+}  // namespace qtune::cli

@@ -43,6 +43,39 @@ void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file) {
       ->check(CLI::NonNegativeNumber);
 }
 
+void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule) {
+  app.add_option("--steps", t.steps, "optimizer updates in all (a resumed run continues up to this)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--lr", t.lr, "peak learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--min-lr", t.min_lr, "learning rate at the end of linear/cosine decay")->capture_default_str();
+  app.add_option("--warmup", t.warmup, "linear warmup steps from 0")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--schedule", schedule, "lr schedule after warmup: cosine | linear | constant")->capture_default_str();
+  app.add_option("--grad-accum", t.grad_accum, "micro-batches per optimizer update")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--clip", t.clip, "max global gradient norm (0 = no clipping)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--weight-decay", t.weight_decay, "AdamW decoupled weight decay")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--seed", t.seed, "seed for adapter init and batch order")->capture_default_str();
+  app.add_option("--eval-every", t.val_every_steps, "validate every N steps (0 = after the last step only)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--eval-batches", t.eval_batches, "validation batches per evaluation (0 = the whole set)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--save-every", t.save_every, "write a checkpoint every N steps (0 = never)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--checkpoint", t.checkpoint, "where checkpoints go (default: OUT.ckpt.gguf)");
+  app.add_option("--resume", t.resume, "continue from this checkpoint (same flags, same --threads for exact resume)");
+  add_threads_flag(app, t.threads);
+  app.add_flag("--quiet,-q", [&t](int64_t) { t.progress = false; }, "no progress bar");
+}
+
 void add_report_flag(CLI::App& app, std::string& report) {
   app.add_option("--report", report, "write a JSON report here (atomically)");
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "adapters/linear.h"
+#include "train/trainer.h"
 
 #define QT_PARSE(app, argc, argv)                                   \
   do {                                                              \
@@ -45,6 +46,12 @@ struct DataArgs {
   int max_batches = 0;  // eval: stop after this many batches (0: all)
 };
 void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file);
+
+// Optimizer, schedule, validation and checkpoint flags of finetune (--steps --lr --min-lr
+// --warmup --schedule --grad-accum --clip --weight-decay --seed --eval-every --eval-batches
+// --save-every --checkpoint --resume --threads --quiet). --schedule goes to `schedule`
+// (parse it with parse_schedule after QT_PARSE).
+void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule);
 
 // --report R.json
 void add_report_flag(CLI::App& app, std::string& report);

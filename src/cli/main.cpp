@@ -22,6 +22,11 @@ const std::vector<Command>& commands() {
   static const std::vector<Command> cmds = {
       {"info", "describe a model file: architecture, shapes, parameter count, tensor types", qtune::cli::cmd_info},
       {"generate", "generate text (or token ids) from a model", qtune::cli::cmd_generate},
+      {"eval", "perplexity of a model on a data file", qtune::cli::cmd_eval},
+      {"finetune", "fine-tune (full, lora, qlora): progress, JSON report, checkpoints, resume", qtune::cli::cmd_finetune},
+      {"quantize", "post-training quantization to GGUF Q8_0 / Q4_1 / Q4_0", qtune::cli::cmd_quantize},
+      {"merge", "merge a LoRA adapter into its base model (float, or --bits b)", qtune::cli::cmd_merge},
+      {"export-lora", "a llama.cpp-loadable LoRA adapter GGUF from an adapter or checkpoint", qtune::cli::cmd_export_lora},
   };
   return cmds;
 }

@@ -1,0 +1,82 @@
+// qtune eval — perplexity of a model on a text file.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/flags.h"
+#include "core/error.h"
+#include "core/system.h"
+#include "io/dataset.h"
+#include "io/model_file.h"
+#include "models/llama.h"
+#include "train/data_source.h"
+
+namespace qtune::cli {
+
+namespace {
+
+// Scored targets in the first n_windows windows (what the perplexity is averaged over).
+int64_t scored_targets(const Dataset& d, int64_t n_windows) {
+  int64_t n = std::min(n_windows, d.n_windows) * d.seq_len;
+  return std::count_if(d.targets.begin(), d.targets.begin() + n, [](int32_t t) { return t >= 0; });
+}
+
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+  CLI::App app{"Evaluate a model's perplexity on a data file (windows of --seq tokens, in order).", "qtune eval"};
+  ModelArgs ma;
+  DataArgs da;
+  std::string report;
+  int threads = 0;
+  add_model_flags(app, ma);
+  add_data_flags(app, da, /*with_val_file=*/false);
+  app.add_option("--max-batches", da.max_batches, "evaluate at most this many batches (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  add_report_flag(app, report);
+  add_threads_flag(app, threads);
+  QT_PARSE(app, argc, argv);
+  use_threads(threads);
+
+  ModelFile mf = load_model(ma.model);
+  auto tok = open_tokenizer(ma, mf.config);
+  QT_CHECK(da.seq <= mf.config.seq_len, "--seq {} is longer than the model's context ({})", da.seq,
+           mf.config.seq_len);
+  DataOptions dopt;
+  dopt.seq_len = da.seq;
+  dopt.val_every = da.val_every;
+  DataSplit split = load_data(da.data, *tok, dopt);
+  const Dataset& set = da.val_every > 0 ? split.val : split.train;  // --val-every: the held-out part only
+
+  Llama model(mf, inference_method(), 0);
+  ModelRef<Llama> ref(model);
+  double t0 = now_seconds();
+  double loss = evaluate(ref, set, da.batch, da.max_batches);
+  double secs = now_seconds() - t0;
+  int64_t windows = da.max_batches > 0 ? int64_t{da.max_batches} * da.batch : set.n_windows;
+  int64_t tokens = scored_targets(set, windows);
+  double ppl = std::exp(loss);
+  std::printf("perplexity %.4f  mean loss %.5f  over %lld tokens (%s)\n", ppl, loss, static_cast<long long>(tokens),
+              da.val_every > 0 ? fmt::format("every {}th document", da.val_every).c_str() : "whole file");
+  write_report(report, {{"command", "eval"},
+                        {"model", ma.model},
+                        {"data", da.data},
+                        {"seq", da.seq},
+                        {"batch", da.batch},
+                        {"val_every", da.val_every},
+                        {"mean_loss", loss},
+                        {"perplexity", ppl},
+                        {"tokens", tokens},
+                        {"windows", std::min(windows, set.n_windows)},
+                        {"seconds", secs},
+                        {"peak_rss_bytes", peak_rss_bytes()}});
+  return 0;
+}
+
+}  // namespace qtune::cli

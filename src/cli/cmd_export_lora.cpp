@@ -1,0 +1,44 @@
+// qtune export-lora — a llama.cpp-loadable LoRA adapter GGUF from a qtune adapter or checkpoint.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <string>
+
+#include "cli/adapter_file.h"
+#include "cli/commands.h"
+#include "cli/flags.h"
+#include "core/error.h"
+#include "io/gguf.h"
+#include "io/lora_gguf.h"
+#include "io/model_file.h"
+
+namespace qtune::cli {
+
+int cmd_export_lora(int argc, char** argv) {
+  CLI::App app{"Write a llama.cpp-loadable LoRA adapter GGUF (general.type=adapter, *.weight.lora_a/b, "
+               "adapter.lora.alpha) from a qtune adapter or training checkpoint. With --model, also check "
+               "it against the base model's tensor names and shapes.",
+               "qtune export-lora"};
+  std::string adapter, out, base;
+  app.add_option("--adapter,-a", adapter, "qtune adapter GGUF or training checkpoint")->required();
+  app.add_option("--out,-o", out, "output LoRA GGUF")->required();
+  app.add_option("--model,-m", base, "base model to check the adapter against (optional)");
+  QT_PARSE(app, argc, argv);
+
+  AdapterFile a = read_adapter(adapter);
+  ModelFile mf;
+  if (!base.empty()) mf = load_model(base);
+  if (a.method.method == "qlora")
+    std::fprintf(stderr, "note: %s was trained on a %d-bit base; apply it to that quantized model\n",
+                 adapter.c_str(), a.method.bits);
+  write_adapter(out, a.adapters, a.method);
+  auto problems = check_llamacpp_lora_rules(GgufFile(out), base.empty() ? nullptr : &mf);
+  if (!problems.empty()) {
+    std::remove(out.c_str());
+    fail("{}: would not load in llama.cpp: {}", adapter, problems.front());
+  }
+  std::printf("wrote %s (%zu tensors, rank %d, alpha %g)\n", out.c_str(), a.adapters.size(), a.method.rank,
+              a.method.alpha);
+  return 0;
+}
+
+}  // namespace qtune::cli

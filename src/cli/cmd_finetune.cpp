@@ -1,0 +1,130 @@
+// qtune finetune — train a model's adapters (lora, qlora) or all its weights (full) on text.
+//
+// Output (--out): lora/qlora → the adapter GGUF (llama.cpp-loadable LoRA + qtune.run.* keys,
+// see adapter_file.h); full → the model GGUF (F32). Checkpoints (--save-every) go to
+// --checkpoint (default OUT.ckpt.gguf) and --resume continues one bit-exactly. Everything is
+// written atomically: a killed run never leaves a partial OUT, report or checkpoint.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/adapter_file.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/flags.h"
+#include "core/error.h"
+#include "io/dataset.h"
+#include "io/model_file.h"
+#include "models/llama.h"
+#include "train/data_source.h"
+#include "train/trainer.h"
+
+namespace qtune::cli {
+
+namespace {
+
+struct FinetuneArgs {
+  ModelArgs model;
+  DataArgs data;
+  MethodOptions method;
+  TrainOptions train;
+  std::string schedule = "cosine";
+  std::string out, report;
+};
+
+void add_flags(CLI::App& app, FinetuneArgs& a) {
+  add_model_flags(app, a.model);
+  add_data_flags(app, a.data, /*with_val_file=*/true);
+  add_method_flags(app, a.method);
+  add_train_flags(app, a.train, a.schedule);
+  app.add_option("--out,-o", a.out, "output: the adapter GGUF (lora, qlora) or the model GGUF (full)")->required();
+  add_report_flag(app, a.report);
+}
+
+// Flags → library options; throws Error for values the parser could not judge alone.
+void finish_options(FinetuneArgs& a, const LlamaConfig& cfg) {
+  validate(a.method);
+  a.train.schedule = parse_schedule(a.schedule);
+  a.train.method = a.method;
+  a.train.batch = a.data.batch;
+  a.train.seq = a.data.seq;
+  if (a.train.checkpoint.empty()) a.train.checkpoint = a.out + ".ckpt.gguf";
+  QT_CHECK(a.data.seq <= cfg.seq_len, "--seq {} is longer than the model's context ({})", a.data.seq, cfg.seq_len);
+}
+
+nlohmann::json curve_json(const TrainResult& r) {
+  nlohmann::json loss = nlohmann::json::array(), val = nlohmann::json::array();
+  for (const auto& p : r.loss_curve) loss.push_back({{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}});
+  for (const auto& p : r.val_curve) val.push_back({{"step", p.step}, {"loss", p.loss}});
+  return {{"loss_curve", loss}, {"val_curve", val}};
+}
+
+nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const TrainResult& r) {
+  nlohmann::json j = curve_json(r);
+  const MethodOptions& m = a.method;
+  j.update({{"command", "finetune"},
+            {"model", a.model.model},
+            {"data", a.data.data},
+            {"out", a.out},
+            {"method", {{"method", m.method}, {"rank", m.rank}, {"alpha", m.alpha}, {"bits", m.bits},
+                        {"group", m.group}, {"symmetric", m.symmetric}, {"targets", m.targets}}},
+            {"steps", a.train.steps},
+            {"batch", a.train.batch},
+            {"seq", a.train.seq},
+            {"lr", a.train.lr},
+            {"seed", a.train.seed},
+            {"train_windows", split.train.n_windows},
+            {"val_windows", split.val.n_windows},
+            {"val_loss", r.final_val_loss ? nlohmann::json(*r.final_val_loss) : nlohmann::json()},
+            {"val_perplexity", r.final_val_ppl ? nlohmann::json(*r.final_val_ppl) : nlohmann::json()},
+            {"tokens_per_second", r.tokens_per_second},
+            {"peak_rss_bytes", r.peak_rss_bytes},
+            {"trainable_params", r.trainable_params},
+            {"wall_seconds", r.wall_seconds},
+            {"resumed_from_step", r.first_step - 1}});
+  return j;
+}
+
+void write_output(Llama& model, const FinetuneArgs& a) {
+  if (a.method.method == "full")
+    save_model(model.merged(), a.out, GgmlType::F32, a.model.model);
+  else
+    write_adapter(a.out, model.adapter_tensors(), a.method);
+}
+
+}  // namespace
+
+int cmd_finetune(int argc, char** argv) {
+  CLI::App app{"Fine-tune a model on text: LoRA / QLoRA adapters, or all weights (--method full).", "qtune finetune"};
+  FinetuneArgs a;
+  add_flags(app, a);
+  QT_PARSE(app, argc, argv);
+
+  ModelFile mf = load_model(a.model.model);
+  finish_options(a, mf.config);
+  auto tok = open_tokenizer(a.model, mf.config);
+  DataOptions dopt;
+  dopt.seq_len = a.data.seq;
+  dopt.val_every = a.data.val_every;
+  DataSplit split = load_data(a.data.data, *tok, dopt, a.data.val_file);
+
+  Llama model(mf, a.method, a.train.seed);
+  mf.tensors.clear();  // the model holds its own copy
+  Batcher batcher(split.train, a.train.batch, a.train.seed);
+  BatcherSource source(batcher, split.train.seq_len);
+  DatasetEval val(split.val);
+  ModelRef<Llama> ref(model);
+  if (!a.train.resume.empty()) std::fprintf(stderr, "resuming from %s\n", a.train.resume.c_str());
+  TrainResult r = train(ref, source, split.val.n_windows > 0 ? &val : nullptr, a.train);
+
+  write_output(model, a);
+  write_report(a.report, report_json(a, split, r));
+  std::printf("final loss %.4f", r.loss_curve.empty() ? 0.0 : r.loss_curve.back().loss);
+  if (r.final_val_ppl) std::printf("  val perplexity %.4f", *r.final_val_ppl);
+  std::printf("  %.0f tok/s  %lld trainable params  → %s\n", r.tokens_per_second,
+              static_cast<long long>(r.trainable_params), a.out.c_str());
+  return 0;
+}
+
+}  // namespace qtune::cli

@@ -46,7 +46,7 @@ int cmd_eval(int argc, char** argv) {
 
   ModelFile mf = load_model(ma.model);
   auto tok = open_tokenizer(ma, mf.config);
-  QT_CHECK(da.seq <= mf.config.seq_len, "--seq {} is longer than the model's context ({})", da.seq,
+  QT_CHECK(da.seq <= mf.config.seq_len, "--seq {} is longer than the context of {} ({})", da.seq, ma.model,
            mf.config.seq_len);
   DataOptions dopt;
   dopt.seq_len = da.seq;
@@ -62,8 +62,9 @@ int cmd_eval(int argc, char** argv) {
   int64_t windows = da.max_batches > 0 ? int64_t{da.max_batches} * da.batch : set.n_windows;
   int64_t tokens = scored_targets(set, windows);
   double ppl = std::exp(loss);
+  std::string part = da.val_every > 0 ? fmt::format("held-out: every {}th document", da.val_every) : "whole file";
   std::printf("perplexity %.4f  mean loss %.5f  over %lld tokens (%s)\n", ppl, loss, static_cast<long long>(tokens),
-              da.val_every > 0 ? fmt::format("every {}th document", da.val_every).c_str() : "whole file");
+              part.c_str());
   write_report(report, {{"command", "eval"},
                         {"model", ma.model},
                         {"data", da.data},

@@ -42,15 +42,15 @@ void add_flags(CLI::App& app, FinetuneArgs& a) {
   add_report_flag(app, a.report);
 }
 
-// Flags → library options; throws Error for values the parser could not judge alone.
-void finish_options(FinetuneArgs& a, const LlamaConfig& cfg) {
+// Flags → library options; throws Error for values the parser could not judge alone
+// (before any file is read, so a typo fails fast).
+void finish_options(FinetuneArgs& a) {
   validate(a.method);
   a.train.schedule = parse_schedule(a.schedule);
   a.train.method = a.method;
   a.train.batch = a.data.batch;
   a.train.seq = a.data.seq;
   if (a.train.checkpoint.empty()) a.train.checkpoint = a.out + ".ckpt.gguf";
-  QT_CHECK(a.data.seq <= cfg.seq_len, "--seq {} is longer than the model's context ({})", a.data.seq, cfg.seq_len);
 }
 
 nlohmann::json curve_json(const TrainResult& r) {
@@ -101,8 +101,10 @@ int cmd_finetune(int argc, char** argv) {
   add_flags(app, a);
   QT_PARSE(app, argc, argv);
 
+  finish_options(a);
   ModelFile mf = load_model(a.model.model);
-  finish_options(a, mf.config);
+  QT_CHECK(a.data.seq <= mf.config.seq_len, "--seq {} is longer than the context of {} ({})", a.data.seq,
+           a.model.model, mf.config.seq_len);
   auto tok = open_tokenizer(a.model, mf.config);
   DataOptions dopt;
   dopt.seq_len = a.data.seq;
@@ -115,11 +117,12 @@ int cmd_finetune(int argc, char** argv) {
   BatcherSource source(batcher, split.train.seq_len);
   DatasetEval val(split.val);
   ModelRef<Llama> ref(model);
-  if (!a.train.resume.empty()) std::fprintf(stderr, "resuming from %s\n", a.train.resume.c_str());
   TrainResult r = train(ref, source, split.val.n_windows > 0 ? &val : nullptr, a.train);
 
   write_output(model, a);
   write_report(a.report, report_json(a, split, r));
+  if (r.first_step > 1) std::printf("resumed from step %lld of %s\n", static_cast<long long>(r.first_step - 1),
+                                    a.train.resume.c_str());
   std::printf("final loss %.4f", r.loss_curve.empty() ? 0.0 : r.loss_curve.back().loss);
   if (r.final_val_ppl) std::printf("  val perplexity %.4f", *r.final_val_ppl);
   std::printf("  %.0f tok/s  %lld trainable params  → %s\n", r.tokens_per_second,

@@ -42,6 +42,7 @@ int cmd_generate(int argc, char** argv) {
   int max_tokens = 64;
   SamplerOptions s;
   bool ids = false;
+  int threads = 0;
   app.add_option("--prompt,-p", prompt, "prompt text (\"\" starts from BOS alone)")->capture_default_str();
   app.add_option("--max-tokens,-n", max_tokens, "number of tokens to generate (stops early at EOS)")
       ->capture_default_str()
@@ -54,7 +55,9 @@ int cmd_generate(int argc, char** argv) {
       ->check(CLI::Range(0.0f, 1.0f));
   app.add_option("--seed", s.seed, "sampling seed")->capture_default_str();
   app.add_flag("--ids", ids, "print the generated token ids (space-separated) instead of text");
+  add_threads_flag(app, threads);
   QT_PARSE(app, argc, argv);
+  use_threads(threads);
   QT_CHECK(s.top_p > 0.0f, "--top-p must be in (0, 1], got {}", s.top_p);
 
   ModelFile mf = load_model(ma.model);

@@ -206,3 +206,36 @@ TEST(CliBadInput, BadFlagValues) {
   EXPECT_FALSE(exists(dir + "/q.gguf"));
   EXPECT_FALSE(exists(dir + "/o.gguf"));
 }
+
+TEST(CliBadInput, ResumeWithDifferentRankNamesTheCheckpoint) {
+  QT_REQUIRE_STORIES();
+  std::string dir = scratch_dir();
+  std::string data = small_corpus(dir, "d.txt", 60);
+  std::vector<std::string> args = {"finetune", "-m", stories_bin(), "-t", tok512(), "--data", data, "--seq", "32",
+                                   "--steps", "2", "--save-every", "1", "--quiet"};
+  auto first_args = args;
+  first_args.insert(first_args.end(), {"--out", dir + "/o.gguf"});
+  auto first = run_qtune(first_args);
+  ASSERT_EQ(first.code, 0) << first.err;
+  args.insert(args.end(), {"--rank", "2", "--resume", dir + "/o.gguf.ckpt.gguf", "--out", dir + "/o2.gguf"});
+  EXPECT_TRUE(IsBadInput(run_qtune(args), dir + "/o.gguf.ckpt.gguf"));
+  EXPECT_FALSE(exists(dir + "/o2.gguf"));
+}
+
+TEST(CliBadInput, AdapterIsNotAModelAndModelIsNotAnAdapter) {
+  QT_REQUIRE_STORIES();
+  std::string dir = scratch_dir(), q = dir + "/q8.gguf";
+  ASSERT_EQ(run_qtune({"quantize", "-m", stories_bin(), "--bits", "8", "--out", q}).code, 0);
+  EXPECT_TRUE(IsBadInput(run_qtune({"merge", "-m", stories_bin(), "--adapter", q, "--out", dir + "/m.gguf"}), q));
+  EXPECT_TRUE(IsBadInput(run_qtune({"export-lora", "--adapter", stories_bin(), "--out", dir + "/e.gguf"}),
+                         stories_bin()));
+  EXPECT_FALSE(exists(dir + "/m.gguf"));
+  EXPECT_FALSE(exists(dir + "/e.gguf"));
+}
+
+TEST(CliBadInput, SeqLongerThanContext) {
+  QT_REQUIRE_STORIES();
+  std::string data = small_corpus(scratch_dir(), "d.txt", 20);
+  auto r = run_qtune({"eval", "-m", stories_bin(), "-t", tok512(), "--data", data, "--seq", "4096"});
+  EXPECT_TRUE(IsBadInput(r, "--seq"));
+}

@@ -91,6 +91,7 @@ TEST(CliResume, SigkillAtAnyMomentLeavesNoPartialOutput) {
   std::string out = dir + "/o.gguf", check_dir = dir + "/check";
   fs::create_directory(check_dir);
   // Kill at increasing delays; whatever exists at a final path afterwards must be usable.
+  int checked = 0;
   for (int delay_ms : {30, 150, 400, 900}) {
     int pid = spawn_qtune(finetune_args(data, out), dir);
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
@@ -98,6 +99,7 @@ TEST(CliResume, SigkillAtAnyMomentLeavesNoPartialOutput) {
     wait_qtune(pid);
     for (const auto& f : final_files(dir)) {
       if (f == "train.txt" || f == "check" || f.rfind("bg.", 0) == 0) continue;
+      ++checked;
       if (f == "o.gguf") {
         auto r = run_qtune({"export-lora", "--adapter", out, "--out", check_dir + "/c.gguf"});
         EXPECT_EQ(r.code, 0) << "after kill at " << delay_ms << " ms, " << f << " is unusable: " << r.err;
@@ -112,4 +114,5 @@ TEST(CliResume, SigkillAtAnyMomentLeavesNoPartialOutput) {
       }
     }
   }
+  EXPECT_GT(checked, 0) << "no kill happened after an output was written: the delays are too short";
 }

@@ -1,6 +1,6 @@
-// kernels/gemm_blas.cpp — the fast float GEMMs: OpenBLAS sgemm (row-major). Double calls go to
-// the scalar reference (they only occur in gradient checks). Also the thread-count knob that
-// keeps OpenMP and OpenBLAS in step.
+// kernels/gemm_blas.cpp — the fast float GEMMs: OpenBLAS sgemm (row-major), split across
+// OpenMP threads by sgemm_parallel. Double calls go to the scalar reference (they only occur in
+// gradient checks). Also the thread-count knob.
 #include <cblas.h>
 
 #include <algorithm>
@@ -8,12 +8,13 @@
 
 #include "core/system.h"
 #include "kernels/gemm.h"
+#include "kernels/sgemm_parallel.h"
 
 namespace qtune::kernels {
 
 void set_num_threads(int n) {
   qtune::set_num_threads(n);  // OpenMP; n <= 0 means all cores
-  openblas_set_num_threads(qtune::num_threads());
+  openblas_set_num_threads(1);  // one thread pool: sgemm_parallel splits the work itself
 }
 
 // A GEMM with an empty inner dimension still defines the output (zero when overwriting);
@@ -29,8 +30,7 @@ template <class T>
 void matmul_nt(const T* x, const T* W, T* y, int64_t n, int64_t in, int64_t out, bool accumulate) {
   if constexpr (std::is_same_v<T, float>) {
     if (handle_empty(y, n, out, in, accumulate)) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, W, in,
-                accumulate ? 1.0f : 0.0f, y, out);
+    sgemm_parallel(false, true, n, out, in, 1.0f, x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);
   } else {
     ref::matmul_nt(x, W, y, n, in, out, accumulate);
   }
@@ -41,8 +41,7 @@ template <class T>
 void matmul_nn(const T* dy, const T* W, T* dx, int64_t n, int64_t in, int64_t out, bool accumulate) {
   if constexpr (std::is_same_v<T, float>) {
     if (handle_empty(dx, n, in, out, accumulate)) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, W, in,
-                accumulate ? 1.0f : 0.0f, dx, in);
+    sgemm_parallel(false, false, n, in, out, 1.0f, dy, out, W, in, accumulate ? 1.0f : 0.0f, dx, in);
   } else {
     ref::matmul_nn(dy, W, dx, n, in, out, accumulate);
   }
@@ -53,8 +52,7 @@ template <class T>
 void matmul_tn(const T* dy, const T* x, T* dW, int64_t n, int64_t in, int64_t out, bool accumulate) {
   if constexpr (std::is_same_v<T, float>) {
     if (handle_empty(dW, out, in, n, accumulate)) return;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in,
-                accumulate ? 1.0f : 0.0f, dW, in);
+    sgemm_parallel(true, false, out, in, n, 1.0f, dy, out, x, in, accumulate ? 1.0f : 0.0f, dW, in);
   } else {
     ref::matmul_tn(dy, x, dW, n, in, out, accumulate);
   }

@@ -15,6 +15,7 @@
 
 #include "core/buffer.h"
 #include "kernels/gemm.h"
+#include "kernels/sgemm_parallel.h"
 #include "kernels/qgemv.h"
 
 namespace qtune::kernels {
@@ -79,8 +80,7 @@ void qmatmul_nt_blas(const float* x, const QuantMatrix& W, float* y, int64_t n, 
   for (int64_t r0 = 0; r0 < out; r0 += kTile) {
     const int64_t nr = std::min(kTile, out - r0);
     W.dequantize_rows(r0, nr, tile);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nr, in, 1.0f, x, in, tile, in,
-                accumulate ? 1.0f : 0.0f, y + r0, out);
+    sgemm_parallel(false, true, n, nr, in, 1.0f, x, in, tile, in, accumulate ? 1.0f : 0.0f, y + r0, out);
   }
 }
 
@@ -114,7 +114,7 @@ void qmatmul_nn(const T* dy, const QuantMatrix& W, T* dx, int64_t n, bool accumu
     W.dequantize_rows(r0, nr, tile);
     if constexpr (std::is_same_v<T, float>) {
       // dx[n, in] += dy[:, r0:r0+nr] · tile[nr, in]
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, nr, 1.0f, dy + r0, out, tile, in, 1.0f, dx, in);
+      sgemm_parallel(false, false, n, in, nr, 1.0f, dy + r0, out, tile, in, 1.0f, dx, in);
     } else {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) {

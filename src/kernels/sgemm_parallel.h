@@ -1,0 +1,17 @@
+// kernels/sgemm_parallel.h — row-major sgemm with ONE thread pool: OpenMP splits C into
+// blocks and each thread calls single-threaded OpenBLAS on its block.
+//
+// Why: OpenBLAS (Debian's pthread build) has its own thread pool; mixed with OpenMP regions
+// in the model, the two pools spin against each other on a 2-core machine (measured: ~40% of
+// training time in libgomp spin-waits). Splitting ourselves also makes every element of C the
+// work of one thread in a fixed order, so results depend only on the thread count.
+#pragma once
+#include <cstdint>
+
+namespace qtune::kernels {
+
+// C[M, N] = alpha · op(A)[M, K] · op(B)[K, N] + beta · C, row-major, as cblas_sgemm.
+void sgemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                    int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+}  // namespace qtune::kernels

@@ -1,4 +1,6 @@
 // qtune finetune — train a model's adapters (lora, qlora) or all its weights (full) on text.
+// With --init-config instead of --model it pretrains a new, randomly initialised model
+// (method full; the vocabulary comes from --tokenizer).
 //
 // Output (--out): lora/qlora → the adapter GGUF (llama.cpp-loadable LoRA + qtune.run.* keys,
 // see adapter_file.h); full → the model GGUF (F32). Checkpoints (--save-every) go to
@@ -16,6 +18,7 @@
 #include "core/error.h"
 #include "io/dataset.h"
 #include "io/model_file.h"
+#include "models/init.h"
 #include "models/llama.h"
 #include "train/data_source.h"
 #include "train/trainer.h"
@@ -30,11 +33,15 @@ struct FinetuneArgs {
   MethodOptions method;
   TrainOptions train;
   std::string schedule = "cosine";
+  std::string init_config;  // pretraining from scratch instead of --model
   std::string out, report;
 };
 
 void add_flags(CLI::App& app, FinetuneArgs& a) {
-  add_model_flags(app, a.model);
+  add_model_flags(app, a.model, /*with_tokenizer=*/true, /*model_required=*/false);
+  app.add_option("--init-config", a.init_config,
+                 "pretrain a new randomly initialised model instead of --model (needs --tokenizer, --method full), "
+                 "e.g. dim=128,hidden=344,layers=4,heads=4,kv_heads=4,seq=256");
   add_data_flags(app, a.data, /*with_val_file=*/true);
   add_method_flags(app, a.method);
   add_train_flags(app, a.train, a.schedule);
@@ -45,6 +52,12 @@ void add_flags(CLI::App& app, FinetuneArgs& a) {
 // Flags → library options; throws Error for values the parser could not judge alone
 // (before any file is read, so a typo fails fast).
 void finish_options(FinetuneArgs& a) {
+  QT_CHECK(a.model.model.empty() != a.init_config.empty(), "give exactly one of --model and --init-config");
+  if (!a.init_config.empty()) {
+    QT_CHECK(!a.model.tokenizer.empty(), "--init-config needs --tokenizer (the new model's vocabulary)");
+    QT_CHECK(a.method.method == "full", "--init-config pretrains all weights: use --method full, not '{}'",
+             a.method.method);
+  }
   validate(a.method);
   a.train.schedule = parse_schedule(a.schedule);
   a.train.method = a.method;
@@ -64,7 +77,7 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
   nlohmann::json j = curve_json(r);
   const MethodOptions& m = a.method;
   j.update({{"command", "finetune"},
-            {"model", a.model.model},
+            {"model", a.init_config.empty() ? a.model.model : "init:" + a.init_config},
             {"data", a.data.data},
             {"out", a.out},
             {"method", {{"method", m.method}, {"rank", m.rank}, {"alpha", m.alpha}, {"bits", m.bits},
@@ -102,7 +115,14 @@ int cmd_finetune(int argc, char** argv) {
   QT_PARSE(app, argc, argv);
 
   finish_options(a);
-  ModelFile mf = load_model(a.model.model);
+  ModelFile mf;
+  if (a.init_config.empty()) {
+    mf = load_model(a.model.model);
+  } else {
+    mf.config = parse_config_spec(a.init_config);
+    mf.config.vocab_size = load_tokenizer(a.model.tokenizer)->vocab_size();
+    mf = random_model(mf.config, a.train.seed);
+  }
   QT_CHECK(a.data.seq <= mf.config.seq_len, "--seq {} is longer than the context of {} ({})", a.data.seq,
            a.model.model, mf.config.seq_len);
   auto tok = open_tokenizer(a.model, mf.config);

@@ -20,7 +20,10 @@ RunKeys run_keys(const TrainOptions& o) {
   RunKeys k = {{"method", m.method}, {"rank", std::to_string(m.rank)}, {"alpha", fmt::format("{}", m.alpha)}};
   // The frozen base's format only exists for methods that quantize it.
   if (m.method != "full" && m.method != "lora")
-    k.insert(k.end(), {{"bits", std::to_string(m.bits)}, {"group", std::to_string(m.group)}});
+    k.insert(k.end(), {{"bits", std::to_string(m.bits)},
+                       {"group", std::to_string(m.group)},
+                       {"symmetric", m.symmetric ? "true" : "false"},
+                       {"scale-search", m.scale_search}});
   k.insert(k.end(), {{"target", targets},
                      {"seed", std::to_string(o.seed)},
                      {"batch", std::to_string(o.batch)},

@@ -5,7 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <signal.h>
+
 #include <cerrno>
+#include <cstdlib>
+#include <string_view>
 
 namespace qtune {
 
@@ -33,7 +38,29 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+// Temp files "<path>.tmp.<pid>" left by a writer that was killed (SIGKILL cannot be caught):
+// remove those whose process no longer exists, so repeated kills don't pile up litter.
+static void remove_stale_temps(const std::string& path) {
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  std::string prefix = (slash == std::string::npos ? path : path.substr(slash + 1)) + ".tmp.";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return;
+  while (dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.substr(0, prefix.size()) != prefix) continue;
+    std::string pid_str(name.substr(prefix.size()));
+    char* end = nullptr;
+    long pid = std::strtol(pid_str.c_str(), &end, 10);
+    if (pid_str.empty() || *end || pid <= 0) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH)
+      std::remove((slash == std::string::npos ? std::string(name) : dir + std::string(name)).c_str());
+  }
+  ::closedir(d);
+}
+
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  remove_stale_temps(path_);
   tmp_ = fmt::format("{}.tmp.{}", path_, ::getpid());
   f_ = std::fopen(tmp_.c_str(), "wb");
   if (!f_) fail("{}: cannot write: {}", path_, std::strerror(errno));

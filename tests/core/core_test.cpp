@@ -55,3 +55,17 @@ TEST(File, UncommittedWriteLeavesNothing) {
 TEST(File, MissingPathIsAnError) { EXPECT_THROW(MappedFile("/nonexistent/qtune/file"), Error); }
 
 TEST(System, PeakRssIsPositive) { EXPECT_GT(peak_rss_bytes(), 0); }
+
+TEST(File, StaleTempOfADeadWriterIsRemoved) {
+  std::string dir = test::scratch_dir();
+  std::string p = dir + "/z.bin";
+  // pid 2^22+1 is above Linux's pid_max default ceiling, so no such process exists
+  std::string stale = p + ".tmp.4194305";
+  std::string alive = p + ".tmp.1";  // init is always alive: not ours to remove
+  write_text_file_atomic(stale, "x");
+  write_text_file_atomic(alive, "x");
+  write_text_file_atomic(p, "data");
+  EXPECT_FALSE(file_exists(stale));
+  EXPECT_TRUE(file_exists(alive));
+  EXPECT_EQ(read_text_file(p), "data");
+}

@@ -32,5 +32,5 @@ jq -r '"| method | trainable params | lr | held-out ppl | drop vs base | tok/s |
        "|---|---|---|---|---|---|---|",
        "| base (stories260K) | – | – | \(.base_perplexity*100|round/100) | – | – | – |",
        (["full","lora_r8","qlora4_r8"][] as $k | .[$k] as $r |
-        "| \($k) | \($r.trainable_params) | \($r.lr) | \($r.val_perplexity*100|round/100) | \($r.relative_drop*1000|round/10)% | \($r.tokens_per_second|round) | \($r.peak_rss_bytes/1048576*10|round/10) MiB |")' \
+        "| \($k) | \($r.trainable_params) | \($r.lr*1e6|round/1e6) | \($r.val_perplexity*100|round/100) | \($r.relative_drop*1000|round/10)% | \($r.tokens_per_second|round) | \($r.peak_rss_bytes/1048576*10|round/10) MiB |")' \
   bench/results/kjv_stories260k.json | tee bench/results/kjv_stories260k.md

@@ -52,6 +52,7 @@ template <class T>
 std::unique_ptr<Linear<T>> make_linear(const MethodOptions& o, const std::string& name, const Tensor& w,
                                        bool targeted, Rng& rng) {
   validate(o);
+  if (o.frozen) return make_dense<T>(name, w, false);
   if (o.method == "full") return make_dense<T>(name, w, targeted);
   if (o.method == "lora") return targeted ? make_lora<T>(name, w, o.rank, o.alpha, rng) : make_dense<T>(name, w, false);
   // qlora: every slot's base is quantized; only targeted slots carry an adapter

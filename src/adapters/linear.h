@@ -80,6 +80,9 @@ struct MethodOptions {
   bool symmetric = false;
   std::string scale_search = "minmax";  // minmax | mse
   std::vector<std::string> targets = {"q", "k", "v", "o", "gate", "up", "down"};
+  // Inference only (eval, generate): every slot a frozen float weight, nothing trainable, no
+  // gradient buffers — whatever `method` says.
+  bool frozen = false;
 };
 
 // Known method names, for --method validation and --help.

@@ -34,7 +34,7 @@ std::unique_ptr<Tokenizer> open_tokenizer(const ModelArgs& a, const LlamaConfig&
 
 MethodOptions inference_method() {
   MethodOptions m;
-  m.method = "full";  // every slot a plain float weight (grads are allocated but never used)
+  m.frozen = true;  // every slot a plain float weight; no gradient buffers
   return m;
 }
 

@@ -70,7 +70,7 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
   // Full fine-tuning is the one method that also trains what sits outside the slots
   // (embedding, norms, classifier): every other method freezes the base by definition, so
   // this single method check decides ownership of non-slot gradients, not any math.
-  m.base_trainable = opts.method == "full";
+  m.base_trainable = opts.method == "full" && !opts.frozen;
 
   const int64_t C = cfg_.dim, L = cfg_.n_layers;
   m.params.resize(carve_base(cfg_, nullptr, m.p));

@@ -48,3 +48,21 @@ TEST(Init, RandomModelHasInitialLossNearLogVocab) {
   EXPECT_EQ(random_model(c, 3).tensors.at("token_embd.weight").data[5], mf.tensors.at("token_embd.weight").data[5]);
   EXPECT_NE(random_model(c, 4).tensors.at("token_embd.weight").data[5], mf.tensors.at("token_embd.weight").data[5]);
 }
+
+TEST(Init, FrozenModelHasNothingTrainableAndSameLogits) {
+  LlamaConfig c = parse_config_spec("dim=32,hidden=64,layers=2,heads=4,kv_heads=2,seq=16");
+  c.vocab_size = 50;
+  ModelFile mf = random_model(c, 9);
+  MethodOptions full;
+  full.method = "full";
+  MethodOptions frozen = full;
+  frozen.frozen = true;
+  Llama a(mf, full, 1), b(mf, frozen, 1);
+  EXPECT_GT(a.num_trainable(), 0);
+  EXPECT_EQ(b.num_trainable(), 0);
+  EXPECT_TRUE(b.trainable().empty());
+  int tokens[8] = {1, 5, 9, 2, 7, 3, 3, 40};
+  a.forward(tokens, nullptr, 1, 8);
+  b.forward(tokens, nullptr, 1, 8);
+  for (int i = 0; i < 8 * 50; ++i) ASSERT_EQ(a.logits()[i], b.logits()[i]);
+}

@@ -6,6 +6,7 @@
 #include "core/buffer.h"
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/igemm.h"
 
 namespace qtune::kernels {
 
@@ -25,9 +26,16 @@ SimdPath best_simd_path() {
   return best;
 }
 
+// vpdpbusd/vpdpwssd (the integer GEMM's AVX-512 loops also need BW's byte and word ops)
+bool has_avx512_vnni() {
+  static const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                           __builtin_cpu_supports("avx512vnni");
+  return vnni;
+}
+
 const char* cpu_features() {
   switch (best_simd_path()) {
-    case SimdPath::avx512: return "avx512";
+    case SimdPath::avx512: return has_avx512_vnni() ? "avx512-vnni" : "avx512";
     case SimdPath::avx2: return "avx2";
     case SimdPath::scalar: return "scalar";
   }

@@ -4,6 +4,7 @@
 #include "core/rng.h"
 #include "core/system.h"
 #include "kernels/gemm.h"
+#include "kernels/igemm.h"
 #include "kernels/qgemv.h"
 #include "test_util.h"
 
@@ -195,5 +196,6 @@ TEST(QGemm, SameResultForAnyThreadCount) {
 
 TEST(Kernels, CpuFeaturesNamesAPath) {
   const std::string f = kernels::cpu_features();
-  EXPECT_TRUE(f == "avx512" || f == "avx2" || f == "scalar") << f;
+  EXPECT_TRUE(f == "avx512-vnni" || f == "avx512" || f == "avx2" || f == "scalar") << f;
+  EXPECT_EQ(f == "avx512-vnni", kernels::has_avx512_vnni()) << f;
 }

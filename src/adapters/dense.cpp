@@ -35,7 +35,11 @@ class Dense final : public Linear<T> {
     return {{name_ + ".weight", W_.data(), dW_.data(), this->out_ * this->in_, {this->out_, this->in_}}};
   }
 
-  Deployed merge() const override { return {base_weight(), std::nullopt}; }
+  Deployed merge() const override {
+    Deployed d;
+    d.weight = base_weight();
+    return d;
+  }
 
   Tensor base_weight() const override {
     Tensor t({this->out_, this->in_});

@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/buffer.h"
@@ -30,7 +31,8 @@ struct Context {
   bool training = true;  // false: inference (no caches for backward needed)
 };
 
-// One trainable tensor: the optimizer updates value using grad (same size).
+// One trainable tensor: the optimizer updates value using grad (same size). Also used for
+// persistent state that is not trained (Linear::state(): grad == nullptr).
 template <class T>
 struct Param {
   std::string name;  // e.g. "blk.0.attn_q.lora_a"
@@ -38,13 +40,20 @@ struct Param {
   T* grad;
   int64_t numel;
   Shape shape;
+  // The optimizer's learning rate for this tensor is lr·lr_scale, and weight decay applies only
+  // when decay is set: a quantizer's learned step size (QA-LoRA) moves far slower than the
+  // adapter and must not be pulled towards 0.
+  float lr_scale = 1.0f;
+  bool decay = true;
 };
 
-// What a Linear deploys as after merging its adapter: either a float weight or an integer
-// one (b-bit, the quant module's format). Exactly one is set.
+// What a Linear deploys as after merging its adapter: a float weight, or an integer one as
+// QuantMatrix planes whose sum is the weight (one plane, except values wider than 16 bits:
+// quant/int_planes.h). Exactly one of the two is set.
 struct Deployed {
-  std::optional<Tensor> weight;          // float [out, in]
-  std::optional<QuantMatrix> quantized;  // integer weight
+  std::optional<Tensor> weight;     // float [out, in]
+  std::vector<QuantMatrix> planes;  // integer weight [out, in]
+  int64_t inexact = 0;              // elements the integer form had to round (0 for an exact merge)
 };
 
 template <class T>
@@ -56,7 +65,15 @@ class Linear {
   virtual void forward(const T* x, T* y, int64_t n, Context& ctx) = 0;
   virtual void backward(const T* x, const T* dy, T* dx, int64_t n, Context& ctx) = 0;
   virtual std::vector<Param<T>> trainable() = 0;
+  // Persistent state that is not trained but must survive a checkpoint and reach the merge
+  // (calibrated activation ranges, frozen quantizer ranges); grad == nullptr.
+  virtual std::vector<Param<T>> state() { return {}; }
   virtual Deployed merge() const = 0;
+  // The static int8 scale of this slot's input activations (calibrated during training, or
+  // recorded in a deployed model); 0 when the input is not quantized or per token.
+  virtual float input_scale() const { return 0.0f; }
+  // Method-specific counters for reports, e.g. {"zero_weights", n}, {"weights", n} (IntLoRA).
+  virtual std::vector<std::pair<std::string, double>> stats() const { return {}; }
   // The frozen weight as float [out, in] (dequantized if stored quantized) — for export,
   // tests and PTQ baselines; never used on the training hot path.
   virtual Tensor base_weight() const = 0;
@@ -70,20 +87,46 @@ class Linear {
   int64_t in_, out_;
 };
 
-// How to fill the slots, from the CLI flags --method --rank --alpha --bits --group --target.
+// How to fill the slots, from the CLI flags --method --rank --alpha --bits --group --target ...
 struct MethodOptions {
-  std::string method = "lora";  // full | lora | qlora  (later: qalora, intlora-mul, ...)
+  std::string method = "lora";  // full | lora | qlora | qalora | intlora-mul | intlora-shift
   int rank = 8;
-  float alpha = 16.0f;          // LoRA scale is alpha / rank
-  int bits = 4;                 // frozen-base bits for qlora
+  float alpha = 16.0f;          // LoRA scale is alpha / rank (lora, qlora; the integer methods have none)
+  int bits = 4;                 // bits of the quantized base (qlora, qalora, intlora-*)
   int group = 0;                // quantization group size along `in`; 0 = per row
   bool symmetric = false;
-  std::string scale_search = "minmax";  // minmax | mse
+  // Range of the base quantizer: minmax | mse | auto (= mse for intlora-*, as the IntLoRA
+  // reference; minmax otherwise).
+  std::string scale_search = "auto";
   std::vector<std::string> targets = {"q", "k", "v", "o", "gate", "up", "down"};
-  // Inference only (eval, generate): every slot a frozen float weight, nothing trainable, no
-  // gradient buffers — whatever `method` says.
+  // Activation quantization of every slot's input (all methods): 0 = float, 8 = int8
+  // per-tensor, the scale calibrated on the first `act_calib` training micro-batches.
+  int act_bits = 0;
+  int act_calib = 8;
+  // QA-LoRA: the learned scales' learning rate as a fraction of the adapter's (EfficientDM trains
+  // them at 1e-6 beside 5e-4), and optionally their gradient times 1/√(N·Qp) (LSQ; not in the
+  // reference).
+  float scale_lr = 0.002f;
+  bool lsq_grad_scale = false;
+  // IntLoRA: variance matching of the auxiliary matrix R ("abs-max", the reference code's rule,
+  // or "std", the paper's), its exponent α, and the zero-free base grid (the fix for weights
+  // whose integer is 0 and which the multiplicative update can never move).
+  std::string vmc = "abs-max";
+  float vmc_alpha = 1.5f;
+  bool zero_free = false;
+  // Inference only (eval, generate): every slot frozen (make_inference_linear), nothing
+  // trainable, no gradient buffers — whatever `method` says. act_bits then selects the
+  // activation path, and act_dynamic ignores recorded static scales (per-token int8).
   bool frozen = false;
+  bool act_dynamic = false;
 };
+
+// The integer fine-tuning methods (their merge is exact in integers; no PTQ).
+bool is_integer_method(const std::string& method);
+// Methods whose frozen base is quantized (qlora and the integer methods).
+bool has_quantized_base(const std::string& method);
+// The base quantizer of these options (bits, group, symmetry, resolved scale search).
+QuantSpec base_quant_spec(const MethodOptions& opts);
 
 // Known method names, for --method validation and --help.
 const std::vector<std::string>& known_methods();
@@ -96,6 +139,13 @@ void validate(const MethodOptions& opts);  // throws Error for an unknown method
 template <class T>
 std::unique_ptr<Linear<T>> make_linear(const MethodOptions& opts, const std::string& name, const Tensor& w,
                                        bool targeted, Rng& rng);
+
+// The slot of a deployed (inference-only) model: integer planes → the integer path
+// (make_int_linear); a float weight → frozen dense, wrapped in int8 fake quantization when
+// act_bits == 8. act_scale: the recorded static scale of the input, 0 = per token.
+template <class T>
+std::unique_ptr<Linear<T>> make_inference_linear(const std::string& name, const Tensor* weight,
+                                                 const std::vector<QuantMatrix>* planes, int act_bits, float act_scale);
 
 // Short target name of a GGUF tensor ("blk.3.ffn_gate" → "gate"), "" if it is not a linear.
 std::string target_of(const std::string& tensor_name);

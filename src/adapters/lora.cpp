@@ -40,7 +40,9 @@ class Lora final : public Linear<T> {
   Deployed merge() const override {
     Tensor w = base_weight();
     branch_.add_delta(w.ptr());
-    return {std::move(w), std::nullopt};
+    Deployed d;
+    d.weight = std::move(w);
+    return d;
   }
 
   Tensor base_weight() const override {

@@ -1,6 +1,7 @@
 // adapters/methods.h — constructors of the method implementations, one per file
-// (dense.cpp, lora.cpp, qlora.cpp). Only factory.cpp and tests call these directly;
-// models go through make_linear.
+// (dense.cpp, lora.cpp, qlora.cpp, frozen_quant.cpp, act_quant.cpp, int_linear.cpp; qalora.h and
+// intlora.h declare theirs). Only factory.cpp and tests call these directly; models go through
+// make_linear and make_inference_linear.
 #pragma once
 #include <memory>
 #include <string>
@@ -22,6 +23,24 @@ std::unique_ptr<Linear<T>> make_lora(const std::string& name, const Tensor& w, i
 template <class T>
 std::unique_ptr<Linear<T>> make_qlora(const std::string& name, const Tensor& w, const QuantSpec& spec,
                                       bool with_adapter, int rank, float alpha, Rng& rng);
+
+// The frozen b-bit base without an adapter (non-targeted slots of qalora and intlora-*); merges
+// to its QuantMatrix.
+template <class T>
+std::unique_ptr<Linear<T>> make_frozen_quant(const std::string& name, const Tensor& w, const QuantSpec& spec);
+
+// int8 fake quantization of `inner`'s input. calib > 0: a static per-tensor scale calibrated on
+// the first `calib` training micro-batches (state: "<name>.act_amax", "<name>.act_calib_left");
+// calib == 0: the fixed static `scale`, or per token when scale == 0.
+template <class T>
+std::unique_ptr<Linear<T>> make_act_quant(const std::string& name, std::unique_ptr<Linear<T>> inner, int calib,
+                                          float scale);
+
+// A deployed integer weight (planes summed), frozen; act_bits 8 runs int8 activations through
+// the integer GEMM with the static `act_scale` (0 = per token), act_bits 0 float activations.
+template <class T>
+std::unique_ptr<Linear<T>> make_int_linear(const std::string& name, std::vector<QuantMatrix> planes, int act_bits,
+                                           float act_scale);
 
 // Shape check shared by the constructors: w must be a 2-D [out, in] weight.
 void check_weight(const std::string& name, const Tensor& w);

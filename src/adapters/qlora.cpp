@@ -40,10 +40,17 @@ class QLora final : public Linear<T> {
     return p;
   }
 
+  // With an adapter: float deq(W0q) + s·B·A (the caller runs PTQ). Without: the base itself.
   Deployed merge() const override {
+    Deployed d;
+    if (!branch_) {
+      d.planes.push_back(W0q_);
+      return d;
+    }
     Tensor w = base_weight();
-    if (branch_) branch_->add_delta(w.ptr());
-    return {std::move(w), std::nullopt};
+    branch_->add_delta(w.ptr());
+    d.weight = std::move(w);
+    return d;
   }
 
   Tensor base_weight() const override {

@@ -41,6 +41,8 @@ int cmd_eval(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   add_report_flag(app, report);
   add_threads_flag(app, threads);
+  ActArgs act;
+  add_act_flags(app, act);
   QT_PARSE(app, argc, argv);
   use_threads(threads);
 
@@ -54,7 +56,8 @@ int cmd_eval(int argc, char** argv) {
   DataSplit split = load_data(da.data, *tok, dopt);
   const Dataset& set = da.val_every > 0 ? split.val : split.train;  // --val-every: the held-out part only
 
-  Llama model(mf, inference_method(), 0);
+  const MethodOptions how = inference_method(mf, act);
+  Llama model(mf, how, 0);
   ModelRef<Llama> ref(model);
   double t0 = now_seconds();
   double loss = evaluate(ref, set, da.batch, da.max_batches);
@@ -63,8 +66,9 @@ int cmd_eval(int argc, char** argv) {
   int64_t tokens = scored_targets(set, windows);
   double ppl = std::exp(loss);
   std::string part = da.val_every > 0 ? fmt::format("held-out: every {}th document", da.val_every) : "whole file";
-  std::printf("perplexity %.4f  mean loss %.5f  over %lld tokens (%s)\n", ppl, loss, static_cast<long long>(tokens),
-              part.c_str());
+  const std::string path = describe_inference(mf, how);
+  std::printf("perplexity %.4f  mean loss %.5f  over %lld tokens (%s; %s)\n", ppl, loss,
+              static_cast<long long>(tokens), part.c_str(), path.c_str());
   write_report(report, {{"command", "eval"},
                         {"model", ma.model},
                         {"data", da.data},
@@ -76,6 +80,8 @@ int cmd_eval(int argc, char** argv) {
                         {"tokens", tokens},
                         {"windows", std::min(windows, set.n_windows)},
                         {"seconds", secs},
+                        {"inference", path},
+                        {"act_bits", how.act_bits},
                         {"peak_rss_bytes", peak_rss_bytes()}});
   return 0;
 }

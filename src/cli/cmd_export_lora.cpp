@@ -25,12 +25,16 @@ int cmd_export_lora(int argc, char** argv) {
   QT_PARSE(app, argc, argv);
 
   AdapterFile a = read_adapter(adapter);
+  QT_CHECK(!is_integer_method(a.method.method),
+           "{}: a {} adapter is not an additive LoRA (llama.cpp cannot apply it); use `qtune merge` to get the "
+           "integer model",
+           adapter, a.method.method);
   ModelFile mf;
   if (!base.empty()) mf = load_model(base);
   if (a.method.method == "qlora")
     std::fprintf(stderr, "note: %s was trained on a %d-bit base; apply it to that quantized model\n",
                  adapter.c_str(), a.method.bits);
-  write_adapter(out, a.adapters, a.method);
+  write_adapter(out, a.adapters, a.state, a.method, a.seed);
   auto problems = check_llamacpp_lora_rules(GgufFile(out), base.empty() ? nullptr : &mf);
   if (!problems.empty()) {
     std::remove(out.c_str());

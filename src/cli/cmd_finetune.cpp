@@ -1,13 +1,16 @@
-// qtune finetune — train a model's adapters (lora, qlora) or all its weights (full) on text.
+// qtune finetune — train a model's adapters (lora, qlora, qalora, intlora-mul, intlora-shift) or
+// all its weights (full) on text.
 // With --init-config instead of --model it pretrains a new, randomly initialised model
 // (method full; the vocabulary comes from --tokenizer).
 //
-// Output (--out): lora/qlora → the adapter GGUF (llama.cpp-loadable LoRA + qtune.run.* keys,
-// see adapter_file.h); full → the model GGUF (F32). Checkpoints (--save-every) go to
-// --checkpoint (default OUT.ckpt.gguf) and --resume continues one bit-exactly. Everything is
+// Output (--out): an adapter GGUF (lora/qlora: llama.cpp-loadable LoRA; the integer methods: a
+// qtune adapter; both with qtune.run.* keys, see adapter_file.h); full → the model GGUF (F32).
+// Checkpoints (--save-every) go to --checkpoint (default OUT.ckpt.gguf) and --resume continues
+// one bit-exactly. Everything is
 // written atomically: a killed run never leaves a partial OUT, report or checkpoint.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -45,7 +48,7 @@ void add_flags(CLI::App& app, FinetuneArgs& a) {
   add_data_flags(app, a.data, /*with_val_file=*/true);
   add_method_flags(app, a.method);
   add_train_flags(app, a.train, a.schedule);
-  app.add_option("--out,-o", a.out, "output: the adapter GGUF (lora, qlora) or the model GGUF (full)")->required();
+  app.add_option("--out,-o", a.out, "output: the adapter GGUF (adapter methods) or the model GGUF (full)")->required();
   add_report_flag(app, a.report);
 }
 
@@ -73,7 +76,8 @@ nlohmann::json curve_json(const TrainResult& r) {
   return {{"loss_curve", loss}, {"val_curve", val}};
 }
 
-nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const TrainResult& r) {
+nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const TrainResult& r,
+                           const std::map<std::string, double>& stats) {
   nlohmann::json j = curve_json(r);
   const MethodOptions& m = a.method;
   j.update({{"command", "finetune"},
@@ -81,7 +85,10 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
             {"data", a.data.data},
             {"out", a.out},
             {"method", {{"method", m.method}, {"rank", m.rank}, {"alpha", m.alpha}, {"bits", m.bits},
-                        {"group", m.group}, {"symmetric", m.symmetric}, {"targets", m.targets}}},
+                        {"group", m.group}, {"symmetric", m.symmetric}, {"scale_search", m.scale_search},
+                        {"targets", m.targets}, {"act_bits", m.act_bits}, {"act_calib", m.act_calib},
+                        {"scale_lr", m.scale_lr}, {"lsq_grad_scale", m.lsq_grad_scale}, {"vmc", m.vmc}, {"vmc_alpha", m.vmc_alpha},
+                        {"zero_free", m.zero_free}}},
             {"steps", a.train.steps},
             {"batch", a.train.batch},
             {"seq", a.train.seq},
@@ -96,20 +103,24 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
             {"trainable_params", r.trainable_params},
             {"wall_seconds", r.wall_seconds},
             {"resumed_from_step", r.first_step - 1}});
+  if (stats.count("zero_weights") && stats.at("weights") > 0)  // IntLoRA: the weights it can never adapt
+    j["intlora_zero_weight_share"] = stats.at("zero_weights") / stats.at("weights");
   return j;
 }
 
 void write_output(Llama& model, const FinetuneArgs& a) {
   if (a.method.method == "full")
-    save_model(model.merged(), a.out, GgmlType::F32, a.model.model);
+    save_model(model.merged(), a.out, GgmlType::F32, a.model.model, a.model.tokenizer);
   else
-    write_adapter(a.out, model.adapter_tensors(), a.method);
+    write_adapter(a.out, model.adapter_tensors(), state_tensors(model), a.method, a.train.seed);
 }
 
 }  // namespace
 
 int cmd_finetune(int argc, char** argv) {
-  CLI::App app{"Fine-tune a model on text: LoRA / QLoRA adapters, or all weights (--method full).", "qtune finetune"};
+  CLI::App app{"Fine-tune a model on text: adapters (lora, qlora, and the integer methods qalora, intlora-mul, "
+               "intlora-shift, whose merge is exact in integers), or all weights (--method full).",
+               "qtune finetune"};
   FinetuneArgs a;
   add_flags(app, a);
   QT_PARSE(app, argc, argv);
@@ -140,7 +151,7 @@ int cmd_finetune(int argc, char** argv) {
   TrainResult r = train(ref, source, split.val.n_windows > 0 ? &val : nullptr, a.train);
 
   write_output(model, a);
-  write_report(a.report, report_json(a, split, r));
+  write_report(a.report, report_json(a, split, r, model.stats()));
   if (r.first_step > 1) std::printf("resumed from step %lld of %s\n", static_cast<long long>(r.first_step - 1),
                                     a.train.resume.c_str());
   std::printf("final loss %.4f", r.loss_curve.empty() ? 0.0 : r.loss_curve.back().loss);

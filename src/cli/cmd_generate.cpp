@@ -56,6 +56,8 @@ int cmd_generate(int argc, char** argv) {
   app.add_option("--seed", s.seed, "sampling seed")->capture_default_str();
   app.add_flag("--ids", ids, "print the generated token ids (space-separated) instead of text");
   add_threads_flag(app, threads);
+  ActArgs act;
+  add_act_flags(app, act);
   QT_PARSE(app, argc, argv);
   use_threads(threads);
   QT_CHECK(s.top_p > 0.0f, "--top-p must be in (0, 1], got {}", s.top_p);
@@ -66,7 +68,7 @@ int cmd_generate(int argc, char** argv) {
       prompt.empty() ? std::vector<int>{tok->bos_id()} : tok->encode(prompt, /*bos=*/true, /*eos=*/false);
   QT_CHECK(static_cast<int>(prompt_ids.size()) < mf.config.seq_len,
            "--prompt: {} tokens do not fit the model's context of {} tokens", prompt_ids.size(), mf.config.seq_len);
-  Llama model(mf, inference_method(), s.seed);
+  Llama model(mf, inference_method(mf, act), s.seed);
   std::vector<int> out = generate(model, prompt_ids, max_tokens, s);
   if (ids)
     print_ids(out);

@@ -1,4 +1,5 @@
-// qtune info — describe a model file: architecture, shapes, parameter count, tensor types.
+// qtune info — describe a model file: architecture, shapes, parameter count, tensor types,
+// integer weights (type, bits, groups, planes) and the activation setting.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <map>
@@ -27,19 +28,51 @@ nlohmann::json config_json(const LlamaConfig& c) {
           {"rope_theta", c.rope_theta}, {"tied_classifier", c.tied_classifier}};
 }
 
+// One integer weight: stored type, code width, grid, groups and planes (io/gguf_int.h).
+nlohmann::json int_weight_json(const ModelFile& mf, const std::string& name, const std::vector<QuantMatrix>& planes) {
+  const QuantMatrix& p = planes.front();
+  const std::string type = mf.stored_types.count(name) ? mf.stored_types.at(name) : fmt::format("int{}", p.spec.bits);
+  return {{"name", name},
+          {"shape", Shape{p.rows, p.cols}},
+          {"type", type},
+          {"bits", p.spec.bits},
+          {"symmetric", p.spec.symmetric},
+          {"group", p.spec.group},  // 0 = one scale per row
+          {"planes", planes.size()}};
+}
+
 nlohmann::json info_json(const ModelFile& mf) {
-  nlohmann::json tensors = nlohmann::json::array();
+  std::map<std::string, nlohmann::json> by_name;  // float and integer tensors, in name order
   std::map<std::string, int64_t> per_type;
   int64_t params = 0;
   for (const auto& [name, t] : mf.tensors) {
     std::string type = stored_type(mf, name);
-    tensors.push_back({{"name", name}, {"shape", t.shape}, {"type", type}});
+    by_name[name] = {{"name", name}, {"shape", t.shape}, {"type", type}};
     per_type[type] += t.numel();
     params += t.numel();
   }
+  for (const auto& [name, planes] : mf.quantized) {
+    nlohmann::json j = int_weight_json(mf, name, planes);
+    const int64_t n = planes.front().rows * planes.front().cols;
+    per_type[j["type"].get<std::string>()] += n;
+    params += n;
+    by_name[name] = std::move(j);
+  }
+  nlohmann::json tensors = nlohmann::json::array();
+  for (auto& [name, j] : by_name) tensors.push_back(std::move(j));
+  nlohmann::json act = {{"bits", mf.act_bits}, {"static_scales", mf.act_scales.size()}};
   return {{"file", mf.path},       {"format", mf.format},     {"architecture", "llama"},
           {"config", config_json(mf.config)}, {"parameters", params}, {"params_by_type", per_type},
-          {"tensors", tensors}};
+          {"integer_weights", mf.quantized.size()}, {"activations", act}, {"tensors", tensors}};
+}
+
+// "4-bit asym, per row" / "8-bit sym, group 32, 2 planes"
+std::string int_detail(const nlohmann::json& t) {
+  std::string s = fmt::format("{}-bit {}", t["bits"].get<int>(), t["symmetric"].get<bool>() ? "sym" : "asym");
+  const int group = t["group"].get<int>();
+  s += group ? fmt::format(", group {}", group) : std::string(", per row");
+  if (t["planes"].get<int>() > 1) s += fmt::format(", {} planes", t["planes"].get<int>());
+  return s;
 }
 
 void print_human(const nlohmann::json& j) {
@@ -56,12 +89,21 @@ void print_human(const nlohmann::json& j) {
               human_count(j["parameters"].get<int64_t>()).c_str());
   for (const auto& [type, n] : j["params_by_type"].items())
     std::printf("  %-6s       %lld\n", type.c_str(), static_cast<long long>(n.get<int64_t>()));
+  const auto& act = j["activations"];
+  const int act_bits = act["bits"].get<int>();
+  if (act_bits == 0)
+    std::printf("activations:   float\n");
+  else
+    std::printf("activations:   int%d (static scales for %d projections, per-token for the rest)\n", act_bits,
+                act["static_scales"].get<int>());
+  std::printf("integer weights: %d\n", j["integer_weights"].get<int>());
   std::printf("tensors (%zu):\n", j["tensors"].size());
   for (const auto& t : j["tensors"]) {
     std::string shape;
     for (const auto& d : t["shape"]) shape += (shape.empty() ? "" : " x ") + std::to_string(d.get<int64_t>());
-    std::printf("  %-28s %-6s [%s]\n", t["name"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(),
-                shape.c_str());
+    const std::string detail = t.contains("bits") ? "  " + int_detail(t) : "";
+    std::printf("  %-28s %-6s [%s]%s\n", t["name"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(),
+                shape.c_str(), detail.c_str());
   }
 }
 

@@ -1,7 +1,20 @@
-// qtune merge — fold a LoRA adapter into its base model: a float GGUF, or with --bits a PTQ
-// b-bit GGUF of the merged weights.
+// qtune merge — fold an adapter into its base model and write the deployable GGUF.
+//
+//   qalora, intlora-mul, intlora-shift → integer weights, EXACTLY what the training forward used
+//     (no post-training quantization); Q4_1 / Q4_0 / Q8_0 where that is exact, else the I8/I16/I32
+//     + F32-scale layout (io/gguf_model.h). --bits does not apply.
+//   lora, qlora → float weights; with --bits 4|8, post-training quantization of the merged weights
+//     (the baseline the integer methods are measured against). qlora: in its base's format (the
+//     adapter's --group/--symmetric/--scale-search unless given here), and its frozen slots keep
+//     their quantized base when the formats agree. lora: per row, asymmetric at 4 bits (exact
+//     Q4_1) and symmetric at 8 (exact Q8_0), so the result runs in llama.cpp.
+//     Embeddings and norms stay F32.
+// --tokenizer embeds the vocabulary (llama.cpp needs it; a GGUF base's own is used otherwise).
+// The activation setting the adapter was trained with (--act-bits, calibrated scales) is recorded
+// in the model, so eval/generate run it as it trained.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli/adapter_file.h"
@@ -14,33 +27,109 @@
 
 namespace qtune::cli {
 
+namespace {
+
+bool same_format(const QuantSpec& a, const QuantSpec& b) {
+  return a.bits == b.bits && a.group == b.group && a.symmetric == b.symmetric && a.mse_search == b.mse_search &&
+         a.zero_free == b.zero_free;
+}
+
+// PTQ of every projection of m to `spec`; planes already in that format are kept as they are.
+void post_training_quantize(ModelFile& m, const QuantSpec& spec, const QuantSpec& base_spec) {
+  const int n_proj = m.config.n_layers * 7;
+  std::vector<std::string> names;
+  for (const auto& [name, t] : m.tensors)
+    if (!target_of(name).empty()) names.push_back(name);
+  for (auto it = m.quantized.begin(); it != m.quantized.end();) {
+    if (it->second.size() == 1 && same_format(spec, base_spec)) {
+      ++it;
+      continue;
+    }
+    m.tensors[it->first] = weight_as_float(m, it->first);
+    names.push_back(it->first);
+    it = m.quantized.erase(it);
+  }
+  QT_ASSERT(static_cast<int>(names.size() + m.quantized.size()) == n_proj);
+  for (const auto& name : names) {
+    const Tensor& w = m.tensors.at(name);
+    std::vector<QuantMatrix> planes;
+    planes.push_back(quantize(w.ptr(), w.shape[0], w.shape[1], spec));
+    m.quantized[name] = std::move(planes);
+    m.tensors.erase(name);
+  }
+}
+
+}  // namespace
+
 int cmd_merge(int argc, char** argv) {
-  CLI::App app{"Merge a LoRA adapter (from `qtune finetune`, a training checkpoint, or a llama.cpp LoRA GGUF) "
-               "into its base model. qlora adapters merge onto the quantized base they were trained on.",
+  CLI::App app{"Merge an adapter (from `qtune finetune`, a training checkpoint, or a llama.cpp LoRA GGUF) into its "
+               "base model. qalora / intlora-mul / intlora-shift merge exactly into integer weights (no PTQ); "
+               "lora / qlora merge into float weights, or with --bits into b-bit integers by post-training "
+               "quantization.",
                "qtune merge"};
   ModelArgs ma;
-  add_model_flags(app, ma, /*with_tokenizer=*/false);
-  std::string adapter, out;
-  int bits = 32;
+  add_model_flags(app, ma, /*with_tokenizer=*/true);
+  std::string adapter, out, scale_search, report;
+  int bits = 32, group = -1;
   bool symmetric = false;
   app.add_option("--adapter,-a", adapter, "adapter GGUF or training checkpoint")->required();
   app.add_option("--out,-o", out, "merged model GGUF")->required();
-  app.add_option("--bits", bits, "quantize the merged weights: 4 (Q4_1) or 8 (Q8_0); 32 = float")
-      ->capture_default_str()
-      ->check(CLI::IsMember({4, 8, 16, 32}));
-  app.add_flag("--symmetric", symmetric, "with --bits 4: Q4_0 instead of Q4_1");
+  auto* bits_opt = app.add_option("--bits", bits,
+                                  "lora/qlora: 4 or 8 = post-training quantization of the merged weights; "
+                                  "16 = F16, 32 = F32 (float)")
+                       ->capture_default_str()
+                       ->check(CLI::IsMember({4, 8, 16, 32}));
+  app.add_option("--group", group, "with --bits 4|8: group size (0 = per row; default: the adapter's)");
+  app.add_flag("--symmetric", symmetric, "with --bits 4|8: symmetric quantization (default: the adapter's)");
+  app.add_option("--scale-search", scale_search, "with --bits 4|8: minmax | mse (default: the adapter's)");
+  add_report_flag(app, report);
   QT_PARSE(app, argc, argv);
 
-  GgmlType type = ggml_type_for_bits(bits, symmetric);
   ModelFile mf = load_model(ma.model);
   AdapterFile a = read_adapter(adapter);
   validate(a.method);
-  Llama model(mf, a.method, 0);
-  load_adapter_into(model, a.adapters, adapter);
-  save_model(model.merged(), out, type, ma.model);
-  std::printf("merged %s (%s, rank %d, %zu tensors) into %s → %s (%s)\n", adapter.c_str(), a.method.method.c_str(),
-              a.method.rank, a.adapters.size(), ma.model.c_str(), out.c_str(),
-              ggml_type_name(static_cast<uint32_t>(type)).c_str());
+  const bool integer = is_integer_method(a.method.method);
+  QT_CHECK(!(integer && bits_opt->count()), "{}: a {} adapter merges exactly into its own {}-bit integers; --bits "
+                                            "(post-training quantization) does not apply",
+           adapter, a.method.method, a.method.bits);
+  QT_CHECK(bits <= 8 || (group < 0 && !symmetric && scale_search.empty()),
+           "--group, --symmetric and --scale-search go with --bits 4 or 8");
+  Llama model(mf, a.method, a.seed);
+  mf.tensors.clear();  // the model holds its own copy
+  mf.quantized.clear();
+  load_adapter_into(model, a, adapter);
+  int64_t inexact = 0;
+  ModelFile merged = model.merged(&inexact);
+
+  std::string what;
+  if (integer) {
+    what = fmt::format("exact {}-bit integer merge", a.method.bits);
+  } else if (bits <= 8) {
+    MethodOptions ptq = a.method;
+    ptq.bits = bits;
+    if (!has_quantized_base(a.method.method)) ptq.symmetric = bits == 8;
+    if (group >= 0) ptq.group = group;
+    if (symmetric) ptq.symmetric = true;
+    if (!scale_search.empty()) ptq.scale_search = scale_search;
+    validate(ptq);
+    post_training_quantize(merged, base_quant_spec(ptq), base_quant_spec(a.method));
+    what = fmt::format("float merge + {}-bit post-training quantization", bits);
+  } else {
+    dequantize_all(merged);
+    what = bits == 16 ? "float merge (F16)" : "float merge (F32)";
+  }
+  if (inexact > 0)
+    std::fprintf(stderr, "note: %lld weights had to be rounded by the integer merge (IntLoRA-SHIFT rows whose "
+                 "exponents span more than 29 bits)\n", static_cast<long long>(inexact));
+  GgufSaveReport saved = save_model(merged, out, bits == 16 ? GgmlType::F16 : GgmlType::F32, ma.model, ma.tokenizer);
+  nlohmann::json j = export_report_json(saved);
+  j.update({{"command", "merge"}, {"model", ma.model}, {"adapter", adapter}, {"out", out}, {"method", a.method.method},
+            {"merge", what}, {"bits", integer ? a.method.bits : bits}, {"act_bits", merged.act_bits},
+            {"inexact_weights", inexact}});
+  write_report(report, j);
+  std::printf("merged %s (%s, rank %d, %zu tensors) into %s → %s (%s%s)\n", adapter.c_str(),
+              a.method.method.c_str(), a.method.rank, a.adapters.size(), ma.model.c_str(), out.c_str(), what.c_str(),
+              merged.act_bits == 8 ? ", int8 activations recorded" : "");
   return 0;
 }
 

@@ -3,13 +3,17 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "core/file.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
+#include "io/gguf_tokenizer.h"
 #include "kernels/gemm.h"
 
 namespace qtune::cli {
@@ -32,10 +36,26 @@ std::unique_ptr<Tokenizer> open_tokenizer(const ModelArgs& a, const LlamaConfig&
   return tok;
 }
 
-MethodOptions inference_method() {
+MethodOptions inference_method(const ModelFile& mf, const ActArgs& act) {
   MethodOptions m;
-  m.frozen = true;  // every slot a plain float weight; no gradient buffers
+  m.frozen = true;  // no trainable params, no gradient buffers
+  m.act_bits = act.bits == "auto" ? mf.act_bits : std::stoi(act.bits);
+  m.act_dynamic = act.dynamic;
+  QT_CHECK(!act.dynamic || m.act_bits == 8, "--act-dynamic needs int8 activations (--act-bits 8, or a model "
+                                            "fine-tuned with them)");
   return m;
+}
+
+std::string describe_inference(const ModelFile& mf, const MethodOptions& m) {
+  const size_t n_proj = static_cast<size_t>(mf.config.n_layers) * 7;
+  std::string w = mf.quantized.empty() ? "float weights"
+                                        : fmt::format("integer weights ({} of {} projections)", mf.quantized.size(), n_proj);
+  std::string a = "float activations";
+  if (m.act_bits == 8)
+    a = m.act_dynamic || mf.act_scales.empty() ? "int8 activations (per-token scales)"
+                                               : fmt::format("int8 activations (static scales, {} recorded)",
+                                                             mf.act_scales.size());
+  return w + ", " + a;
 }
 
 void write_report(const std::string& path, const nlohmann::json& j) {
@@ -66,21 +86,75 @@ bool is_gguf(const std::string& path) {
 
 }  // namespace
 
-void save_model(const ModelFile& m, const std::string& path, GgmlType type, const std::string& vocab_from) {
+namespace {
+
+// One line per kind of integer layout: "25 Q8_0, 5 I8 (row length 172 is not a multiple of 32)".
+std::string layout_summary(const GgufSaveReport& r) {
+  std::map<std::string, int> count;
+  std::map<std::string, std::string> why;
+  for (const auto& t : r.int_weights) {
+    const std::string type = ggml_type_name(static_cast<uint32_t>(t.type));
+    ++count[type];
+    if (!t.not_block.empty()) why[type] = t.not_block;
+  }
+  std::string out;
+  for (const auto& [type, n] : count) {
+    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", n, type);
+    if (why.count(type)) out += " (" + why[type] + ")";
+  }
+  return out;
+}
+
+}  // namespace
+
+GgufSaveReport save_model(const ModelFile& m, const std::string& path, GgmlType type, const std::string& model_path,
+                          const std::string& tokenizer) {
   GgufSaveOptions o;
   o.weight_type = type;
-  GgufVocab vocab;
-  if (!vocab_from.empty() && is_gguf(vocab_from)) {
-    GgufFile f(vocab_from);
-    if (f.has("tokenizer.ggml.tokens")) {
-      vocab = read_gguf_vocab(f);
-      o.vocab = &vocab;
-    }
+  std::optional<GgufVocab> vocab;
+  if (!tokenizer.empty()) {
+    vocab = load_tokenizer(tokenizer)->vocab();
+    if (!vocab) std::fprintf(stderr, "note: %s: cannot export this tokenizer's vocabulary\n", tokenizer.c_str());
+  } else if (!model_path.empty() && is_gguf(model_path)) {
+    GgufFile f(model_path);
+    if (f.has("tokenizer.ggml.tokens")) vocab = read_gguf_vocab(f);
   }
+  if (vocab) o.vocab = &*vocab;
   GgufSaveReport r = save_model_gguf(m, path, o);
   if (!r.f32_fallback.empty())
     std::fprintf(stderr, "note: %zu weights stay F32 (row length not a multiple of 32): %s\n", r.f32_fallback.size(),
                  fmt::format("{}", fmt::join(r.f32_fallback, ", ")).c_str());
+  if (!r.int_weights.empty()) {
+    double scale_err = 0, weight_err = 0;
+    for (const auto& t : r.int_weights) {
+      scale_err = std::max({scale_err, t.fp16_scale_err, t.fp16_min_err});
+      weight_err = std::max(weight_err, t.llamacpp_weight_err);
+    }
+    std::printf("integer weights: %s\n", layout_summary(r).c_str());
+    std::printf("fp16 block scales: max relative rounding %.2e; llama.cpp reads weights within %.2e of each row's "
+                "max (qtune reads the exact float32 scales)\n", scale_err, weight_err);
+  }
+  if (r.llamacpp_loadable)
+    std::printf("llama.cpp: loadable\n");
+  else
+    std::printf("llama.cpp: not loadable (%s)\n", fmt::format("{}", fmt::join(r.llamacpp_reasons, "; ")).c_str());
+  return r;
+}
+
+nlohmann::json export_report_json(const GgufSaveReport& r) {
+  nlohmann::json w = nlohmann::json::array();
+  for (const auto& t : r.int_weights)
+    w.push_back({{"name", t.name},
+                 {"type", ggml_type_name(static_cast<uint32_t>(t.type))},
+                 {"planes", t.planes},
+                 {"not_block", t.not_block},
+                 {"fp16_scale_err", t.fp16_scale_err},
+                 {"fp16_min_err", t.fp16_min_err},
+                 {"llamacpp_weight_err", t.llamacpp_weight_err}});
+  return {{"integer_weights", w},
+          {"f32_fallback", r.f32_fallback},
+          {"llamacpp_loadable", r.llamacpp_loadable},
+          {"llamacpp_reasons", r.llamacpp_reasons}};
 }
 
 void use_threads(int threads) { kernels::set_num_threads(threads); }

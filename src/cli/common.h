@@ -7,6 +7,7 @@
 
 #include "cli/flags.h"
 #include "io/ggml_blocks.h"
+#include "io/gguf_model.h"
 #include "io/model_file.h"
 #include "io/tokenizer.h"
 
@@ -16,8 +17,12 @@ namespace qtune::cli {
 // when neither works, and when the tokenizer's vocabulary does not fit the model's.
 std::unique_ptr<Tokenizer> open_tokenizer(const ModelArgs& a, const LlamaConfig& cfg);
 
-// Method options for running a model without training it (every slot a frozen float weight).
-MethodOptions inference_method();
+// Method options for running a model without training it: every slot frozen, integer weights
+// on the integer path, activations per --act-bits (auto: the model's recorded setting).
+MethodOptions inference_method(const ModelFile& mf, const ActArgs& act);
+// One line for humans and reports: "integer weights (35 of 35 projections), int8 activations
+// (static scales)".
+std::string describe_inference(const ModelFile& mf, const MethodOptions& m);
 
 // Writes j (pretty-printed) to path atomically; no-op when path is empty.
 void write_report(const std::string& path, const nlohmann::json& j);
@@ -26,10 +31,15 @@ void write_report(const std::string& path, const nlohmann::json& j);
 // 16 → F16; 32 → F32. Throws Error naming --bits otherwise.
 GgmlType ggml_type_for_bits(int bits, bool symmetric);
 
-// Writes m as a GGUF model of `type` (norms stay F32), embedding the vocabulary of `vocab_from`
-// when that is a GGUF file with one. Prints one line saying which weights stayed F32 because
-// their rows are not a multiple of 32.
-void save_model(const ModelFile& m, const std::string& path, GgmlType type, const std::string& vocab_from);
+// Writes m as a GGUF model (float weights as `type`, norms F32, integer weights exactly in their
+// own layout: io/gguf_int.h), embedding the vocabulary of `tokenizer` when given, else that of
+// `model_path` when it is a GGUF with one (llama.cpp needs it). Prints what the export did: the
+// types of the integer weights and why some are not llama.cpp block types, the fp16 rounding of
+// the block scales, and whether llama.cpp can run the file.
+GgufSaveReport save_model(const ModelFile& m, const std::string& path, GgmlType type, const std::string& model_path,
+                          const std::string& tokenizer = "");
+// The report as JSON (for --report).
+nlohmann::json export_report_json(const GgufSaveReport& r);
 
 // Sets the thread count of OpenMP and BLAS (0 = all cores).
 void use_threads(int threads);

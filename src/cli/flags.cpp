@@ -12,23 +12,43 @@ void add_model_flags(CLI::App& app, ModelArgs& a, bool with_tokenizer, bool mode
 }
 
 void add_method_flags(CLI::App& app, MethodOptions& m) {
-  app.add_option("--method", m.method, "fine-tuning method: full | lora | qlora (checked by the adapters library)")
+  app.add_option("--method", m.method,
+                 "fine-tuning method: full | lora | qlora | qalora | intlora-mul | intlora-shift")
       ->capture_default_str();
-  app.add_option("--rank,-r", m.rank, "LoRA rank")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--alpha", m.alpha, "LoRA alpha (scale = alpha / rank)")->capture_default_str();
-  app.add_option("--bits", m.bits, "bits of the frozen quantized base (qlora)")
+  app.add_option("--rank,-r", m.rank, "adapter rank")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--alpha", m.alpha, "LoRA alpha (scale = alpha / rank; lora and qlora only)")->capture_default_str();
+  app.add_option("--bits", m.bits, "bits of the quantized base (qlora, qalora, intlora-*)")
       ->capture_default_str()
       ->check(CLI::Range(2, 8));
   app.add_option("--group", m.group, "quantization group size along the input dim (0 = one scale per row)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--symmetric", m.symmetric, "symmetric quantization of the base (default: asymmetric)");
-  app.add_option("--scale-search", m.scale_search, "quantizer range: minmax | mse")->capture_default_str();
+  app.add_option("--scale-search", m.scale_search,
+                 "base quantizer range: auto (mse for intlora-*, else minmax) | minmax | mse")
+      ->capture_default_str();
   app.add_option("--target", m.targets,
                  "comma-separated weights that get an adapter (full: that are trained): "
                  "q,k,v,o,gate,up,down,output")
       ->delimiter(',')
       ->default_str("q,k,v,o,gate,up,down");
+  app.add_option("--act-bits", m.act_bits,
+                 "quantize every projection's input activations: 0 = float, 8 = int8 per tensor (W8A8, W4A8)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({0, 8}));
+  app.add_option("--act-calib", m.act_calib, "with --act-bits 8: training micro-batches that calibrate the scales")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--scale-lr", m.scale_lr,
+                 "qalora: learning rate of the learned scales as a fraction of --lr (no weight decay on them)")
+      ->capture_default_str();
+  app.add_flag("--lsq-grad-scale", m.lsq_grad_scale,
+               "qalora: scale the learned step size's gradient by 1/sqrt(N*Qp) (LSQ; not in the reference)");
+  app.add_option("--vmc", m.vmc, "intlora: variance matching rule of R: abs-max (reference code) | std (paper)")
+      ->capture_default_str();
+  app.add_option("--vmc-alpha", m.vmc_alpha, "intlora: VMC exponent alpha")->capture_default_str();
+  app.add_flag("--zero-free", m.zero_free,
+               "intlora: quantize the base on a grid without 0, so every weight can be adapted");
 }
 
 void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file) {
@@ -74,6 +94,16 @@ void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule) {
   app.add_option("--resume", t.resume, "continue from this checkpoint (same flags, same --threads for exact resume)");
   add_threads_flag(app, t.threads);
   app.add_flag("--quiet,-q", [&t](int64_t) { t.progress = false; }, "no progress bar");
+}
+
+void add_act_flags(CLI::App& app, ActArgs& a) {
+  app.add_option("--act-bits", a.bits,
+                 "activations: auto (as the model was fine-tuned) | 0 (float) | 8 (int8: integer weights run "
+                 "the integer GEMM)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "0", "8"}));
+  app.add_flag("--act-dynamic", a.dynamic,
+               "int8 activations with a per-token scale, ignoring the static scales recorded at training");
 }
 
 void add_report_flag(CLI::App& app, std::string& report) {

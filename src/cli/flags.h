@@ -53,6 +53,13 @@ void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file);
 // (parse it with parse_schedule after QT_PARSE).
 void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule);
 
+// --act-bits auto|0|8 --act-dynamic: how eval and generate run a model's activations.
+struct ActArgs {
+  std::string bits = "auto";  // auto: as the model was fine-tuned (recorded by merge)
+  bool dynamic = false;       // per-token int8 scales even where static ones are recorded
+};
+void add_act_flags(CLI::App& app, ActArgs& a);
+
 // --report R.json
 void add_report_flag(CLI::App& app, std::string& report);
 // --threads N (0 = all cores)

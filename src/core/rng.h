@@ -47,6 +47,21 @@ class Rng {
   }
 
   std::array<uint64_t, 4> state() const { return s_; }
+
+  // Counter-based draws: pure functions of (key, index), so a large random matrix can be
+  // regenerated element by element, in any order and any thread, instead of stored.
+  static uint64_t hash(uint64_t key, uint64_t index) {
+    uint64_t z = key ^ (index * 0xd1b54a32d192ed03ULL);
+    return splitmix(z);
+  }
+  // Laplace(0, b) at (key, index), rounded to float once (the log is taken in double so the
+  // float result does not depend on the libm's float log).
+  static float laplace_at(uint64_t key, uint64_t index, double b) {
+    const double u = static_cast<double>(hash(key, index) >> 11) * (1.0 / 9007199254740992.0) - 0.5;
+    double a = 1.0 - 2.0 * std::fabs(u);
+    if (a < 1e-300) a = 1e-300;
+    return static_cast<float>((u < 0 ? b : -b) * std::log(a));
+  }
   void set_state(const std::array<uint64_t, 4>& s) { s_ = s; }
 
  private:

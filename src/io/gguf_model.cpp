@@ -1,4 +1,9 @@
+// io/gguf_model.cpp — LLaMA models in GGUF: config keys, tensor order, float and integer weights.
 #include "io/gguf_model.h"
+
+#include <cmath>
+#include <algorithm>
+#include <map>
 
 #include "io/gguf.h"
 
@@ -63,6 +68,37 @@ LlamaConfig read_config(const GgufFile& f) {
   return c;
 }
 
+const std::string kActBits = "qtune.act.bits", kActScale = "qtune.act.scale.";
+
+bool is_int_type(GgmlType t) { return t == GgmlType::I8 || t == GgmlType::I16 || t == GgmlType::I32; }
+
+// "blk.N.attn_q" names a projection of this model.
+bool is_model_stem(const LlamaConfig& c, const std::string& stem) {
+  const std::string name = stem + ".weight";
+  if (!is_projection_name(name)) return false;
+  const auto names = model_tensor_names(c);
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+void read_act(const GgufFile& f, ModelFile& m) {
+  if (f.has(kActBits)) {
+    const uint32_t b = f.get_u32(kActBits);
+    QT_CHECK(b == 0 || (b >= 2 && b <= 16), "{}: key '{}': {} activation bits (0 = float, or 2..16)", f.path(),
+             kActBits, b);
+    m.act_bits = int(b);
+  }
+  for (const auto& [key, v] : f.metadata()) {
+    if (key.compare(0, kActScale.size(), kActScale) != 0) continue;
+    const std::string stem = key.substr(kActScale.size());
+    QT_CHECK(is_model_stem(m.config, stem), "{}: key '{}': '{}' is not a projection of this model", f.path(), key,
+             stem);
+    const float s = f.get_f32(key);
+    QT_CHECK(std::isfinite(s) && s > 0, "{}: key '{}': activation scale {} must be finite and positive", f.path(),
+             key, s);
+    m.act_scales[stem] = s;
+  }
+}
+
 }  // namespace
 
 ModelFile load_gguf_model(const GgufFile& f) {
@@ -70,12 +106,22 @@ ModelFile load_gguf_model(const GgufFile& f) {
   m.path = f.path();
   m.format = "gguf";
   m.config = read_config(f);
+  std::vector<std::string> int_names;
   for (const auto& name : model_tensor_names(m.config)) {
     const GgufTensorInfo* t = f.find_tensor(name);
     QT_CHECK(t, "{}: tensor '{}': missing", f.path(), name);
-    m.tensors.emplace(name, f.to_float(*t));
     if (t->type != GgmlType::F32) m.stored_types[name] = ggml_type_info(t->type).name;
+    if (is_projection_name(name) && is_int_weight_type(t->type)) {
+      m.quantized.emplace(name, read_int_weight(f, *t));
+      int_names.push_back(name);
+      continue;
+    }
+    QT_CHECK(!is_int_type(t->type), "{}: tensor '{}': type {} is only for the projections of a block", f.path(), name,
+             ggml_type_info(t->type).name);
+    m.tensors.emplace(name, f.to_float(*t));
   }
+  check_int_extras(f, int_names);
+  read_act(f, m);
   validate_model(m);  // shapes against the config, naming the file and the tensor
   return m;
 }
@@ -119,6 +165,41 @@ void write_vocab(GgufWriter& w, const GgufVocab& v, int vocab_size) {
   w.set_bool("tokenizer.ggml.add_space_prefix", v.add_space_prefix);
 }
 
+void write_act(GgufWriter& w, const ModelFile& m, const std::string& path) {
+  QT_CHECK(m.act_bits == 0 || (m.act_bits >= 2 && m.act_bits <= 16), "{}: activation bits {} (0 = float, or 2..16)",
+           path, m.act_bits);
+  if (m.act_bits != 0 || !m.act_scales.empty()) w.set_u32(kActBits, uint32_t(m.act_bits));
+  for (const auto& [stem, s] : m.act_scales) {
+    QT_CHECK(is_model_stem(m.config, stem), "{}: activation scale for '{}', which is not a projection of the model",
+             path, stem);
+    QT_CHECK(std::isfinite(s) && s > 0, "{}: activation scale of '{}' is {}: must be finite and positive", path, stem,
+             s);
+    w.set_f32(kActScale + stem, s);
+  }
+}
+
+// general.file_type for a model with integer weights: the block type holding most of them
+// (llama.cpp only prints it); the float weights' type when none is a block type.
+uint32_t int_file_type(const ModelFile& m, const std::vector<GgufIntReport>& ints, GgmlType float_type) {
+  std::map<GgmlType, int64_t> elems;
+  for (const auto& r : ints)
+    if (!is_int_type(r.type)) elems[r.type] += m.quantized.at(r.name)[0].rows * m.quantized.at(r.name)[0].cols;
+  GgmlType best = float_type;
+  int64_t most = 0;
+  for (const auto& [t, n] : elems)
+    if (n > most) most = n, best = t;
+  return file_type_of(best);
+}
+
+void llamacpp_verdict(GgufSaveReport& r, bool has_vocab) {
+  for (const auto& q : r.int_weights)
+    if (is_int_type(q.type))
+      r.llamacpp_reasons.push_back(fmt::format("'{}' is {} with a .scale tensor ({})", q.name,
+                                               ggml_type_info(q.type).name, q.not_block));
+  if (!has_vocab) r.llamacpp_reasons.push_back("no vocabulary (tokenizer.ggml.*): llama.cpp needs it in the file");
+  r.llamacpp_loadable = r.llamacpp_reasons.empty();
+}
+
 }  // namespace
 
 GgufSaveReport save_model_gguf(const ModelFile& m, const std::string& path, const GgufSaveOptions& o) {
@@ -129,6 +210,10 @@ GgufSaveReport save_model_gguf(const ModelFile& m, const std::string& path, cons
   GgufSaveReport report;
   const int64_t block = ggml_type_info(o.weight_type).block_size;
   for (const auto& name : model_tensor_names(m.config)) {
+    if (auto q = m.quantized.find(name); q != m.quantized.end()) {
+      report.int_weights.push_back(add_int_weight(w, path, name, q->second));
+      continue;
+    }
     const Tensor& t = m.tensors.at(name);
     GgmlType type = GgmlType::F32;  // norms (1-D) always F32
     if (t.shape.size() == 2) {
@@ -138,6 +223,10 @@ GgufSaveReport save_model_gguf(const ModelFile& m, const std::string& path, cons
     }
     w.add_tensor(name, t, type);
   }
+  write_act(w, m, path);
+  if (!report.int_weights.empty())
+    w.set_u32("general.file_type", int_file_type(m, report.int_weights, o.weight_type));
+  llamacpp_verdict(report, o.vocab != nullptr);
   w.write(path);
   return report;
 }

@@ -75,6 +75,7 @@ class SpmTokenizer : public Tokenizer {
   }
 
   int vocab_size() const override { return int(v_.tokens.size()); }
+  std::optional<GgufVocab> vocab() const override { return v_; }
   int bos_id() const override { return v_.bos; }
   int eos_id() const override { return v_.eos; }
 

@@ -22,14 +22,7 @@ class GgufFile;
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const std::string& path);
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& file);
 
-// The vocabulary as GGUF stores it (also what save_model_gguf embeds).
-struct GgufVocab {
-  std::vector<std::string> tokens;
-  std::vector<float> scores;
-  std::vector<int32_t> types;  // 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte
-  int bos = 1, eos = 2, unk = 0;
-  bool add_space_prefix = true;
-};
+// The vocabulary as GGUF stores it (GgufVocab, io/tokenizer.h; also what save_model_gguf embeds).
 GgufVocab read_gguf_vocab(const GgufFile& file);
 // Token types for a llama-style vocabulary given only the strings: "<unk>" → 2,
 // "<s>"/"</s>" → 3, "<0xXX>" → 6, else 1.

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "io/gguf.h"
+#include "io/gguf_rules.h"
 
 namespace qtune {
 
@@ -39,17 +40,6 @@ void check_metadata(const GgufFile& f, std::vector<std::string>& v) {
     v.push_back(fmt::format("key 'adapter.lora.alpha' must be float32, found {}", gguf_type_name(alpha->type)));
 }
 
-// llama.cpp reads tensors sequentially: offset k must follow tensor k−1, padded to the alignment.
-void check_layout(const GgufFile& f, std::vector<std::string>& v) {
-  uint64_t expect = 0;
-  for (const auto& t : f.tensors()) {
-    if (t.offset != expect || t.offset % f.alignment() != 0)
-      v.push_back(fmt::format("tensor '{}': offset {} is not the sequential, aligned offset {}", t.name, t.offset,
-                              expect));
-    expect = (t.offset + t.nbytes + f.alignment() - 1) / f.alignment() * f.alignment();
-  }
-}
-
 void check_pair(const std::string& target, const Pair<GgufTensorInfo>& p, const ModelFile* base,
                 std::vector<std::string>& v) {
   if (!p.a || !p.b) {
@@ -64,12 +54,15 @@ void check_pair(const std::string& target, const Pair<GgufTensorInfo>& p, const 
     v.push_back(fmt::format("'{}': rank mismatch: lora_a ne[1] = {} but lora_b ne[0] = {}", target, p.a->ne[1],
                             p.b->ne[0]));
   if (!base) return;
-  auto it = base->tensors.find(target);
-  if (it == base->tensors.end()) {
+  Shape w;  // [out, in]: ne = {in, out}
+  if (auto it = base->tensors.find(target); it != base->tensors.end())
+    w = it->second.shape;
+  else if (auto q = base->quantized.find(target); q != base->quantized.end() && !q->second.empty())
+    w = {q->second[0].rows, q->second[0].cols};  // an integer base weight
+  else {
     v.push_back(fmt::format("'{}': no such tensor in the base model", target));
     return;
   }
-  const Shape& w = it->second.shape;  // [out, in]: ne = {in, out}
   if (w.size() != 2 || p.a->ne[0] != w[1] || p.b->ne[1] != w[0])
     v.push_back(fmt::format("'{}': shape mismatch: lora_a ne = [{}], lora_b ne = [{}], base weight is {}", target,
                             fmt::join(p.a->ne, ", "), fmt::join(p.b->ne, ", "), shape_str(w)));
@@ -95,7 +88,7 @@ std::vector<std::string> check_llamacpp_lora_rules(const GgufFile& f, const Mode
       v.push_back(fmt::format("tensor '{}': name does not end in .lora_a or .lora_b", t.name));
   }
   for (const auto& [target, p] : pairs) check_pair(target, p, base, v);
-  check_layout(f, v);
+  check_llamacpp_layout(f, v);
   return v;
 }
 

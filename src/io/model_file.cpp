@@ -1,6 +1,7 @@
 // io/model_file.cpp — format-independent checks and format sniffing for model files.
 #include "io/model_file.h"
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <vector>
@@ -53,7 +54,23 @@ std::string sniff(const std::string& path) {
 
 void validate_model(const ModelFile& m) {
   check_llama_config(m.config, m.path);
+  for (const auto& [name, planes] : m.quantized) {
+    QT_CHECK(!m.tensors.count(name), "{}: tensor {} is both float and integer", m.path, name);
+    QT_CHECK(!planes.empty(), "{}: integer tensor {} has no planes", m.path, name);
+    const std::string stem = name.size() > 7 ? name.substr(0, name.size() - 7) : name;  // without ".weight"
+    const std::string last = stem.substr(stem.rfind('.') + 1);
+    QT_CHECK(name.rfind("blk.", 0) == 0 && (last.rfind("attn_", 0) == 0 || last.rfind("ffn_", 0) == 0) &&
+                 last != "attn_norm" && last != "ffn_norm",
+             "{}: tensor {} cannot be integer (only the projections of a block can)", m.path, name);
+  }
   for (const Required& req : required_tensors(m.config)) {
+    if (auto q = m.quantized.find(req.name); q != m.quantized.end()) {
+      for (const QuantMatrix& p : q->second)
+        QT_CHECK(req.shape.size() == 2 && p.rows == req.shape[0] && p.cols == req.shape[1],
+                 "{}: tensor {} has shape [{}, {}], expected {}", m.path, req.name, p.rows, p.cols,
+                 shape_str(req.shape));
+      continue;
+    }
     auto it = m.tensors.find(req.name);
     QT_CHECK(it != m.tensors.end(), "{}: required tensor {} is missing", m.path, req.name);
     const Tensor& t = it->second;
@@ -62,6 +79,30 @@ void validate_model(const ModelFile& m) {
     QT_CHECK(t.data.size() == size_t(t.numel()), "{}: tensor {} holds {} values, its shape needs {}", m.path,
              req.name, t.data.size(), t.numel());
   }
+}
+
+Tensor weight_as_float(const ModelFile& m, const std::string& name) {
+  if (auto it = m.tensors.find(name); it != m.tensors.end()) {
+    Tensor t(it->second.shape);
+    std::copy(it->second.data.begin(), it->second.data.end(), t.data.begin());
+    return t;
+  }
+  auto q = m.quantized.find(name);
+  QT_CHECK(q != m.quantized.end() && !q->second.empty(), "{}: tensor {} is missing", m.path, name);
+  const QuantMatrix& p0 = q->second.front();
+  Tensor t({p0.rows, p0.cols});
+  Tensor plane({p0.rows, p0.cols});
+  for (size_t p = 0; p < q->second.size(); ++p) {
+    q->second[p].dequantize_rows(0, p0.rows, p == 0 ? t.ptr() : plane.ptr());
+    if (p > 0)
+      for (int64_t i = 0; i < t.numel(); ++i) t.data[i] += plane.data[i];
+  }
+  return t;
+}
+
+void dequantize_all(ModelFile& m) {
+  for (const auto& [name, planes] : m.quantized) m.tensors[name] = weight_as_float(m, name);
+  m.quantized.clear();
 }
 
 ModelFile load_model(const std::string& path) {

@@ -16,9 +16,12 @@
 // RoPE rotates adjacent pairs (llama2.c and GGUF "llama" both do), so no permutation is needed.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
+#include "quant/quant.h"
 
 namespace qtune {
 
@@ -34,6 +37,17 @@ struct LlamaConfig {
 struct ModelFile {
   LlamaConfig config;
   TensorMap tensors;
+  // Integer weights (deployed / quantized models), by tensor name ("blk.0.attn_q.weight"): the
+  // weight is the sum of the planes (one, except for values wider than 16 bits: see
+  // quant/int_planes.h). Only the seven projections of each block can be integer; a name is in
+  // `tensors` or here, never both.
+  std::map<std::string, std::vector<QuantMatrix>> quantized;
+  // The activation quantization the model was fine-tuned with, recorded by `qtune merge`:
+  // act_bits 0 = float activations, 8 = int8; act_scales = the calibrated static per-tensor
+  // int8 scale of each projection's input, by stem ("blk.0.attn_q"); a projection without one
+  // quantizes its input per token (dynamic).
+  int act_bits = 0;
+  std::map<std::string, float> act_scales;
   std::string path;    // where it came from (for messages)
   std::string format;  // "llama2c-v0", "llama2c-v1", "gguf"
   // Quantized tensor types as stored, by name (e.g. "Q4_0"), for `qtune info`; empty for float files.
@@ -42,6 +56,11 @@ struct ModelFile {
 
 // Throws Error naming the tensor if a required tensor is missing or has the wrong shape.
 void validate_model(const ModelFile& m);
+
+// The float value of a weight, from `tensors` or dequantized from its planes.
+Tensor weight_as_float(const ModelFile& m, const std::string& name);
+// Moves every integer weight into `tensors` as float (for tools that need float weights).
+void dequantize_all(ModelFile& m);
 
 // Sniffs the format (GGUF magic, llama2.c v1 "ak42" magic, else llama2.c legacy header) and
 // loads it. Throws Error naming the file for anything inconsistent.

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/file.h"
+#include "io/gguf_tokenizer.h"  // infer_token_types
 
 namespace qtune {
 
@@ -160,6 +161,18 @@ void Llama2cTokenizer::merge_pairs(std::vector<int>& ids) const {
   }
   ids.clear();
   for (int i = 0; i >= 0; i = sym[size_t(i)].next) ids.push_back(sym[size_t(i)].id);
+}
+
+std::optional<GgufVocab> Llama2cTokenizer::vocab() const {
+  GgufVocab v;
+  for (const auto& p : pieces_) {
+    std::string t;
+    for (char ch : p) t += ch == ' ' ? std::string("\xe2\x96\x81") : std::string(1, ch);  // " " → "▁"
+    v.tokens.push_back(std::move(t));
+  }
+  v.scores = scores_;
+  v.types = infer_token_types(v.tokens);
+  return v;
 }
 
 std::string Llama2cTokenizer::decode(int prev_token, int token) const {

@@ -26,6 +26,8 @@ class Llama2cTokenizer : public Tokenizer {
   std::vector<int> encode(const std::string& text, bool bos, bool eos) const override;
   std::string decode(int prev_token, int token) const override;
   int vocab_size() const override { return int(pieces_.size()); }
+  // Pieces with " " → "▁" (llama2.c's export replaced them), types inferred from the strings.
+  std::optional<GgufVocab> vocab() const override;
 
   const std::string& piece(int id) const { return pieces_.at(size_t(id)); }
   float score(int id) const { return scores_.at(size_t(id)); }

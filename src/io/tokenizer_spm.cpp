@@ -24,6 +24,20 @@ SpmTokenizer::~SpmTokenizer() = default;
 
 int SpmTokenizer::vocab_size() const { return sp_->GetPieceSize(); }
 
+std::optional<GgufVocab> SpmTokenizer::vocab() const {
+  GgufVocab v;
+  const int n = sp_->GetPieceSize();
+  for (int i = 0; i < n; ++i) {
+    v.tokens.push_back(sp_->IdToPiece(i));
+    v.scores.push_back(sp_->GetScore(i));
+    v.types.push_back(sp_->IsUnknown(i) ? 2 : sp_->IsControl(i) ? 3 : sp_->IsUnused(i) ? 5 : sp_->IsByte(i) ? 6 : 1);
+  }
+  v.bos = bos_;
+  v.eos = eos_;
+  v.unk = sp_->unk_id() >= 0 ? sp_->unk_id() : 0;
+  return v;
+}
+
 std::vector<int> SpmTokenizer::encode(const std::string& text, bool bos, bool eos) const {
   std::vector<int> ids;
   const auto status = sp_->Encode(text, &ids);

@@ -23,6 +23,7 @@ class SpmTokenizer : public Tokenizer {
   int vocab_size() const override;
   int bos_id() const override { return bos_; }
   int eos_id() const override { return eos_; }
+  std::optional<GgufVocab> vocab() const override;
 
  private:
   std::string path_;

@@ -89,13 +89,26 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
     const std::string blk = fmt::format("blk.{}.", l);
     copy_in(mf, blk + "attn_norm.weight", m.p.attn_norm + l * C, C);
     copy_in(mf, blk + "ffn_norm.weight", m.p.ffn_norm + l * C, C);
-    for (int i = 0; i < 7; ++i) {
-      const std::string name = blk + kTargetTensors[i];
-      const Tensor& w = mf.tensors.at(name + ".weight");  // present: validate_model checked
-      const bool targeted = std::find(opts.targets.begin(), opts.targets.end(), target_of(name)) != opts.targets.end();
-      slot_ref(m.layers[l], i) = make_linear<float>(opts, name, w, targeted, rng);
-    }
+    for (int i = 0; i < 7; ++i)
+      slot_ref(m.layers[l], i) = make_slot(mf, blk + kTargetTensors[i], opts, rng);
   }
+}
+
+// An inference model runs the file's weights as they are (integer planes on the integer path);
+// a model being trained builds its method's slot from the float weight.
+std::unique_ptr<Linear<float>> Llama::make_slot(const ModelFile& mf, const std::string& name,
+                                                const MethodOptions& opts, Rng& rng) {
+  const std::string wname = name + ".weight";
+  if (opts.frozen) {
+    auto a = mf.act_scales.find(name);
+    const float act_scale = opts.act_dynamic || a == mf.act_scales.end() ? 0.0f : a->second;
+    auto q = mf.quantized.find(wname);
+    if (q != mf.quantized.end()) return make_inference_linear<float>(name, nullptr, &q->second, opts.act_bits, act_scale);
+    return make_inference_linear<float>(name, &mf.tensors.at(wname), nullptr, opts.act_bits, act_scale);
+  }
+  const bool targeted = std::find(opts.targets.begin(), opts.targets.end(), target_of(name)) != opts.targets.end();
+  if (auto t = mf.tensors.find(wname); t != mf.tensors.end()) return make_linear<float>(opts, name, t->second, targeted, rng);
+  return make_linear<float>(opts, name, weight_as_float(mf, wname), targeted, rng);  // an integer base file
 }
 
 Llama::~Llama() = default;
@@ -123,6 +136,22 @@ std::vector<Param<float>> Llama::trainable() {
   for (auto& layer : m.layers)
     for (int i = 0; i < 7; ++i)
       for (auto& prm : slot_ref(layer, i)->trainable()) out.push_back(prm);
+  return out;
+}
+
+std::vector<Param<float>> Llama::state() {
+  std::vector<Param<float>> out;
+  for (auto& layer : impl_->layers)
+    for (int i = 0; i < 7; ++i)
+      for (auto& prm : slot_ref(layer, i)->state()) out.push_back(prm);
+  return out;
+}
+
+std::map<std::string, double> Llama::stats() const {
+  std::map<std::string, double> out;
+  for (auto& layer : impl_->layers)
+    for (int i = 0; i < 7; ++i)
+      for (const auto& [k, v] : slot_ref(const_cast<LlamaLayer&>(layer), i)->stats()) out[k] += v;
   return out;
 }
 
@@ -158,12 +187,14 @@ int64_t Llama::weight_bytes() const {
   return n;
 }
 
-ModelFile Llama::merged() const {
+ModelFile Llama::merged(int64_t* inexact) const {
   const Impl& m = *impl_;
   const int64_t C = cfg_.dim, V = cfg_.vocab_size;
   ModelFile mf;
   mf.config = cfg_;
   mf.format = "merged";
+  mf.act_bits = opts_.act_bits;
+  if (inexact) *inexact = 0;
   mf.tensors["token_embd.weight"] = tensor_from(m.p.token_embd, {V, C});
   mf.tensors["output_norm.weight"] = tensor_from(m.p.output_norm, {C});
   if (!cfg_.tied_classifier) mf.tensors["output.weight"] = tensor_from(m.p.output, {V, C});
@@ -173,16 +204,17 @@ ModelFile Llama::merged() const {
     mf.tensors[blk + "ffn_norm.weight"] = tensor_from(m.p.ffn_norm + l * C, {C});
     for (int i = 0; i < 7; ++i) {
       auto& s = *slot_ref(const_cast<LlamaLayer&>(m.layers[l]), i);
+      const std::string stem = blk + kTargetTensors[i];
       Deployed dep = s.merge();
-      Tensor w({s.out(), s.in()});
       if (dep.weight) {
-        QT_ASSERT(dep.weight->numel() == w.numel());
-        w = std::move(*dep.weight);
+        QT_ASSERT(dep.weight->numel() == s.out() * s.in());
+        mf.tensors[stem + ".weight"] = std::move(*dep.weight);
       } else {
-        QT_ASSERT(dep.quantized.has_value());
-        dep.quantized->dequantize_rows(0, s.out(), w.ptr());
+        QT_ASSERT(!dep.planes.empty());
+        mf.quantized[stem + ".weight"] = std::move(dep.planes);
       }
-      mf.tensors[blk + kTargetTensors[i] + ".weight"] = std::move(w);
+      if (inexact) *inexact += dep.inexact;
+      if (s.input_scale() > 0) mf.act_scales[stem] = s.input_scale();
     }
   }
   return mf;

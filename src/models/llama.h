@@ -10,6 +10,7 @@
 // Buffer, re-carved only when the shape changes.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -47,6 +48,11 @@ class Llama {
   void zero_grad();
 
   std::vector<Param<float>> trainable();
+  // Persistent non-trained state of the slots (activation ranges, frozen quantizer ranges):
+  // saved in checkpoints and adapter files with the trainable params.
+  std::vector<Param<float>> state();
+  // The slots' counters summed by name (e.g. IntLoRA's "zero_weights" and "weights").
+  std::map<std::string, double> stats() const;
   int64_t num_params() const;     // all parameters of the model (base + adapters)
   int64_t num_trainable() const;
   int64_t weight_bytes() const;   // memory of all weights as held (quantized slots count packed)
@@ -55,14 +61,20 @@ class Llama {
   void reset_cache();
   const float* step(int token, int pos);
 
-  // Weights after merging every slot (float), e.g. for `qtune merge` and export.
-  ModelFile merged() const;
+  // Weights after merging every slot, e.g. for `qtune merge` and export: float weights in
+  // `tensors`, integer ones (integer methods, frozen quantized slots) in `quantized`; the
+  // activation setting in act_bits / act_scales. `inexact` (optional): elements the integer
+  // merges had to round (0 for the exact methods).
+  ModelFile merged(int64_t* inexact = nullptr) const;
   // Trainable adapter tensors by name ("blk.0.attn_q.lora_a" [r, in], "...lora_b" [out, r]).
   TensorMap adapter_tensors();
 
   Linear<float>& slot(int layer, const std::string& target);  // target: q k v o gate up down
 
  private:
+  static std::unique_ptr<Linear<float>> make_slot(const ModelFile& mf, const std::string& name,
+                                                  const MethodOptions& opts, Rng& rng);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   LlamaConfig cfg_;

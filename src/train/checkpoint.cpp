@@ -61,7 +61,7 @@ void check_run_keys(const GgufFile& f, const RunKeys& keys) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const std::vector<Param<float>>& params, const AdamW& opt,
-                     const TrainState& st, const RunKeys& keys) {
+                     const TrainState& st, const RunKeys& keys, const std::vector<Param<float>>& state) {
   QT_ASSERT(opt.params().size() == params.size());
   QT_ASSERT(st.loss_curve.size() == static_cast<size_t>(st.step));
   GgufWriter w;
@@ -88,11 +88,12 @@ void save_checkpoint(const std::string& path, const std::vector<Param<float>>& p
     add_f32(w, "qtune.adam_m." + p.name, p.shape, opt.m() + opt.offset(i), p.numel);
     add_f32(w, "qtune.adam_v." + p.name, p.shape, opt.v() + opt.offset(i), p.numel);
   }
+  for (const auto& p : state) add_f32(w, "qtune.state." + p.name, p.shape, p.value, p.numel);
   w.write(path);  // temp file + rename: never a half-written checkpoint at `path`
 }
 
 void load_checkpoint(const std::string& path, const std::vector<Param<float>>& params, AdamW& opt,
-                     TrainState& st, const RunKeys& keys) {
+                     TrainState& st, const RunKeys& keys, const std::vector<Param<float>>& state) {
   GgufFile f(path);
   const std::string type = f.has("general.type") ? f.get_str("general.type") : "";
   QT_CHECK(type == kType, "{}: not a qtune training checkpoint (general.type is '{}')", path, type);
@@ -101,10 +102,10 @@ void load_checkpoint(const std::string& path, const std::vector<Param<float>>& p
   check_run_keys(f, keys);  // first: a wrong --rank should say so, not report a shape mismatch
 
   // Every tensor of the checkpoint must belong to a param of this model, and vice versa.
-  QT_CHECK(f.tensors().size() == 3 * params.size(),
-           "{}: holds {} tensors but this model has {} trainable params (x3 with AdamW m and v); "
-           "different --method or --target?",
-           path, f.tensors().size(), params.size());
+  QT_CHECK(f.tensors().size() == 3 * params.size() + state.size(),
+           "{}: holds {} tensors but this model has {} trainable params (x3 with AdamW m and v) and {} state "
+           "tensors; different --method, --target or --act-bits?",
+           path, f.tensors().size(), params.size(), state.size());
   QT_ASSERT(opt.params().size() == params.size());
   for (size_t i = 0; i < params.size(); ++i) {
     const Param<float>& p = params[i];
@@ -112,6 +113,7 @@ void load_checkpoint(const std::string& path, const std::vector<Param<float>>& p
     restore(f, "qtune.adam_m." + p.name, p.shape, opt.m() + opt.offset(i), p.numel);
     restore(f, "qtune.adam_v." + p.name, p.shape, opt.v() + opt.offset(i), p.numel);
   }
+  for (const auto& p : state) restore(f, "qtune.state." + p.name, p.shape, p.value, p.numel);
   opt.set_t(static_cast<int64_t>(f.get_u64("qtune.adam.t")));
 
   st.step = static_cast<int64_t>(f.get_u64("qtune.step"));

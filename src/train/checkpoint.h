@@ -9,7 +9,8 @@
 //             qtune.run.<flag> = value (string; e.g. qtune.run.rank = "8"),
 //             qtune.loss_curve.loss / .lr (f32[], step i+1 at index i),
 //             qtune.val_curve.step (i32[]) / .loss (f32[])
-//   tensors   <param name> (F32, the param's shape), qtune.adam_m.<name>, qtune.adam_v.<name>
+//   tensors   <param name> (F32, the param's shape), qtune.adam_m.<name>, qtune.adam_v.<name>,
+//             qtune.state.<name> (F32: the model's non-trained state, e.g. activation ranges)
 // Written atomically (GgufWriter writes a temp file and renames it), so a crash or SIGKILL
 // during a save leaves the previous checkpoint intact.
 #pragma once
@@ -48,11 +49,11 @@ struct TrainState {
 // Writes params, opt's m/v/t and st under `keys` to path atomically. opt must have been
 // built over exactly `params` (same order).
 void save_checkpoint(const std::string& path, const std::vector<Param<float>>& params, const AdamW& opt,
-                     const TrainState& st, const RunKeys& keys);
+                     const TrainState& st, const RunKeys& keys, const std::vector<Param<float>>& state = {});
 
 // Validates path against `keys` (Error: "ckpt.gguf: rank 8 does not match --rank 4") and
 // against the params' names and shapes, then restores params, opt (m, v, t) and st.
 void load_checkpoint(const std::string& path, const std::vector<Param<float>>& params, AdamW& opt,
-                     TrainState& st, const RunKeys& keys);
+                     TrainState& st, const RunKeys& keys, const std::vector<Param<float>>& state = {});
 
 }  // namespace qtune

@@ -21,14 +21,15 @@ void AdamW::step(float lr) {
   // Bias corrections in double, as PyTorch computes them on Python floats.
   const double bc1 = 1.0 - std::pow(static_cast<double>(b1), static_cast<double>(t_));
   const double bc2 = 1.0 - std::pow(static_cast<double>(b2), static_cast<double>(t_));
-  const float step_size = static_cast<float>(lr / bc1);
   const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
-  const float decay = static_cast<float>(1.0 - static_cast<double>(lr) * opts_.weight_decay);
   const float one_minus_b1 = static_cast<float>(1.0 - b1), one_minus_b2 = static_cast<float>(1.0 - b2);
   float* m_all = m();
   float* v_all = v();
   for (size_t i = 0; i < params_.size(); ++i) {
     const Param<float>& p = params_[i];
+    const float plr = lr * p.lr_scale;  // this param group's learning rate (== lr for lr_scale 1)
+    const float step_size = static_cast<float>(plr / bc1);
+    const float decay = p.decay ? static_cast<float>(1.0 - static_cast<double>(plr) * opts_.weight_decay) : 1.0f;
     float* w = p.value;
     const float* g = p.grad;
     float* m = m_all + offsets_[i];

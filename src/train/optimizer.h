@@ -1,7 +1,8 @@
 // train/optimizer.h — AdamW with decoupled weight decay, global grad-norm clipping, and the
 // NaN/Inf guard that stops a diverging run with a useful message.
 //
-// AdamW follows torch.optim.AdamW (Loshchilov & Hutter) exactly, per element:
+// AdamW follows torch.optim.AdamW (Loshchilov & Hutter) exactly, per element, with each param's
+// learning rate lr·Param::lr_scale (PyTorch's param groups) and its decay only where Param::decay:
 //   p ← p·(1 − lr·wd)                       decoupled weight decay (not added to the gradient)
 //   m ← β1·m + (1 − β1)·g
 //   v ← β2·v + (1 − β2)·g²

@@ -19,11 +19,18 @@ RunKeys run_keys(const TrainOptions& o) {
   for (const auto& t : m.targets) targets += (targets.empty() ? "" : ",") + t;
   RunKeys k = {{"method", m.method}, {"rank", std::to_string(m.rank)}, {"alpha", fmt::format("{}", m.alpha)}};
   // The frozen base's format only exists for methods that quantize it.
-  if (m.method != "full" && m.method != "lora")
+  if (has_quantized_base(m.method))
     k.insert(k.end(), {{"bits", std::to_string(m.bits)},
                        {"group", std::to_string(m.group)},
                        {"symmetric", m.symmetric ? "true" : "false"},
                        {"scale-search", m.scale_search}});
+  k.push_back({"act-bits", std::to_string(m.act_bits)});
+  if (m.act_bits != 0) k.push_back({"act-calib", std::to_string(m.act_calib)});
+  if (m.method == "qalora")
+    k.insert(k.end(), {{"lsq-grad-scale", m.lsq_grad_scale ? "true" : "false"}, {"scale-lr", fmt::format("{}", m.scale_lr)}});
+  if (m.method.rfind("intlora", 0) == 0)
+    k.insert(k.end(), {{"vmc", m.vmc}, {"vmc-alpha", fmt::format("{}", m.vmc_alpha)},
+                       {"zero-free", m.zero_free ? "true" : "false"}});
   k.insert(k.end(), {{"target", targets},
                      {"seed", std::to_string(o.seed)},
                      {"batch", std::to_string(o.batch)},
@@ -58,13 +65,14 @@ struct Loop {
   BatchSource& data;
   const TrainOptions& o;
   std::vector<Param<float>> params;
+  std::vector<Param<float>> state;  // the model's non-trained state (checkpointed)
   AdamW opt;
   Rng rng;
   TrainState st;
   std::vector<int> tokens, targets;  // one micro-batch [B, T], allocated once
 
   Loop(TrainModel& m, BatchSource& d, const TrainOptions& opts)
-      : model(m), data(d), o(opts), params(m.trainable()),
+      : model(m), data(d), o(opts), params(m.trainable()), state(m.state()),
         opt(params, AdamWOptions{opts.beta1, opts.beta2, opts.eps, opts.weight_decay}), rng(opts.seed),
         tokens(static_cast<size_t>(opts.batch) * opts.seq), targets(tokens.size()) {}
 
@@ -94,11 +102,11 @@ struct Loop {
   void save() {
     st.rng = rng.state();
     st.data_state = data.state();
-    save_checkpoint(o.checkpoint, params, opt, st, run_keys(o));
+    save_checkpoint(o.checkpoint, params, opt, st, run_keys(o), state);
   }
 
   void resume() {
-    load_checkpoint(o.resume, params, opt, st, run_keys(o));
+    load_checkpoint(o.resume, params, opt, st, run_keys(o), state);
     rng.set_state(st.rng);
     data.set_state(st.data_state);
   }

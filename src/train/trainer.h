@@ -33,6 +33,8 @@ class TrainModel {
   virtual void backward() = 0;  // accumulates into the grads of trainable()
   virtual void zero_grad() = 0;
   virtual std::vector<Param<float>> trainable() = 0;
+  // Non-trained state that a checkpoint must carry (grad == nullptr); none by default.
+  virtual std::vector<Param<float>> state() { return {}; }
 };
 
 // Adapts any model with those four methods (Llama, test models) without inheritance.
@@ -46,6 +48,10 @@ class ModelRef : public TrainModel {
   void backward() override { m_.backward(); }
   void zero_grad() override { m_.zero_grad(); }
   std::vector<Param<float>> trainable() override { return m_.trainable(); }
+  std::vector<Param<float>> state() override {
+    if constexpr (requires(M& m) { m.state(); }) return m_.state();
+    else return {};
+  }
 
  private:
   M& m_;

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "adapters/linear.h"
+#include "fd_util.h"
 #include "test_util.h"
 
 using namespace qtune;
@@ -18,30 +19,10 @@ Tensor random_weight(Rng& rng) {
   return w;
 }
 
-std::vector<double> randn(int64_t n, Rng& rng) {
-  std::vector<double> v(static_cast<size_t>(n));
-  for (auto& x : v) x = rng.normal();
-  return v;
-}
+std::vector<double> randn(int64_t n, Rng& rng) { return test::randn_double(n, rng); }
 
-double loss(Linear<double>& lin, const std::vector<double>& x, const std::vector<double>& r) {
-  Context ctx;
-  std::vector<double> y(kN * kOut);
-  lin.forward(x.data(), y.data(), kN, ctx);
-  double L = 0;
-  for (size_t i = 0; i < y.size(); ++i) L += y[i] * r[i];
-  return L;
-}
-
-// Central difference of L with respect to v[i].
 double numeric(Linear<double>& lin, double* v, const std::vector<double>& x, const std::vector<double>& r) {
-  const double eps = 1e-5, keep = *v;
-  *v = keep + eps;
-  const double lp = loss(lin, x, r);
-  *v = keep - eps;
-  const double lm = loss(lin, x, r);
-  *v = keep;
-  return (lp - lm) / (2 * eps);
+  return test::central_difference(lin, v, x, r, kN, 1e-5);
 }
 
 void check_gradients(const MethodOptions& opts, size_t expect_params) {

@@ -115,4 +115,36 @@ std::string small_corpus(const std::string& dir, const std::string& name, int li
   return ::testing::AssertionSuccess() << lines[0];
 }
 
+Corpus corpus() {
+  Corpus c;
+  c.dir = scratch_dir();
+  c.train = small_corpus(c.dir, "train.txt", 300);
+  c.val = small_corpus(c.dir, "val.txt", 40, 300);
+  return c;
+}
+
+std::vector<std::string> finetune(const Corpus& c, const std::string& method, const std::string& out, int steps) {
+  return {"finetune", "-m", stories_bin(), "-t", tok512(), "--data", c.train, "--val-file", c.val,
+          "--method", method, "--rank", "4", "--steps", std::to_string(steps), "--save-every",
+          std::to_string(steps), "--batch", "4", "--seq", "64", "--lr", "3e-3", "--seed", "3", "--threads", "1",
+          "--eval-batches", "0", "--out", out, "--report", out + ".json"};
+}
+
+double eval_ppl(const std::string& model, const std::string& data, const std::string& report,
+                std::vector<std::string> extra) {
+  std::vector<std::string> args = {"eval", "-m", model, "-t", tok512(), "--data", data, "--seq", "64", "--batch",
+                                   "4", "--report", report};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto r = run_qtune(args);
+  EXPECT_EQ(r.code, 0) << r.err;
+  auto j = read_json(report);
+  return j.value("perplexity", -1.0);
+}
+
+nlohmann::json info_json(const std::string& model) {
+  auto r = run_qtune({"info", "--json", model});
+  EXPECT_EQ(r.code, 0) << r.err;
+  return nlohmann::json::parse(r.out, nullptr, false);
+}
+
 }  // namespace qtune::test

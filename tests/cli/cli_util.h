@@ -37,6 +37,23 @@ std::string kjv();
 // A small text corpus (the first n lines of KJV) written to dir/name; returns its path.
 std::string small_corpus(const std::string& dir, const std::string& name, int lines, int skip = 0);
 
+// A scratch dir with train.txt (the first 300 KJV lines) and val.txt (the next 40).
+struct Corpus {
+  std::string dir, train, val;
+};
+Corpus corpus();
+
+// finetune args on stories260K: --method, rank 4, `steps` steps (checkpoint at the end), batch 4
+// × seq 64, lr 3e-3, seed 3, one thread, full validation on val; report at out + ".json".
+std::vector<std::string> finetune(const Corpus& c, const std::string& method, const std::string& out, int steps);
+
+// `qtune eval` (seq 64, batch 4) → perplexity from its report.
+double eval_ppl(const std::string& model, const std::string& data, const std::string& report,
+                std::vector<std::string> extra = {});
+
+// `qtune info --json`.
+nlohmann::json info_json(const std::string& model);
+
 // The bad-input contract: exit code 2 and exactly one stderr line "error: ..." containing `needle`.
 ::testing::AssertionResult IsBadInput(const RunResult& r, const std::string& needle);
 

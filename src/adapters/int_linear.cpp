@@ -1,0 +1,99 @@
+// adapters/int_linear.cpp — a deployed integer weight (a merged model's projection), frozen.
+//
+//   W = Σ_p plane_p                                   (QuantMatrix planes; usually one)
+//   act_bits 8: xq, s = quantize_activations(x)       static scale (calibrated in training and
+//               y = Σ_p igemm(xq, s, plane_p)         recorded by merge) or per token (dynamic)
+//   act_bits 0: y = Σ_p x·deq(plane_p)ᵀ               float activations, weights dequantized tile
+//                                                     by tile (never held in float)
+// The int8 path is real integer arithmetic (kernels/igemm.h: int32 accumulation, exact); its
+// integers equal those of the training fake-quant forward, which used the same rounding rule.
+// Backward passes dx through the dequantized weight (no adapter to train on a deployed model).
+#include <type_traits>
+
+#include "adapters/methods.h"
+#include "core/error.h"
+#include "kernels/gemm.h"
+#include "kernels/igemm.h"
+
+namespace qtune {
+
+namespace {
+
+template <class T>
+class IntLinear final : public Linear<T> {
+ public:
+  IntLinear(std::vector<QuantMatrix> planes, int act_bits, float act_scale)
+      : Linear<T>(planes.at(0).cols, planes.at(0).rows), planes_(std::move(planes)), act_bits_(act_bits),
+        act_scale_(act_scale) {}
+
+  void forward(const T* x, T* y, int64_t n, Context&) override {
+    if constexpr (std::is_same_v<T, float>) {
+      if (act_bits_ == 8) {
+        const int64_t m = n * this->in_;
+        if (xq_.size() < static_cast<size_t>(m)) xq_.resize(static_cast<size_t>(m));
+        if (xs_.size() < static_cast<size_t>(n)) xs_.resize(static_cast<size_t>(n));
+        kernels::quantize_activations(x, n, this->in_, act_scale_, xq_.data(), xs_.data());
+        for (size_t p = 0; p < planes_.size(); ++p) kernels::igemm(xq_.data(), xs_.data(), planes_[p], y, n, p > 0);
+        return;
+      }
+    }
+    QT_CHECK(act_bits_ == 0, "int8 activations run in float only");
+    for (size_t p = 0; p < planes_.size(); ++p) kernels::qmatmul_nt(x, planes_[p], y, n, p > 0);
+  }
+
+  void backward(const T*, const T* dy, T* dx, int64_t n, Context&) override {
+    if (!dx) return;
+    for (const auto& p : planes_) kernels::qmatmul_nn(dy, p, dx, n, true);  // dx[n, in] += dy·deq(W)
+  }
+
+  std::vector<Param<T>> trainable() override { return {}; }
+  Deployed merge() const override {
+    Deployed d;
+    d.planes = planes_;
+    return d;
+  }
+  float input_scale() const override { return act_bits_ == 8 ? act_scale_ : 0.0f; }
+  Tensor base_weight() const override {
+    Tensor t({this->out_, this->in_}), plane({this->out_, this->in_});
+    for (size_t p = 0; p < planes_.size(); ++p) {
+      planes_[p].dequantize_rows(0, this->out_, p == 0 ? t.ptr() : plane.ptr());
+      if (p > 0)
+        for (int64_t i = 0; i < t.numel(); ++i) t.data[i] += plane.data[i];
+    }
+    return t;
+  }
+  const char* method() const override { return act_bits_ == 8 ? "int-w-a8" : "int-w"; }
+  int64_t weight_bytes() const override {
+    int64_t b = 0;
+    for (const auto& p : planes_) b += p.bytes();
+    return b;
+  }
+
+ private:
+  std::vector<QuantMatrix> planes_;
+  int act_bits_;
+  float act_scale_;  // static int8 scale of the input; 0 = per token
+  Buffer<int8_t> xq_;
+  Buffer<float> xs_;
+};
+
+}  // namespace
+
+template <class T>
+std::unique_ptr<Linear<T>> make_int_linear(const std::string& name, std::vector<QuantMatrix> planes, int act_bits,
+                                           float act_scale) {
+  QT_CHECK(!planes.empty(), "{}: an integer weight needs at least one plane", name);
+  for (const auto& p : planes)
+    QT_CHECK(p.rows == planes[0].rows && p.cols == planes[0].cols && p.rows > 0 && p.cols > 0,
+             "{}: integer planes of different shapes", name);
+  QT_CHECK(act_bits == 0 || act_bits == 8, "{}: --act-bits {} is not supported (0 or 8)", name, act_bits);
+  QT_CHECK(std::isfinite(act_scale) && act_scale >= 0, "{}: activation scale {} is invalid", name, act_scale);
+  return std::make_unique<IntLinear<T>>(std::move(planes), act_bits, act_scale);
+}
+
+template std::unique_ptr<Linear<float>> make_int_linear<float>(const std::string&, std::vector<QuantMatrix>, int,
+                                                               float);
+template std::unique_ptr<Linear<double>> make_int_linear<double>(const std::string&, std::vector<QuantMatrix>, int,
+                                                                 float);
+
+}  // namespace qtune

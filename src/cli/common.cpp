@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <vector>
 
 #include "core/error.h"
 #include "core/file.h"
@@ -88,19 +89,23 @@ bool is_gguf(const std::string& path) {
 
 namespace {
 
-// One line per kind of integer layout: "25 Q8_0, 5 I8 (row length 172 is not a multiple of 32)".
+// "25 Q8_0; 5 I8 (row length 172 is not a multiple of 32): blk.0.ffn_down, ..." — the tensors
+// that could not take a llama.cpp block type are named.
 std::string layout_summary(const GgufSaveReport& r) {
   std::map<std::string, int> count;
   std::map<std::string, std::string> why;
+  std::map<std::string, std::vector<std::string>> names;
   for (const auto& t : r.int_weights) {
     const std::string type = ggml_type_name(static_cast<uint32_t>(t.type));
     ++count[type];
-    if (!t.not_block.empty()) why[type] = t.not_block;
+    if (t.not_block.empty()) continue;
+    why[type] = t.not_block;
+    names[type].push_back(t.name);
   }
   std::string out;
   for (const auto& [type, n] : count) {
-    out += fmt::format("{}{} {}", out.empty() ? "" : ", ", n, type);
-    if (why.count(type)) out += " (" + why[type] + ")";
+    out += fmt::format("{}{} {}", out.empty() ? "" : "; ", n, type);
+    if (why.count(type)) out += fmt::format(" ({}): {}", why[type], fmt::join(names[type], ", "));
   }
   return out;
 }
@@ -136,8 +141,11 @@ GgufSaveReport save_model(const ModelFile& m, const std::string& path, GgmlType 
   }
   if (r.llamacpp_loadable)
     std::printf("llama.cpp: loadable\n");
-  else
+  else if (r.llamacpp_reasons.size() <= 2)
     std::printf("llama.cpp: not loadable (%s)\n", fmt::format("{}", fmt::join(r.llamacpp_reasons, "; ")).c_str());
+  else
+    std::printf("llama.cpp: not loadable (%s; and %zu more)\n", r.llamacpp_reasons.front().c_str(),
+                r.llamacpp_reasons.size() - 1);
   return r;
 }
 

@@ -196,7 +196,7 @@ std::vector<QuantMatrix> decode_exact(const StoredIntWeight& s) {
     const bool top = spec.bits == 8 || (i & 1);
     q.codes[i] = uint8_t(top ? s.data[i] ^ 0x80 : s.data[i]);
   }
-  planes.push_back(std::move(q));
+  planes.push_back(narrowest_codes(q));  // e.g. a 4-bit QA-LoRA weight stays 4-bit in memory
   return planes;
 }
 

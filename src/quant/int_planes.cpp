@@ -89,4 +89,42 @@ bool integers_from_planes(const std::vector<QuantMatrix>& planes, std::vector<in
   return true;
 }
 
+QuantMatrix narrowest_codes(const QuantMatrix& m) {
+  const int64_t ng = m.groups_per_row(), gs = m.group_size();
+  std::vector<int32_t> lo(static_cast<size_t>(m.rows * ng), INT32_MAX), hi(lo.size(), INT32_MIN);
+  int64_t span = 0;
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t g = 0; g < ng; ++g) {
+      const float off = m.offset(r, g);
+      if (off != std::floor(off)) return m;
+      int32_t& a = lo[r * ng + g];
+      int32_t& b = hi[r * ng + g];
+      for (int64_t c = g * gs; c < std::min(m.cols, (g + 1) * gs); ++c) {
+        const int32_t v = static_cast<int32_t>(m.code(r, c)) - static_cast<int32_t>(off);
+        a = std::min(a, v);
+        b = std::max(b, v);
+      }
+      span = std::max<int64_t>(span, int64_t{b} - a);
+    }
+  int bits = 2;
+  while (bits < 8 && span > (int64_t{1} << bits) - 1) ++bits;
+  if (span > 255) bits = 16;
+  if (bits >= m.spec.bits) return m;
+  QuantSpec spec = m.spec;
+  spec.bits = bits;
+  spec.symmetric = false;
+  spec.zero_free = false;
+  QuantMatrix n = empty_quant_matrix(m.rows, m.cols, spec);
+  n.scale = m.scale;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < m.rows; ++r)
+    for (int64_t g = 0; g < ng; ++g) {
+      const int32_t off = static_cast<int32_t>(m.offset(r, g)), mn = lo[r * ng + g];
+      n.zero[r * ng + g] = static_cast<float>(-mn);
+      for (int64_t c = g * gs; c < std::min(m.cols, (g + 1) * gs); ++c)
+        n.set_code(r, c, static_cast<uint32_t>(static_cast<int32_t>(m.code(r, c)) - off - mn));
+    }
+  return n;
+}
+
 }  // namespace qtune

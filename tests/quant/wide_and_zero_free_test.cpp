@@ -137,3 +137,25 @@ TEST(IntPlanes, NarrowestPlanesAndExactValues) {
   std::vector<float> out_scale;
   EXPECT_FALSE(integers_from_planes({grouped}, out, out_scale));
 }
+
+// A wide layout holding narrow values (an I8 tensor of a 4-bit model) repacks to the fewest bits,
+// asymmetric per group, with identical values.
+TEST(IntPlanes, NarrowestCodesKeepTheValues) {
+  Rng rng(4);
+  auto w = randn(5 * 172, rng);
+  for (int bits : {3, 4, 6}) {
+    QuantMatrix q = quantize(w.data(), 5, 172, QuantSpec{bits, 0, false, false});
+    // the same values as 8-bit symmetric codes (what an I8 tensor reloads as)
+    QuantMatrix wide = empty_quant_matrix(5, 172, QuantSpec{8, 0, true, false});
+    wide.scale = q.scale;
+    for (int64_t r = 0; r < 5; ++r)
+      for (int64_t c = 0; c < 172; ++c) wide.set_code(r, c, static_cast<uint32_t>(q.int_value(r, c) + 128));
+    QuantMatrix n = narrowest_codes(wide);
+    EXPECT_EQ(n.spec.bits, bits);
+    EXPECT_EQ(dequant({n}), dequant({q}));
+    if (bits <= 4) EXPECT_LT(n.bytes(), wide.bytes());  // packed two per byte
+  }
+  // nothing narrower: unchanged
+  QuantMatrix full = quantize(w.data(), 5, 172, QuantSpec{8, 0, true, false});
+  EXPECT_EQ(narrowest_codes(full).spec.bits, 8);
+}

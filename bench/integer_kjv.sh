@@ -5,6 +5,7 @@
 #   qlora+ptq          QLoRA on a b-bit base, merged, then post-training quantized to b bits
 #   qalora             QA-LoRA, merged exactly into b-bit integers
 #   intlora-mul/shift  IntLoRA, merged exactly into integers
+#   intlora-mul-zf     IntLoRA-MUL with --zero-free (the zero-weight defect's fix), to measure its cost
 #   base               the unadapted model: float, and PTQ'd to b bits (per row)
 # Every quantized method trains with --act-bits 8 (static scales calibrated on the first 8
 # micro-batches) and is deployed with int8 activations through the integer GEMM; the base's
@@ -72,9 +73,11 @@ for seed in $SEEDS; do
   train "lora.s$seed" lora "${LRS[lora]}" "$seed"
   deploy "lora.s$seed"
   for b in 8 4; do
-    for m in qlora qalora intlora-mul intlora-shift; do
+    for m in qlora qalora intlora-mul intlora-shift intlora-mul-zf; do
       echo "seed $seed: $m W${b}A8" >&2
-      train "$m.w$b.s$seed" "$m" "${LRS[$m]}" "$seed" --bits "$b" --act-bits 8
+      zf=(); method=$m
+      [ "$m" = intlora-mul-zf ] && zf=(--zero-free) && method=intlora-mul
+      train "$m.w$b.s$seed" "$method" "${LRS[$method]}" "$seed" --bits "$b" --act-bits 8 "${zf[@]}"
       if [ "$m" = qlora ]; then deploy "$m.w$b.s$seed" --bits "$b"; else deploy "$m.w$b.s$seed"; fi
     done
   done
@@ -85,7 +88,7 @@ done
   for f in "$OUT"/*.s*.deployed.json; do
     n=$(basename "$f" .deployed.json)
     jq -c --arg n "$n" --slurpfile r "$OUT/$n.json" --slurpfile mg "$OUT/$n.merge.json" '{
-      run: $n, method: $r[0].method.method, bits: (if $r[0].method.method == "lora" then 32 else $r[0].method.bits end),
+      run: $n, method: ($r[0].method.method + (if $r[0].method.zero_free then "-zf" else "" end)), bits: (if $r[0].method.method == "lora" then 32 else $r[0].method.bits end),
       seed: $r[0].seed, lr: $r[0].lr, deployed_perplexity: .perplexity, train_val_perplexity: $r[0].val_perplexity,
       inference: .inference, tokens_per_second: $r[0].tokens_per_second, peak_rss_bytes: $r[0].peak_rss_bytes,
       zero_weight_share: $r[0].intlora_zero_weight_share,
@@ -115,5 +118,6 @@ jq -r '
   "| QLoRA + PTQ | \(cell("qlora"; 8)) | \(cell("qlora"; 4)) |",
   "| QA-LoRA | \(cell("qalora"; 8)) | \(cell("qalora"; 4)) |",
   "| IntLoRA-MUL | \(cell("intlora-mul"; 8)) | \(cell("intlora-mul"; 4)) |",
-  "| IntLoRA-SHIFT | \(cell("intlora-shift"; 8)) | \(cell("intlora-shift"; 4)) |"' \
+  "| IntLoRA-SHIFT | \(cell("intlora-shift"; 8)) | \(cell("intlora-shift"; 4)) |",
+  "| IntLoRA-MUL, zero-free grid | \(cell("intlora-mul-zf"; 8)) | \(cell("intlora-mul-zf"; 4)) |"' \
   bench/results/integer_kjv.json | tee bench/results/integer_kjv.md

@@ -7,6 +7,7 @@
 
 #include "cli_util.h"
 #include "io/gguf.h"
+#include "io/gguf_rules.h"
 #include "io/lora_gguf.h"
 #include "io/model_file.h"
 
@@ -68,8 +69,10 @@ TEST(CliFinetune, LoraReportAndMergeIsExact) {
 
   // float merge, then eval on the same validation file: same perplexity as in-process.
   std::string merged = c.dir + "/merged.gguf";
-  auto m = run_qtune({"merge", "-m", stories_bin(), "--adapter", ad, "--out", merged});
+  auto m = run_qtune({"merge", "-m", stories_bin(), "-t", tok512(), "--adapter", ad, "--out", merged});
   ASSERT_EQ(m.code, 0) << m.err;
+  EXPECT_EQ(qtune::check_llamacpp_model_rules(qtune::GgufFile(merged)), std::vector<std::string>{});
+  EXPECT_EQ(qtune::llamacpp_unsupported(qtune::GgufFile(merged)), std::vector<std::string>{});  // all float
   double ppl = eval_ppl(merged, c.val, c.dir + "/merged_eval.json");
   double want = j["val_perplexity"];
   EXPECT_NEAR(ppl, want, 1e-4) << "merged " << ppl << " vs in-process " << want;
@@ -79,8 +82,9 @@ TEST(CliFinetune, LoraReportAndMergeIsExact) {
   // merge --bits 8: per-row symmetric PTQ of the projections, exact Q8_0 where rows are a
   // multiple of 32 (ffn_down's 172-wide rows take the exact I8 layout), close to the float merge
   std::string q = c.dir + "/merged_q8.gguf";
-  auto mq = run_qtune({"merge", "-m", stories_bin(), "--adapter", ad, "--out", q, "--bits", "8"});
+  auto mq = run_qtune({"merge", "-m", stories_bin(), "-t", tok512(), "--adapter", ad, "--out", q, "--bits", "8"});
   ASSERT_EQ(mq.code, 0) << mq.err;
+  EXPECT_EQ(qtune::check_llamacpp_model_rules(qtune::GgufFile(q)), std::vector<std::string>{});
   auto qi = info_json(q);
   EXPECT_EQ(qi["params_by_type"].value("Q8_0", 0), 5 * (64 * 64 * 2 + 64 * 32 * 2 + 172 * 64 * 2)) << qi.dump();
   EXPECT_EQ(qi["params_by_type"].value("I8", 0), 5 * (64 * 172)) << qi.dump();
@@ -118,8 +122,10 @@ TEST(CliQuantize, Q8AndQ4KeepOddRowsFloatAndSayIt) {
   int i = 0;
   for (const char* bits : {"8", "4"}) {
     std::string q = c.dir + "/q" + bits + ".gguf";
-    auto r = run_qtune({"quantize", "-m", stories_bin(), "--bits", bits, "--out", q});
+    auto r = run_qtune({"quantize", "-m", stories_bin(), "-t", tok512(), "--bits", bits, "--out", q});
     ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(qtune::check_llamacpp_model_rules(qtune::GgufFile(q)), std::vector<std::string>{});
+    EXPECT_NE(r.out.find("llama.cpp: loadable"), std::string::npos) << r.out;  // F32 fallback rows run there
     // ffn_down rows have 172 elements (not a multiple of 32): the output must say what happened
     EXPECT_NE((r.out + r.err).find("ffn_down"), std::string::npos) << r.out << r.err;
     auto info = info_json(q);

@@ -93,9 +93,14 @@ void print_human(const nlohmann::json& j) {
   const int act_bits = act["bits"].get<int>();
   if (act_bits == 0)
     std::printf("activations:   float\n");
-  else
-    std::printf("activations:   int%d (static scales for %d projections, per-token for the rest)\n", act_bits,
-                act["static_scales"].get<int>());
+  else {
+    const int n_static = act["static_scales"].get<int>(), n_proj = 7 * j["config"]["n_layers"].get<int>();
+    std::printf("activations:   int%d (%s)\n", act_bits,
+                n_static == 0        ? "per-token scales"
+                : n_static == n_proj ? fmt::format("static scales for all {} projections", n_proj).c_str()
+                                     : fmt::format("static scales for {} of {} projections, per-token for the rest",
+                                                   n_static, n_proj).c_str());
+  }
   std::printf("integer weights: %d\n", j["integer_weights"].get<int>());
   std::printf("tensors (%zu):\n", j["tensors"].size());
   for (const auto& t : j["tensors"]) {

@@ -103,10 +103,10 @@ struct MethodOptions {
   // per-tensor, the scale calibrated on the first `act_calib` training micro-batches.
   int act_bits = 0;
   int act_calib = 8;
-  // QA-LoRA: the learned scales' learning rate as a fraction of the adapter's (EfficientDM trains
-  // them at 1e-6 beside 5e-4), and optionally their gradient times 1/√(N·Qp) (LSQ; not in the
-  // reference).
-  float scale_lr = 0.002f;
+  // QA-LoRA: the learning rate of the learned scales (trained as multipliers of their initial
+  // values, so the steps are relative) as a fraction of the adapter's, and optionally their
+  // gradient times 1/√(N·Qp) (LSQ; not in the reference).
+  float scale_lr = 0.1f;
   bool lsq_grad_scale = false;
   // IntLoRA: variance matching of the auxiliary matrix R ("abs-max", the reference code's rule,
   // or "std", the paper's), its exponent α, and the zero-free base grid (the fix for weights

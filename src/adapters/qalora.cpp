@@ -33,9 +33,9 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
         lsq_grad_scale_(lsq_grad_scale) {
     gs_ = Wu_.group_size();
     ng_ = Wu_.groups_per_row();
-    s_.resize(Wu_.scale.size());
-    ds_.resize(Wu_.scale.size());
-    for (size_t i = 0; i < s_.size(); ++i) s_[i] = static_cast<T>(Wu_.scale[i]);
+    u_.resize(Wu_.scale.size());
+    du_.resize(Wu_.scale.size());
+    for (auto& u : u_) u = T(1);  // s_w = s_w0·u starts at the base's scale
     const int b = spec.bits;
     qp_ = spec.symmetric ? (1 << (b - 1)) - 1 : (1 << b) - 1;
   }
@@ -43,7 +43,7 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
   std::vector<Param<T>> trainable() override {
     std::vector<Param<T>> p;
     this->lora_params(p);
-    p.push_back({this->name_ + ".qalora_scale", s_.data(), ds_.data(), this->out_ * ng_, {this->out_, ng_},
+    p.push_back({this->name_ + ".qalora_scale", u_.data(), du_.data(), this->out_ * ng_, {this->out_, ng_},
                  scale_lr_, /*decay=*/false});
     return p;
   }
@@ -53,7 +53,7 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
     check_state();
     QuantMatrix m = empty_quant_matrix(this->out_, this->in_, Wu_.spec);
     m.zero = Wu_.zero;
-    for (size_t i = 0; i < s_.size(); ++i) m.scale[i] = static_cast<float>(s_[i]);
+    for (size_t i = 0; i < u_.size(); ++i) m.scale[i] = static_cast<float>(learned_scale(i));
     this->for_each_row([&](int64_t o, const T* ba) {
       for_each_elem(o, ba, [&](int64_t c, T, const Elem& e) {
         m.set_code(o, c, static_cast<uint32_t>(static_cast<int32_t>(e.n) + static_cast<int32_t>(Wu_.offset(o, c / gs_))));
@@ -79,14 +79,18 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
     for_each_elem(o, ba, [&](int64_t c, T s, const Elem& e) { w[c] = s * e.n; });
   }
 
-  void backward_row(int64_t o, const T* ba, T* g) {
+  // g: dL/dŴ[o, :] in, dL/d(BA)[o, :] out; w: Ŵ[o, :] out (may alias ba).
+  void backward_row(int64_t o, const T* ba, T* g, T* w) {
     std::vector<double> ds(static_cast<size_t>(ng_), 0.0);
-    for_each_elem(o, ba, [&](int64_t c, T, const Elem& e) {
+    for_each_elem(o, ba, [&](int64_t c, T s, const Elem& e) {
+      w[c] = s * e.n;
       // LSQ/STE: ∂Ŵ/∂s_w = round(v) − v inside the clamp range, n (= q_clip − z_w) outside
       ds[c / gs_] += static_cast<double>(g[c]) * static_cast<double>(e.inside ? e.rv - e.v : e.n);
       if (!e.inside) g[c] = T(0);  // ∂Ŵ/∂(BA) = 1 inside, 0 clipped
     });
-    for (int64_t k = 0; k < ng_; ++k) ds_[o * ng_ + k] += static_cast<T>(ds[k] * lsq_factor(k));
+    // ∂L/∂u = s_w0·∂L/∂s_w (s_w = s_w0·u)
+    for (int64_t k = 0; k < ng_; ++k)
+      du_[o * ng_ + k] += static_cast<T>(ds[k] * lsq_factor(k) * static_cast<double>(Wu_.scale[o * ng_ + k]));
   }
 
   // Calls f(c, s_w, elem) for every column c of row o, given ba[c] = (B·A)[o, c]. The one place
@@ -100,7 +104,7 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
       const int64_t c0 = k * gs_, c1 = std::min(in, c0 + gs_);
       const int32_t off = static_cast<int32_t>(Wu_.offset(o, k));
       const T s0 = static_cast<T>(Wu_.scale[o * ng_ + k]);  // fixed: defines W0
-      const T s = s_[o * ng_ + k];                           // learned
+      const T s = learned_scale(o * ng_ + k);                // learned
       const T hi = Wu_.spec.symmetric ? static_cast<T>(qp_) : static_cast<T>((1 << bits) - 1 - off);
       const T lo = Wu_.spec.symmetric ? -hi : -static_cast<T>(off);
       for (int64_t c = c0; c < c1; ++c) {
@@ -125,10 +129,11 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
   }
 
   void check_state() const {
-    for (size_t i = 0; i < s_.size(); ++i)
-      QT_CHECK(std::isfinite(static_cast<double>(s_[i])) && s_[i] > T(0),
-               "qalora: the learned scale {}.qalora_scale[{}] became {} (must be a positive number); lower --lr",
-               this->name_, i, static_cast<double>(s_[i]));
+    for (size_t i = 0; i < u_.size(); ++i)
+      QT_CHECK(std::isfinite(static_cast<double>(u_[i])) && u_[i] > T(0),
+               "qalora: the learned scale {}.qalora_scale[{}] became {} times its initial value (must be positive); "
+               "lower --lr or --scale-lr",
+               this->name_, i, static_cast<double>(u_[i]));
   }
 
   Tensor base_float() const {  // the frozen base W0 = s_w0·(W_u − z_w)
@@ -136,14 +141,18 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
     Wu_.dequantize_rows(0, this->out_, t.ptr());
     return t;
   }
-  int64_t base_bytes() const { return Wu_.bytes() + static_cast<int64_t>(s_.size() * sizeof(T)); }
+  int64_t base_bytes() const { return Wu_.bytes() + static_cast<int64_t>(u_.size() * sizeof(T)); }
+
+  // s_w of group i: the base's scale times the trained multiplier (computed the same way by
+  // forward, backward and merge).
+  T learned_scale(size_t i) const { return static_cast<T>(Wu_.scale[i]) * u_[i]; }
 
   QuantMatrix Wu_;  // W_u codes, s_w0 (fixed), z_w (fixed)
-  float scale_lr_;  // the optimizer's lr multiplier for s_w
+  float scale_lr_;  // the optimizer's lr multiplier for u
   bool lsq_grad_scale_;
   int64_t gs_ = 0, ng_ = 0;
   int qp_ = 0;            // Qp: 2^b − 1 (asymmetric), 2^(b−1) − 1 (symmetric)
-  Buffer<T> s_, ds_;      // s_w [out, groups] and its gradient
+  Buffer<T> u_, du_;      // u = s_w / s_w0 [out, groups] (the trained tensor) and its gradient
 };
 
 }  // namespace

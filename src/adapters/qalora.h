@@ -11,8 +11,13 @@
 //   y  = x·Ŵᵀ
 //
 // A [r, in] Kaiming-uniform a=√5 (U(−1/√in, 1/√in)), B [out, r] zeros, no α/r factor.
-// Trainable: "<name>.lora_a", "<name>.lora_b", "<name>.qalora_scale" (s_w, [out, groups]; its own
-// learning rate, --scale-lr × --lr, as EfficientDM trains s_w at 1e-6 beside LoRA's 5e-4).
+// Trainable: "<name>.lora_a", "<name>.lora_b", "<name>.qalora_scale" [out, groups]. The scale is
+// trained as a multiplier of its initial value, s_w = s_w0·u (u starts at 1), at its own learning
+// rate --scale-lr × --lr without weight decay: Adam moves every element by about its learning
+// rate whatever the gradient's size, and s_w spans orders of magnitude across rows (at 8 bits
+// some are ~1e-4), so an absolute rate either freezes the large scales or drives the small ones
+// negative. Training u makes the steps relative — EfficientDM's 1e-6 on scales of ~1e-3 is about
+// 0.1% per step, which --scale-lr 0.1 at --lr 1e-2 matches. ∂L/∂u = s_w0·∂L/∂s_w.
 //
 // Interpretation (the reference, EfficientDM quant_layer.py QuantModule_intnlora): W0 is the
 // dequantized base with its OWN frozen scale (SimpleDequantizer.delta, requires_grad=False);
@@ -50,6 +55,6 @@ namespace qtune {
 // learning-rate multiplier for s_w (Param::lr_scale; no weight decay on it).
 template <class T>
 std::unique_ptr<Linear<T>> make_qalora(const std::string& name, const Tensor& w, const QuantSpec& spec, int rank,
-                                       Rng& rng, float scale_lr = 0.002f, bool lsq_grad_scale = false);
+                                       Rng& rng, float scale_lr = 0.1f, bool lsq_grad_scale = false);
 
 }  // namespace qtune

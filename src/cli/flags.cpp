@@ -40,7 +40,8 @@ void add_method_flags(CLI::App& app, MethodOptions& m) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--scale-lr", m.scale_lr,
-                 "qalora: learning rate of the learned scales as a fraction of --lr (no weight decay on them)")
+                 "qalora: learning rate of the learned scales (relative steps: they train as multipliers of their initial "
+                 "values) as a fraction of --lr; no weight decay on them")
       ->capture_default_str();
   app.add_flag("--lsq-grad-scale", m.lsq_grad_scale,
                "qalora: scale the learned step size's gradient by 1/sqrt(N*Qp) (LSQ; not in the reference)");

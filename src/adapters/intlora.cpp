@@ -107,11 +107,24 @@ class IntLora final : public RequantLinear<T, IntLora<T>> {
 
   const char* method() const override { return shift_ ? "intlora-shift" : "intlora-mul"; }
 
+  // The zero-weight defect, measured: how many W_int are 0, and how much of the learned update
+  // B·A falls on them (Σ (B·A)² there and everywhere) — the part of the update the merge drops.
   std::vector<std::pair<std::string, double>> stats() const override {
-    int64_t zeros = 0;
-    for (int64_t o = 0; o < this->out_; ++o)
-      for (int64_t c = 0; c < this->in_; ++c) zeros += w_int(o, c) == 0;
-    return {{"zero_weights", static_cast<double>(zeros)}, {"weights", static_cast<double>(this->out_ * this->in_)}};
+    const int64_t in = this->in_;
+    std::vector<double> zeros(static_cast<size_t>(this->out_)), lost(zeros.size()), all(zeros.size());
+    this->for_each_row([&](int64_t o, const T* ba) {
+      for (int64_t c = 0; c < in; ++c) {
+        const double d = static_cast<double>(ba[c]) * static_cast<double>(ba[c]);
+        all[o] += d;
+        if (w_int(o, c) == 0) zeros[o] += 1, lost[o] += d;
+      }
+    });
+    double z = 0, l = 0, a = 0;
+    for (size_t o = 0; o < zeros.size(); ++o) z += zeros[o], l += lost[o], a += all[o];  // fixed order
+    return {{"zero_weights", z},
+            {"weights", static_cast<double>(this->out_ * in)},
+            {"update_sq_on_zero_weights", l},
+            {"update_sq", a}};
   }
 
  private:
@@ -196,9 +209,10 @@ class IntLora final : public RequantLinear<T, IntLora<T>> {
     for_each_elem(o, ba, [&](int64_t c, const Elem& e) { w[c] = e.w; });
   }
 
-  // g: dL/dW'[o, :] in, dL/d(BA)[o, :] out.
-  void backward_row(int64_t o, const T* ba, T* g) const {
+  // g: dL/dW'[o, :] in, dL/d(BA)[o, :] out; w: W'[o, :] out (may alias ba).
+  void backward_row(int64_t o, const T* ba, T* g, T* w) const {
     for_each_elem(o, ba, [&](int64_t c, const Elem& e) {
+      w[c] = e.w;
       if (e.wi == 0) {
         g[c] = T(0);  // W' = 0·…: the adapter cannot move this weight (the zero-weight defect)
       } else if (!shift_) {

@@ -5,8 +5,9 @@
 //   W'[o, :] = f_o((B·A)[o, :])                       Derived::effective_row
 //   y        = x·W'ᵀ
 // backward, per tile of rows, with G = dL/dW' = dyᵀ·x:
-//   dBA = Derived::backward_row(G)                    the STE masks and factors (and any
-//                                                     row-local gradients, e.g. a learned scale)
+//   dBA, W' = Derived::backward_row(G)                the STE masks and factors (and any
+//                                                     row-local gradients, e.g. a learned scale),
+//                                                     and W' again for dx, in one element pass
 //   dB += dBA·Aᵀ     dA += Bᵀ·dBA     dx += dy·W'
 //
 //   A: [r, in] Kaiming-uniform a=√5, i.e. U(−1/√in, 1/√in)       B: [out, r] zeros (starts as the base)
@@ -84,8 +85,7 @@ class RequantLinear : public Linear<T>, public SteProbed {
       for (int64_t i = 0; i < nr; ++i) {
         T* row = wt + i * in;
         ba_row(r0 + i, row);
-        self().backward_row(r0 + i, row, gt + i * in);  // gt row: dL/dW' → dL/d(BA)
-        self().effective_row(r0 + i, row, row);         // W', for dx
+        self().backward_row(r0 + i, row, gt + i * in, row);  // gt row: dL/dW' → dL/d(BA); row: B·A → W'
       }
       if (dx) kernels::matmul_nn(d, wt, dx, n, in, nr, true);                          // dx += dy_t·W'_t
       kernels::matmul_nt(gt, A_.data(), dB_.data() + r0 * rank_, nr, in, rank_, true);  // dB_t += dBA·Aᵀ

@@ -103,8 +103,7 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
             {"trainable_params", r.trainable_params},
             {"wall_seconds", r.wall_seconds},
             {"resumed_from_step", r.first_step - 1}});
-  if (stats.count("zero_weights") && stats.at("weights") > 0)  // IntLoRA: the weights it can never adapt
-    j["intlora_zero_weight_share"] = stats.at("zero_weights") / stats.at("weights");
+  j.update(intlora_stats_json(stats));
   return j;
 }
 

@@ -126,6 +126,7 @@ int cmd_merge(int argc, char** argv) {
   j.update({{"command", "merge"}, {"model", ma.model}, {"adapter", adapter}, {"out", out}, {"method", a.method.method},
             {"merge", what}, {"bits", integer ? a.method.bits : bits}, {"act_bits", merged.act_bits},
             {"inexact_weights", inexact}});
+  j.update(intlora_stats_json(model.stats()));
   write_report(report, j);
   std::printf("merged %s (%s, rank %d, %zu tensors) into %s → %s (%s%s)\n", adapter.c_str(),
               a.method.method.c_str(), a.method.rank, a.adapters.size(), ma.model.c_str(), out.c_str(), what.c_str(),

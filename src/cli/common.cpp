@@ -165,6 +165,14 @@ nlohmann::json export_report_json(const GgufSaveReport& r) {
           {"llamacpp_reasons", r.llamacpp_reasons}};
 }
 
+nlohmann::json intlora_stats_json(const std::map<std::string, double>& stats) {
+  nlohmann::json j = nlohmann::json::object();
+  auto get = [&](const char* k) { return stats.count(k) ? stats.at(k) : 0.0; };
+  if (get("weights") > 0) j["intlora_zero_weight_share"] = get("zero_weights") / get("weights");
+  if (get("update_sq") > 0) j["intlora_lost_update_share"] = get("update_sq_on_zero_weights") / get("update_sq");
+  return j;
+}
+
 void use_threads(int threads) { kernels::set_num_threads(threads); }
 
 std::string human_count(int64_t n) {

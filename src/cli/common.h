@@ -1,6 +1,7 @@
 // cli/common.h — small helpers shared by the subcommands: opening the tokenizer that goes
 // with a model, building an inference-only model, and writing JSON reports atomically.
 #pragma once
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -40,6 +41,11 @@ GgufSaveReport save_model(const ModelFile& m, const std::string& path, GgmlType 
                           const std::string& tokenizer = "");
 // The report as JSON (for --report).
 nlohmann::json export_report_json(const GgufSaveReport& r);
+
+// IntLoRA's zero-weight defect from Llama::stats(): "intlora_zero_weight_share" (weights whose
+// integer is 0, which the adapter can never move) and "intlora_lost_update_share" (the part of
+// the learned update B·A, by squared norm, that falls on them); empty for other methods.
+nlohmann::json intlora_stats_json(const std::map<std::string, double>& stats);
 
 // Sets the thread count of OpenMP and BLAS (0 = all cores).
 void use_threads(int threads);

@@ -176,10 +176,23 @@ TEST(IntegerMethodsGrad, IntLoraWeightsWithZeroIntegerStayZero) {
   for (int64_t r = 0; r < 16; ++r)
     for (int64_t c = 0; c < 40; ++c) zeros += d.planes[0].int_value(r, c) == 0;
   auto stats = lin->stats();
-  ASSERT_EQ(stats.size(), 2u);
+  ASSERT_EQ(stats.size(), 4u);
   EXPECT_GT(stats[0].second, 0);                        // some W_int are 0 at 4 bits ...
   EXPECT_GE(zeros, static_cast<int>(stats[0].second));  // ... and each of them deploys as 0
   EXPECT_EQ(stats[1].second, 16 * 40);
+  // the part of the learned update that lands on them is lost: Σ (B·A)² there, and everywhere
+  EXPECT_EQ(stats[2].first, "update_sq_on_zero_weights");
+  EXPECT_GT(stats[2].second, 0);
+  EXPECT_LT(stats[2].second, stats[3].second);
+  double all = 0;
+  const auto p = lin->trainable();  // A [r, in], B [out, r]
+  for (int64_t o = 0; o < 16; ++o)
+    for (int64_t c = 0; c < 40; ++c) {
+      double ba = 0;
+      for (int j = 0; j < 3; ++j) ba += double(p[1].value[o * 3 + j]) * double(p[0].value[j * 40 + c]);
+      all += ba * ba;
+    }
+  EXPECT_NEAR(stats[3].second, all, 1e-4 * all);
 }
 
 TEST(IntegerMethodsGrad, ZeroFreeGridHasNoZeroWeights) {
@@ -191,6 +204,7 @@ TEST(IntegerMethodsGrad, ZeroFreeGridHasNoZeroWeights) {
     o.zero_free = true;
     auto lin = make_linear<float>(o, "blk.0.attn_q", w, true, rng);
     EXPECT_EQ(lin->stats()[0].second, 0) << bits;
+    EXPECT_EQ(lin->stats()[2].second, 0) << bits;  // no update is lost
   }
 }
 

@@ -131,4 +131,9 @@ TEST(CliInteger, ZeroWeightShareIsReportedAndZeroFreeRemovesIt) {
   EXPECT_GT(share, 0.02);
   EXPECT_LT(share, 0.5);
   EXPECT_EQ(read_json(c.dir + "/b.gguf.json")["intlora_zero_weight_share"].get<double>(), 0.0);
+  // and the share of the learned update that the merge drops on those weights
+  const double lost = read_json(c.dir + "/a.gguf.json")["intlora_lost_update_share"];
+  EXPECT_GT(lost, 0.0);
+  EXPECT_LT(lost, 1.0);
+  EXPECT_EQ(read_json(c.dir + "/b.gguf.json")["intlora_lost_update_share"].get<double>(), 0.0);
 }

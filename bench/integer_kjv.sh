@@ -15,6 +15,8 @@
 #   bench/integer_kjv.sh runs [steps] [seeds]   train, merge and evaluate every row (BITS, default "8 4";
 #                                               WITH_LORA=0 skips the float LoRA runs) — cached per run
 #   bench/integer_kjv.sh collect [steps]        bench/results/integer_kjv.{json,md} from OUT
+#   bench/integer_kjv.sh init                   the model each integer method STARTS from (B = 0; 8 steps at
+#                                               lr 1e-30 so the A8 calibration completes) → bench/results/integer_kjv_init.json
 #   bench/integer_kjv.sh table [steps] [seeds]  runs + collect
 # Two single-threaded halves in parallel use two cores better than one two-threaded run:
 #   THREADS=1 BITS=8 bench/integer_kjv.sh runs 600 & THREADS=1 BITS=4 WITH_LORA=0 bench/integer_kjv.sh runs 600
@@ -52,6 +54,21 @@ deploy() {  # name [merge flags...] → OUT/name.deployed.json (eval of the merg
     --report "$OUT/$name.merge.json" "$@" >/dev/null
   "$Q" eval --model "$OUT/$name.merged.gguf" "${common[@]}" --report "$OUT/$name.deployed.json" >/dev/null
 }
+
+if [ "$MODE" = init ]; then
+  for b in 8 4; do
+    for m in qalora intlora-mul intlora-shift intlora-mul-zf; do
+      zf=(); method=$m
+      [ "$m" = intlora-mul-zf ] && zf=(--zero-free) && method=intlora-mul
+      echo "init: $m W${b}A8" >&2
+      STEPS=8 train "init.$m.w$b" "$method" 1e-30 1 --bits "$b" --act-bits 8 "${zf[@]}"
+      jq -c --arg m "$m" '{method: $m, bits: .method.bits, val_perplexity, zero_weight_share: .intlora_zero_weight_share}' \
+        "$OUT/init.$m.w$b.json"
+    done
+  done | jq -s '{what: "held-out perplexity of the model each method starts from (B = 0), W·A8, seed 1", rows: .}' |
+    tee bench/results/integer_kjv_init.json
+  exit 0
+fi
 
 if [ "$MODE" = sweep ]; then
   for m in lora qlora qalora intlora-mul intlora-shift; do
@@ -115,7 +132,8 @@ fi
   --arg steps "$STEPS" '
   def stats: (map(.deployed_perplexity)) as $p | ($p | add / length) as $m |
     {mean: $m, std: (if ($p|length) > 1 then (($p | map((. - $m) * (. - $m)) | add) / (($p|length) - 1) | sqrt) else 0 end),
-     n: ($p|length), per_seed: $p};
+     n: ($p|length), per_seed: $p,
+     train_val_mean: (map(.train_val_perplexity) | add / length)};
   {steps: ($steps|tonumber), batch: 8, seq: 128, rank: 8, split: "kjv.txt, every 20th verse held out",
    base: {float: $base[0].perplexity, w8a8: $b8[0].perplexity, w4a8: $b4[0].perplexity},
    rows: (group_by(.method + "/" + (.bits|tostring)) | map({method: .[0].method, bits: .[0].bits, lr: .[0].lr} + (. | stats)
@@ -127,12 +145,14 @@ fi
    runs: .}' > bench/results/integer_kjv.json
 
 jq -r '
-  def f: . * 100 | round / 100;
+  def f: (. * 100 | round) as $x | "\($x / 100 | floor).\($x % 100 | tostring | if length < 2 then "0" + . else . end)";
   def cell(m; b): [.rows[] | select(.method == m and .bits == b)][0] | if . == null then "–" else "\(.mean|f) ± \(.std|f)" end;
+  def before(m; b): [.rows[] | select(.method == m and .bits == b)][0] | if . == null then "–" else "(\(.train_val_mean|f))" end;
   "| method | W8A8 | W4A8 |", "|---|---|---|",
   "| base (unadapted; float \(.base.float|f)) | \(.base.w8a8|f) | \(.base.w4a8|f) |",
   "| LoRA (float weights and activations) | \(cell("lora"; 32)) | \(cell("lora"; 32)) |",
   "| QLoRA + PTQ | \(cell("qlora"; 8)) | \(cell("qlora"; 4)) |",
+  "| (QLoRA before the merge + PTQ, not an integer model) | \(before("qlora"; 8)) | \(before("qlora"; 4)) |",
   "| QA-LoRA | \(cell("qalora"; 8)) | \(cell("qalora"; 4)) |",
   "| IntLoRA-MUL | \(cell("intlora-mul"; 8)) | \(cell("intlora-mul"; 4)) |",
   "| IntLoRA-SHIFT | \(cell("intlora-shift"; 8)) | \(cell("intlora-shift"; 4)) |",

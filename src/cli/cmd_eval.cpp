@@ -38,7 +38,7 @@ int cmd_eval(int argc, char** argv) {
   add_data_flags(app, da, /*with_val_file=*/false);
   app.add_option("--max-batches", da.max_batches, "evaluate at most this many batches (0 = all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   add_report_flag(app, report);
   add_threads_flag(app, threads);
   ActArgs act;

@@ -15,14 +15,14 @@ void add_method_flags(CLI::App& app, MethodOptions& m) {
   app.add_option("--method", m.method,
                  "fine-tuning method: full | lora | qlora | qalora | intlora-mul | intlora-shift")
       ->capture_default_str();
-  app.add_option("--rank,-r", m.rank, "adapter rank")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--rank,-r", m.rank, "adapter rank")->capture_default_str()->check(kPositive);
   app.add_option("--alpha", m.alpha, "LoRA alpha (scale = alpha / rank; lora and qlora only)")->capture_default_str();
   app.add_option("--bits", m.bits, "bits of the quantized base (qlora, qalora, intlora-*)")
       ->capture_default_str()
       ->check(CLI::Range(2, 8));
   app.add_option("--group", m.group, "quantization group size along the input dim (0 = one scale per row)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_flag("--symmetric", m.symmetric, "symmetric quantization of the base (default: asymmetric)");
   app.add_option("--scale-search", m.scale_search,
                  "base quantizer range: auto (mse for intlora-*, else minmax) | minmax | mse")
@@ -38,7 +38,7 @@ void add_method_flags(CLI::App& app, MethodOptions& m) {
       ->check(CLI::IsMember({0, 8}));
   app.add_option("--act-calib", m.act_calib, "with --act-bits 8: training micro-batches that calibrate the scales")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   app.add_option("--scale-lr", m.scale_lr,
                  "qalora: learning rate of the learned scales (relative steps: they train as multipliers of their initial "
                  "values) as a fraction of --lr; no weight decay on them")
@@ -61,36 +61,36 @@ void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file) {
   app.add_option("--val-every", d.val_every,
                  "hold out every K-th document of --data for validation (0 = no hold-out)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
 }
 
 void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule) {
   app.add_option("--steps", t.steps, "optimizer updates in all (a resumed run continues up to this)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--lr", t.lr, "peak learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+      ->check(kPositive);
+  app.add_option("--lr", t.lr, "peak learning rate")->capture_default_str()->check(kPositive);
   app.add_option("--min-lr", t.min_lr, "learning rate at the end of linear/cosine decay")->capture_default_str();
-  app.add_option("--warmup", t.warmup, "linear warmup steps from 0")->capture_default_str()->check(CLI::NonNegativeNumber);
+  app.add_option("--warmup", t.warmup, "linear warmup steps from 0")->capture_default_str()->check(kNonNegative);
   app.add_option("--schedule", schedule, "lr schedule after warmup: cosine | linear | constant")->capture_default_str();
   app.add_option("--grad-accum", t.grad_accum, "micro-batches per optimizer update")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(kPositive);
   app.add_option("--clip", t.clip, "max global gradient norm (0 = no clipping)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--weight-decay", t.weight_decay, "AdamW decoupled weight decay")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--seed", t.seed, "seed for adapter init and batch order")->capture_default_str();
   app.add_option("--eval-every", t.val_every_steps, "validate every N steps (0 = after the last step only)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--eval-batches", t.eval_batches, "validation batches per evaluation (0 = the whole set)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--save-every", t.save_every, "write a checkpoint every N steps (0 = never)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
   app.add_option("--checkpoint", t.checkpoint, "where checkpoints go (default: OUT.ckpt.gguf)");
   app.add_option("--resume", t.resume, "continue from this checkpoint (same flags, same --threads for exact resume)");
   add_threads_flag(app, t.threads);
@@ -114,7 +114,7 @@ void add_report_flag(CLI::App& app, std::string& report) {
 void add_threads_flag(CLI::App& app, int& threads) {
   app.add_option("--threads", threads, "worker threads (0 = all cores)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(kNonNegative);
 }
 
 }  // namespace qtune::cli

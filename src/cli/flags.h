@@ -25,6 +25,23 @@
 
 namespace qtune::cli {
 
+// CLI11's PositiveNumber / NonNegativeNumber report "not in range 0.000000 to 1.797...e308";
+// these say what is wrong in words.
+inline const CLI::Validator kPositive(
+    [](std::string& v) {
+      double x = 0;
+      if (!CLI::detail::lexical_cast(v, x) || !(x > 0)) return std::string("must be a number > 0, got ") + v;
+      return std::string();
+    },
+    "POSITIVE");
+inline const CLI::Validator kNonNegative(
+    [](std::string& v) {
+      double x = 0;
+      if (!CLI::detail::lexical_cast(v, x) || !(x >= 0)) return std::string("must be a number >= 0, got ") + v;
+      return std::string();
+    },
+    "NONNEGATIVE");
+
 // --model M [--tokenizer T]
 struct ModelArgs {
   std::string model;

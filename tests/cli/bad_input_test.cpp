@@ -85,6 +85,12 @@ TEST(CliBadInput, MissingModelPath) {
   EXPECT_TRUE(IsBadInput(info(f), f));
 }
 
+TEST(CliBadInput, OutOfRangeNumbersSayWhatIsAllowed) {
+  EXPECT_TRUE(IsBadInput(run_qtune({"finetune", "--model", "m", "--data", "d", "--lr", "0"}), "--lr: must be a number > 0, got 0"));
+  EXPECT_TRUE(IsBadInput(run_qtune({"finetune", "--model", "m", "--data", "d", "--warmup", "-3"}), "--warmup: must be a number >= 0"));
+  EXPECT_TRUE(IsBadInput(run_qtune({"eval", "--model", "m", "--data", "d", "--max-batches", "x"}), "must be a number >= 0, got x"));
+}
+
 // ---- tokenizers ----
 
 TEST(CliBadInput, TokenizerTruncated) {

@@ -35,13 +35,13 @@ $Q quantize --model "$W/base.gguf" --bits 4 --out "$W/base.q4.gguf"
 
 echo "== fine-tuning QLoRA (4-bit base, rank 8) on the New Testament" >&2
 $Q finetune --model "$W/base.gguf" --tokenizer "$TOK" --method qlora --bits 4 --rank 8 --alpha 16 \
-  --data "$W/nt.txt" --val-every 20 --steps "${DEMO_FINETUNE_STEPS:-200}" --batch 16 --seq 128 --lr 3e-3 --warmup 50 --seed 1 \
+  --data "$W/nt.txt" --val-every 20 --steps "${DEMO_FINETUNE_STEPS:-200}" --batch 16 --seq 128 --lr "${DEMO_LR:-1e-2}" --warmup 50 --seed 1 \
   --eval-batches 0 "${T[@]}" --out "$W/nt.qlora.gguf" --report "$W/nt.qlora.json"
 
 for m in qalora intlora-mul; do
   echo "== fine-tuning ${m} (4-bit integer base, rank 8) on the New Testament" >&2
   $Q finetune --model "$W/base.gguf" --tokenizer "$TOK" --method "$m" --bits 4 --rank 8 \
-    --data "$W/nt.txt" --val-every 20 --steps "${DEMO_FINETUNE_STEPS:-200}" --batch 16 --seq 128 --lr "${DEMO_INT_LR:-1e-2}" --warmup 50 --seed 1 \
+    --data "$W/nt.txt" --val-every 20 --steps "${DEMO_FINETUNE_STEPS:-200}" --batch 16 --seq 128 --lr "${DEMO_LR:-1e-2}" --warmup 50 --seed 1 \
     --eval-batches 0 "${T[@]}" --out "$W/nt.$m.gguf" --report "$W/nt.$m.json"
 done
 

@@ -6,20 +6,15 @@
 
 #include <vector>
 
+#include "bench_util.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
 #include "kernels/qgemv.h"
 
 using namespace qtune;
+using qtune::bench::randn;
 
 namespace {
-
-std::vector<float> randn(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = static_cast<float>(rng.normal());
-  return v;
-}
 
 // {n, in, out}: stories15M dim 288 / hidden 768, stories110M dim 768 / hidden 2048
 void Shapes(benchmark::internal::Benchmark* b) {

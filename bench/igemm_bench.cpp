@@ -8,20 +8,15 @@
 
 #include <vector>
 
+#include "bench_util.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
 #include "kernels/igemm.h"
 
 using namespace qtune;
+using qtune::bench::randn;
 
 namespace {
-
-std::vector<float> randn(int64_t n, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = static_cast<float>(rng.normal());
-  return v;
-}
 
 void set_flops(benchmark::State& st, int64_t n, int64_t in, int64_t out) {
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * n * in * out, benchmark::Counter::kIsIterationInvariantRate,

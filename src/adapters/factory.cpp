@@ -20,8 +20,6 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-bool is_intlora(const std::string& m) { return m == "intlora-mul" || m == "intlora-shift"; }
-
 // The slot without activation quantization.
 template <class T>
 std::unique_ptr<Linear<T>> make_method_linear(const MethodOptions& o, const std::string& name, const Tensor& w,
@@ -29,10 +27,9 @@ std::unique_ptr<Linear<T>> make_method_linear(const MethodOptions& o, const std:
   if (o.method == "full") return make_dense<T>(name, w, targeted);
   if (o.method == "lora") return targeted ? make_lora<T>(name, w, o.rank, o.alpha, rng) : make_dense<T>(name, w, false);
   const QuantSpec spec = base_quant_spec(o);
-  // qlora: every slot's base is quantized; only targeted slots carry an adapter
-  if (o.method == "qlora") return make_qlora<T>(name, w, spec, targeted, o.rank, o.alpha, rng);
-  // the integer methods: non-targeted slots are the frozen b-bit base, merged as integers too
-  if (!targeted) return make_frozen_quant<T>(name, w, spec);
+  // every slot's base is quantized; qlora's targeted slots carry an adapter, and a slot without
+  // one (non-targeted, any quantized method) is the frozen b-bit base, merged as its integers
+  if (o.method == "qlora" || !targeted) return make_qlora<T>(name, w, spec, targeted, o.rank, o.alpha, rng);
   if (o.method == "qalora") return make_qalora<T>(name, w, spec, o.rank, rng, o.scale_lr, o.lsq_grad_scale);
   IntLoraOptions io;
   io.shift = o.method == "intlora-shift";
@@ -49,6 +46,7 @@ const std::vector<std::string>& known_methods() {
   return m;
 }
 
+bool is_intlora(const std::string& m) { return m == "intlora-mul" || m == "intlora-shift"; }
 bool is_integer_method(const std::string& m) { return m == "qalora" || is_intlora(m); }
 bool has_quantized_base(const std::string& m) { return m == "qlora" || is_integer_method(m); }
 

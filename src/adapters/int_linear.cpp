@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/igemm.h"
+#include "quant/int_planes.h"
 
 namespace qtune {
 
@@ -54,12 +55,9 @@ class IntLinear final : public Linear<T> {
   }
   float input_scale() const override { return act_bits_ == 8 ? act_scale_ : 0.0f; }
   Tensor base_weight() const override {
-    Tensor t({this->out_, this->in_}), plane({this->out_, this->in_});
-    for (size_t p = 0; p < planes_.size(); ++p) {
-      planes_[p].dequantize_rows(0, this->out_, p == 0 ? t.ptr() : plane.ptr());
-      if (p > 0)
-        for (int64_t i = 0; i < t.numel(); ++i) t.data[i] += plane.data[i];
-    }
+    Tensor t({this->out_, this->in_});
+    Tensor tmp(planes_.size() > 1 ? Shape{this->out_, this->in_} : Shape{0});
+    sum_planes(planes_, 0, this->out_, t.ptr(), tmp.ptr());
     return t;
   }
   const char* method() const override { return act_bits_ == 8 ? "int-w-a8" : "int-w"; }

@@ -63,7 +63,7 @@ class IntLora final : public RequantLinear<T, IntLora<T>> {
       for (int64_t o = 0; o < out; ++o) {
         for (int64_t c = 0; c < in; ++c) raw[c] = Rng::laplace_at(key_, o * in + c, kLaplaceB);
         vmc_[o] = vmc_factor(w.ptr() + o * in, raw.data(), in, opts);
-        for (int64_t c = 0; c < in; ++c) d.data[o * in + c] = w.data[o * in + c] - r_at(o, c);
+        for (int64_t c = 0; c < in; ++c) d.data[o * in + c] = w.data[o * in + c] - vmc_[o] * raw[c];  // = r_at(o, c)
       }
     }
     Wq_ = quantize(d.ptr(), out, in, opts.spec);

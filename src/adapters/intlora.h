@@ -23,7 +23,7 @@
 //          (raised only if the row would need more than 29 bits: those elements are rounded and
 //          counted in Deployed::inexact), weight = 2^k_base·P
 //   → quant/int_planes.h planes (8-bit when P fits int8, else 16-bit, else two 16-bit planes).
-// Non-targeted slots: make_frozen_quant (the b-bit base of W itself, no R, no adapter).
+// Non-targeted slots: make_qlora without an adapter (the b-bit base of W itself, no R).
 #pragma once
 #include <memory>
 #include <string>

@@ -123,6 +123,8 @@ struct MethodOptions {
 
 // The integer fine-tuning methods (their merge is exact in integers; no PTQ).
 bool is_integer_method(const std::string& method);
+// intlora-mul and intlora-shift.
+bool is_intlora(const std::string& method);
 // Methods whose frozen base is quantized (qlora and the integer methods).
 bool has_quantized_base(const std::string& method);
 // The base quantizer of these options (bits, group, symmetry, resolved scale search).

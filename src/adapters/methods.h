@@ -1,5 +1,5 @@
 // adapters/methods.h — constructors of the method implementations, one per file
-// (dense.cpp, lora.cpp, qlora.cpp, frozen_quant.cpp, act_quant.cpp, int_linear.cpp; qalora.h and
+// (dense.cpp, lora.cpp, qlora.cpp, act_quant.cpp, int_linear.cpp; qalora.h and
 // intlora.h declare theirs). Only factory.cpp and tests call these directly; models go through
 // make_linear and make_inference_linear.
 #pragma once
@@ -18,16 +18,12 @@ std::unique_ptr<Linear<T>> make_dense(const std::string& name, const Tensor& w, 
 template <class T>
 std::unique_ptr<Linear<T>> make_lora(const std::string& name, const Tensor& w, int rank, float alpha, Rng& rng);
 
-// method "qlora": frozen b-bit W0 (quant/) + low-rank branch; with_adapter = false gives a
-// frozen quantized linear (non-targeted slots under qlora).
+// method "qlora": frozen b-bit W0 (quant/) + low-rank branch; with_adapter = false gives the
+// frozen quantized linear of non-targeted slots (qlora, qalora, intlora-*), which merges to its
+// QuantMatrix.
 template <class T>
 std::unique_ptr<Linear<T>> make_qlora(const std::string& name, const Tensor& w, const QuantSpec& spec,
                                       bool with_adapter, int rank, float alpha, Rng& rng);
-
-// The frozen b-bit base without an adapter (non-targeted slots of qalora and intlora-*); merges
-// to its QuantMatrix.
-template <class T>
-std::unique_ptr<Linear<T>> make_frozen_quant(const std::string& name, const Tensor& w, const QuantSpec& spec);
 
 // int8 fake quantization of `inner`'s input. calib > 0: a static per-tensor scale calibrated on
 // the first `calib` training micro-batches (state: "<name>.act_amax", "<name>.act_calib_left");

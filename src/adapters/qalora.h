@@ -51,7 +51,7 @@
 
 namespace qtune {
 
-// Non-targeted slots get make_frozen_quant (adapters/methods.h). scale_lr: the optimizer's
+// Non-targeted slots get make_qlora without an adapter (adapters/methods.h). scale_lr: the optimizer's
 // learning-rate multiplier for s_w (Param::lr_scale; no weight decay on it).
 template <class T>
 std::unique_ptr<Linear<T>> make_qalora(const std::string& name, const Tensor& w, const QuantSpec& spec, int rank,

@@ -227,14 +227,6 @@ std::vector<QuantMatrix> decode_int_weight(const StoredIntWeight& s) {
   return is_block(s.type) ? decode_blocks(s) : decode_exact(s);
 }
 
-void int_weight_row(const std::vector<QuantMatrix>& planes, int64_t r, float* out, float* tmp) {
-  planes[0].dequantize_rows(r, 1, out);
-  for (size_t p = 1; p < planes.size(); p++) {
-    planes[p].dequantize_rows(r, 1, tmp);
-    for (int64_t c = 0; c < planes[p].cols; c++) out[c] += tmp[c];
-  }
-}
-
 std::vector<QuantMatrix> read_int_weight(const GgufFile& f, const GgufTensorInfo& t) {
   QT_CHECK(t.ne.size() == 2, "{}: tensor '{}': an integer weight must be 2-D, found {} dims", f.path(), t.name,
            t.ne.size());

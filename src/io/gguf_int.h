@@ -91,8 +91,6 @@ struct StoredIntWeight {
 };
 // Validates and decodes; throws Error naming s.file and s.name.
 std::vector<QuantMatrix> decode_int_weight(const StoredIntWeight& s);
-// Row r of Σ planes (the same float sums as weight_as_float); tmp holds cols floats.
-void int_weight_row(const std::vector<QuantMatrix>& planes, int64_t r, float* out, float* tmp);
 // Q4_1's m for scale s and zero point z, as the writer stores it and the reader checks it.
 inline float q4_1_min(float s, float z) { return -(s * z); }
 

@@ -224,8 +224,8 @@ void verify(const std::string& path, const std::string& name, const std::vector<
   const std::vector<QuantMatrix> back = decode_int_weight(s);
   std::vector<float> a(size_t(s.cols)), b(a.size()), tmp(a.size());
   for (int64_t r = 0; r < s.rows; r++) {
-    int_weight_row(planes, r, a.data(), tmp.data());
-    int_weight_row(back, r, b.data(), tmp.data());
+    sum_planes(planes, r, 1, a.data(), tmp.data());
+    sum_planes(back, r, 1, b.data(), tmp.data());
     for (int64_t c = 0; c < s.cols; c++)
       QT_CHECK(std::memcmp(&a[c], &b[c], 4) == 0,
                "{}: tensor '{}': cannot be stored exactly as {}: [{}, {}] = {} would re-load as {}", path, name,

@@ -9,6 +9,7 @@
 #include "core/file.h"
 #include "io/gguf_model.h"
 #include "io/llama2c.h"
+#include "quant/int_planes.h"
 
 namespace qtune {
 
@@ -91,12 +92,8 @@ Tensor weight_as_float(const ModelFile& m, const std::string& name) {
   QT_CHECK(q != m.quantized.end() && !q->second.empty(), "{}: tensor {} is missing", m.path, name);
   const QuantMatrix& p0 = q->second.front();
   Tensor t({p0.rows, p0.cols});
-  Tensor plane({p0.rows, p0.cols});
-  for (size_t p = 0; p < q->second.size(); ++p) {
-    q->second[p].dequantize_rows(0, p0.rows, p == 0 ? t.ptr() : plane.ptr());
-    if (p > 0)
-      for (int64_t i = 0; i < t.numel(); ++i) t.data[i] += plane.data[i];
-  }
+  Tensor tmp(q->second.size() > 1 ? Shape{p0.rows, p0.cols} : Shape{0});
+  sum_planes(q->second, 0, p0.rows, t.ptr(), tmp.ptr());
   return t;
 }
 

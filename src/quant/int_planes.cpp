@@ -127,4 +127,14 @@ QuantMatrix narrowest_codes(const QuantMatrix& m) {
   return n;
 }
 
+void sum_planes(const std::vector<QuantMatrix>& planes, int64_t r0, int64_t n, float* out, float* tmp) {
+  QT_CHECK(!planes.empty(), "sum_planes: no planes");
+  planes[0].dequantize_rows(r0, n, out);
+  const int64_t m = n * planes[0].cols;
+  for (size_t p = 1; p < planes.size(); ++p) {
+    planes[p].dequantize_rows(r0, n, tmp);
+    for (int64_t i = 0; i < m; ++i) out[i] += tmp[i];
+  }
+}
+
 }  // namespace qtune

@@ -28,6 +28,10 @@ std::vector<QuantMatrix> planes_from_integers(const int32_t* v, const float* row
 // or a value does not fit int32.
 bool integers_from_planes(const std::vector<QuantMatrix>& planes, std::vector<int32_t>& v, std::vector<float>& scale);
 
+// Rows [r0, r0 + n) of the weight Σ_p plane_p, dequantized: out [n, cols]. tmp holds n·cols
+// floats when there is more than one plane (else it may be null).
+void sum_planes(const std::vector<QuantMatrix>& planes, int64_t r0, int64_t n, float* out, float* tmp);
+
 // The same weight in the narrowest codes: per group, code = v − min(v) with zero = −min(v), and
 // the fewest bits (2..8, then 16) that hold every group's max − min. A reader of a wide integer
 // layout (I8/I16) uses it so a 4-bit model stays 4-bit in memory. Returns m unchanged when an

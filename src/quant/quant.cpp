@@ -120,15 +120,8 @@ QuantMatrix quantize(const float* w, int64_t rows, int64_t cols, const QuantSpec
   QT_CHECK(rows >= 0 && cols >= 0, "quantizer: invalid shape [{}, {}]", rows, cols);
   for (int64_t i = 0; i < rows * cols; ++i)
     QT_CHECK(std::isfinite(w[i]), "quantizer: non-finite weight {} at row {}, column {}", w[i], i / cols, i % cols);
-  QuantMatrix m;
-  m.spec = spec;
-  m.rows = rows;
-  m.cols = cols;
-  const int64_t gs = m.group_size(), ng = m.groups_per_row(), rb = m.row_bytes();
-  m.codes.resize(static_cast<size_t>(rows * rb));
-  m.scale.resize(static_cast<size_t>(rows * ng));
-  m.zero.resize(static_cast<size_t>(rows * ng));
-  (void)rb;
+  QuantMatrix m = empty_quant_matrix(rows, cols, spec);  // every scale and zero is set below
+  const int64_t gs = m.group_size(), ng = m.groups_per_row();
   // offset that turns the signed value q − z back into the stored unsigned code
   const int32_t sym_offset = spec.symmetric ? (1 << (spec.bits - 1)) : 0;
   // rows are independent: parallel, and deterministic whatever the thread count

@@ -28,7 +28,7 @@ RunKeys run_keys(const TrainOptions& o) {
   if (m.act_bits != 0) k.push_back({"act-calib", std::to_string(m.act_calib)});
   if (m.method == "qalora")
     k.insert(k.end(), {{"lsq-grad-scale", m.lsq_grad_scale ? "true" : "false"}, {"scale-lr", fmt::format("{}", m.scale_lr)}});
-  if (m.method.rfind("intlora", 0) == 0)
+  if (is_intlora(m.method))
     k.insert(k.end(), {{"vmc", m.vmc}, {"vmc-alpha", fmt::format("{}", m.vmc_alpha)},
                        {"zero-free", m.zero_free ? "true" : "false"}});
   k.insert(k.end(), {{"target", targets},

@@ -36,27 +36,16 @@ bool same_format(const QuantSpec& a, const QuantSpec& b) {
 
 // PTQ of every projection of m to `spec`; planes already in that format are kept as they are.
 void post_training_quantize(ModelFile& m, const QuantSpec& spec, const QuantSpec& base_spec) {
-  const int n_proj = m.config.n_layers * 7;
-  std::vector<std::string> names;
-  for (const auto& [name, t] : m.tensors)
-    if (!target_of(name).empty()) names.push_back(name);
   for (auto it = m.quantized.begin(); it != m.quantized.end();) {
     if (it->second.size() == 1 && same_format(spec, base_spec)) {
       ++it;
       continue;
     }
     m.tensors[it->first] = weight_as_float(m, it->first);
-    names.push_back(it->first);
     it = m.quantized.erase(it);
   }
-  QT_ASSERT(static_cast<int>(names.size() + m.quantized.size()) == n_proj);
-  for (const auto& name : names) {
-    const Tensor& w = m.tensors.at(name);
-    std::vector<QuantMatrix> planes;
-    planes.push_back(quantize(w.ptr(), w.shape[0], w.shape[1], spec));
-    m.quantized[name] = std::move(planes);
-    m.tensors.erase(name);
-  }
+  quantize_projections(m, spec);
+  QT_ASSERT(static_cast<int>(m.quantized.size()) == m.config.n_layers * 7);
 }
 
 }  // namespace

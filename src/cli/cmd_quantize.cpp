@@ -58,15 +58,7 @@ int cmd_quantize(int argc, char** argv) {
   spec.group = std::max(group, 0);
   spec.symmetric = symmetric;
   spec.mse_search = scale_search == "mse";
-  for (auto it = mf.tensors.begin(); it != mf.tensors.end();) {
-    if (target_of(it->first).empty()) {
-      ++it;
-      continue;
-    }
-    const Tensor& w = it->second;
-    mf.quantized[it->first].push_back(quantize(w.ptr(), w.shape[0], w.shape[1], spec));
-    it = mf.tensors.erase(it);
-  }
+  quantize_projections(mf, spec);
   save_model(mf, out, GgmlType::F32, ma.model, ma.tokenizer);
   std::printf("wrote %s (%d-bit %s, %s)\n", out.c_str(), bits, symmetric ? "symmetric" : "asymmetric",
               spec.group ? fmt::format("groups of {}", spec.group).c_str() : "per row");

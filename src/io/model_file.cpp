@@ -58,11 +58,8 @@ void validate_model(const ModelFile& m) {
   for (const auto& [name, planes] : m.quantized) {
     QT_CHECK(!m.tensors.count(name), "{}: tensor {} is both float and integer", m.path, name);
     QT_CHECK(!planes.empty(), "{}: integer tensor {} has no planes", m.path, name);
-    const std::string stem = name.size() > 7 ? name.substr(0, name.size() - 7) : name;  // without ".weight"
-    const std::string last = stem.substr(stem.rfind('.') + 1);
-    QT_CHECK(name.rfind("blk.", 0) == 0 && (last.rfind("attn_", 0) == 0 || last.rfind("ffn_", 0) == 0) &&
-                 last != "attn_norm" && last != "ffn_norm",
-             "{}: tensor {} cannot be integer (only the projections of a block can)", m.path, name);
+    QT_CHECK(is_projection_name(name), "{}: tensor {} cannot be integer (only the projections of a block can)",
+             m.path, name);
   }
   for (const Required& req : required_tensors(m.config)) {
     if (auto q = m.quantized.find(req.name); q != m.quantized.end()) {
@@ -100,6 +97,20 @@ Tensor weight_as_float(const ModelFile& m, const std::string& name) {
 void dequantize_all(ModelFile& m) {
   for (const auto& [name, planes] : m.quantized) m.tensors[name] = weight_as_float(m, name);
   m.quantized.clear();
+}
+
+void quantize_projections(ModelFile& m, const QuantSpec& spec) {
+  for (auto it = m.tensors.begin(); it != m.tensors.end();) {
+    if (!is_projection_name(it->first)) {
+      ++it;
+      continue;
+    }
+    const Tensor& w = it->second;
+    std::vector<QuantMatrix> planes;
+    planes.push_back(quantize(w.ptr(), w.shape[0], w.shape[1], spec));
+    m.quantized[it->first] = std::move(planes);
+    it = m.tensors.erase(it);
+  }
 }
 
 ModelFile load_model(const std::string& path) {

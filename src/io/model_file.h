@@ -61,6 +61,9 @@ void validate_model(const ModelFile& m);
 Tensor weight_as_float(const ModelFile& m, const std::string& name);
 // Moves every integer weight into `tensors` as float (for tools that need float weights).
 void dequantize_all(ModelFile& m);
+// Moves every float projection (blk.N.attn_q/k/v/output, ffn_gate/up/down weights; never the
+// embedding or an untied output) into `quantized`, quantized to spec.
+void quantize_projections(ModelFile& m, const QuantSpec& spec);
 
 // Sniffs the format (GGUF magic, llama2.c v1 "ak42" magic, else llama2.c legacy header) and
 // loads it. Throws Error naming the file for anything inconsistent.

@@ -17,7 +17,7 @@ namespace {
 // hidden 172: Q4_1 projections with exact keys, ffn_down in the I8 layout; int8 activations.
 std::string write_base(const std::string& dir, bool vocab = true, const std::string& file = "base.gguf") {
   ModelFile m = test::int_test_model(172);
-  test::quantize_projections(m, QuantSpec{});
+  quantize_projections(m, QuantSpec{});
   m.act_bits = 8;
   m.act_scales["blk.0.attn_q"] = 0.5f;
   GgufVocab v = test::int_test_vocab(40);
@@ -247,7 +247,7 @@ TEST(GgufIntRules, UnsupportedListsIntegerLayoutsOnly) {
   expect_rule(why, "tensor 'blk.0.ffn_down.weight' is I8");
   expect_rule(why, "tensor 'blk.1.ffn_down.scale' is not a llama tensor");
   ModelFile m = test::int_test_model(96);
-  test::quantize_projections(m, QuantSpec{});
+  quantize_projections(m, QuantSpec{});
   const std::string p = dir + "/q.gguf";
   save_model_gguf(m, p, {});
   EXPECT_TRUE(llamacpp_unsupported(GgufFile(p)).empty());

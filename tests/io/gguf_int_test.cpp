@@ -89,7 +89,7 @@ TEST(GgufInt, EveryLayoutRoundTripsBitExact) {
     ModelFile m = test::int_test_model(c.hidden, c.positive);
     QuantSpec spec;
     spec.bits = c.bits, spec.group = c.group, spec.symmetric = c.symmetric, spec.zero_free = c.zero_free;
-    test::quantize_projections(m, spec);
+    quantize_projections(m, spec);
     Saved s = save_and_reload(m, dir + "/m.gguf");
     EXPECT_EQ(s.report.int_weights.size(), 14u);
     EXPECT_EQ(report_of(s.report, "blk.0.attn_q.weight").type, c.attn_q);
@@ -142,7 +142,7 @@ TEST(GgufInt, ReportMatchesDirectRecomputation) {
   ModelFile m = test::int_test_model(96);
   QuantSpec spec;
   spec.mse_search = true;  // zero points away from the min: m = −d·z is a real rounding
-  test::quantize_projections(m, spec);
+  quantize_projections(m, spec);
   const std::string path = test::scratch_dir() + "/r.gguf";
   Saved s = save_and_reload(m, path);
   GgufFile f(path);
@@ -174,6 +174,19 @@ TEST(GgufInt, ReportMatchesDirectRecomputation) {
   }
 }
 
+// Only block projections become integers: an untied output (whose name is also a LoRA target) and
+// the embedding stay float, and the model stays valid.
+TEST(GgufInt, QuantizeProjectionsLeavesAnUntiedOutputFloat) {
+  ModelFile m = test::int_test_model(128);
+  m.config.tied_classifier = false;
+  m.tensors.emplace("output.weight", m.tensors.at("token_embd.weight"));
+  quantize_projections(m, QuantSpec{});
+  EXPECT_EQ(m.quantized.size(), size_t(7 * m.config.n_layers));
+  EXPECT_TRUE(m.tensors.count("output.weight"));
+  EXPECT_TRUE(m.tensors.count("token_embd.weight"));
+  EXPECT_NO_THROW(validate_model(m));
+}
+
 // Scales below fp16's normal range would be misread by llama.cpp: exact layout instead.
 TEST(GgufInt, TinyScalesFallBackToTheExactLayout) {
   ModelFile m = test::int_test_model(96);
@@ -182,7 +195,7 @@ TEST(GgufInt, TinyScalesFallBackToTheExactLayout) {
       for (auto& x : t.data) x *= 1e-5f;  // 8-bit scales ~3e-8: fp16 subnormal
   QuantSpec spec;
   spec.bits = 8, spec.symmetric = true;
-  test::quantize_projections(m, spec);
+  quantize_projections(m, spec);
   Saved s = save_and_reload(m, test::scratch_dir() + "/t.gguf");
   for (const auto& r : s.report.int_weights) {
     EXPECT_EQ(r.type, GgmlType::I8) << r.name;
@@ -193,7 +206,7 @@ TEST(GgufInt, TinyScalesFallBackToTheExactLayout) {
 
 TEST(GgufInt, ActivationKeysRoundTrip) {
   ModelFile m = test::int_test_model(96);
-  test::quantize_projections(m, QuantSpec{});
+  quantize_projections(m, QuantSpec{});
   const std::string path = test::scratch_dir() + "/a.gguf";
   Saved s = save_and_reload(m, path);
   EXPECT_FALSE(GgufFile(path).has("qtune.act.bits"));  // float activations: nothing written
@@ -279,7 +292,7 @@ TEST(GgufInt, Stories260KQuantizedRoundTripsExactly) {
     ModelFile m = load_model(p);
     QuantSpec spec;
     if (sym8) spec.bits = 8, spec.symmetric = true;
-    test::quantize_projections(m, spec);
+    quantize_projections(m, spec);
     ASSERT_EQ(m.quantized.size(), 35u);
     Saved s = save_and_reload(m, test::scratch_dir() + "/s.gguf");
     for (const auto& r : s.report.int_weights) {

@@ -45,21 +45,6 @@ inline ModelFile int_test_model(int hidden, bool positive = false, uint32_t seed
   return m;
 }
 
-inline const char* kProjections[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up"};
-
-// Moves every projection of m into m.quantized, quantized with `spec`.
-inline void quantize_projections(ModelFile& m, const QuantSpec& spec) {
-  for (int l = 0; l < m.config.n_layers; l++)
-    for (const char* p : kProjections) {
-      const std::string name = fmt::format("blk.{}.{}.weight", l, p);
-      const Tensor& w = m.tensors.at(name);
-      std::vector<QuantMatrix> planes;
-      planes.push_back(quantize(w.ptr(), w.shape[0], w.shape[1], spec));
-      m.quantized[name] = std::move(planes);
-      m.tensors.erase(name);
-    }
-}
-
 // A llama-style vocabulary of n tokens (llama.cpp needs one in the file).
 inline GgufVocab int_test_vocab(int n) {
   GgufVocab v;

@@ -32,6 +32,8 @@ struct GgmlTypeInfo {
   size_t type_size;    // bytes per block
 };
 
+// The plain integer types (qtune's exact layout of integer weights).
+inline bool is_int_type(GgmlType t) { return t == GgmlType::I8 || t == GgmlType::I16 || t == GgmlType::I32; }
 // True for the types qtune reads and writes (the ids listed in GgmlType).
 bool ggml_type_supported(uint32_t id);
 // Name for any ggml id, including ones qtune does not support (for error messages).

@@ -16,12 +16,8 @@ namespace {
 const std::string kExactScale = "qtune.exact_scale.", kExactZero = "qtune.exact_zero.",
                   kGroupSize = "qtune.group_size.", kWeight = ".weight", kScale = ".scale";
 
-bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 std::string stem_of(const std::string& name) {
-  return ends_with(name, kWeight) ? name.substr(0, name.size() - kWeight.size()) : name;
+  return name.ends_with(kWeight) ? name.substr(0, name.size() - kWeight.size()) : name;
 }
 
 uint32_t f32_bits(float f) {
@@ -32,7 +28,6 @@ uint32_t f32_bits(float f) {
 uint16_t get_u16(const uint8_t* p) { return uint16_t(p[0] | (p[1] << 8)); }
 
 bool is_block(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1; }
-bool is_int(GgmlType t) { return t == GgmlType::I8 || t == GgmlType::I16 || t == GgmlType::I32; }
 
 // Checks a qtune.exact_* array: G entries per row with cols/G a multiple of 32; returns G.
 int64_t exact_entries_per_row(const StoredIntWeight& s, const std::vector<float>& a, const std::string& key,
@@ -208,7 +203,7 @@ std::string group_size_key(const std::string& name) { return kGroupSize + name; 
 std::string scale_tensor_name(const std::string& name) { return stem_of(name) + kScale; }
 
 bool is_projection_name(const std::string& name) {
-  if (!starts_with(name, "blk.") || !ends_with(name, kWeight)) return false;
+  if (!name.starts_with("blk.") || !name.ends_with(kWeight)) return false;
   const std::string stem = stem_of(name);
   const size_t dot = stem.find('.', 4);
   if (dot == std::string::npos || dot == 4) return false;
@@ -220,7 +215,7 @@ bool is_projection_name(const std::string& name) {
   return false;
 }
 
-bool is_int_weight_type(GgmlType t) { return is_block(t) || is_int(t); }
+bool is_int_weight_type(GgmlType t) { return is_block(t) || is_int_type(t); }
 
 std::vector<QuantMatrix> decode_int_weight(const StoredIntWeight& s) {
   QT_ASSERT(is_int_weight_type(s.type) && s.rows > 0 && s.cols > 0);
@@ -270,16 +265,16 @@ void check_int_extras(const GgufFile& f, const std::vector<std::string>& int_nam
     return nullptr;
   };
   for (const auto& t : f.tensors()) {
-    if (!ends_with(t.name, kScale)) continue;
+    if (!t.name.ends_with(kScale)) continue;
     const std::string target = t.name.substr(0, t.name.size() - kScale.size()) + kWeight;
     const GgufTensorInfo* w = type_of(target);
-    QT_CHECK(w && is_int(w->type),
+    QT_CHECK(w && is_int_type(w->type),
              "{}: tensor '{}': a scale tensor, but '{}' is not an I8/I16/I32 weight of the model (found {})", f.path(),
              t.name, target, w ? ggml_type_info(w->type).name : f.find_tensor(target) ? "a float tensor" : "nothing");
   }
   for (const auto& [key, v] : f.metadata()) {
-    const bool exact = starts_with(key, kExactScale) || starts_with(key, kExactZero);
-    if (!exact && !starts_with(key, kGroupSize)) continue;
+    const bool exact = key.starts_with(kExactScale) || key.starts_with(kExactZero);
+    if (!exact && !key.starts_with(kGroupSize)) continue;
     const std::string target = key.substr(key.find('.', 6) + 1);
     const GgufTensorInfo* w = type_of(target);
     const bool ok = w && (exact ? is_block(w->type) : w->type == GgmlType::I8 || w->type == GgmlType::I16);

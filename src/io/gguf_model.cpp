@@ -70,8 +70,6 @@ LlamaConfig read_config(const GgufFile& f) {
 
 const std::string kActBits = "qtune.act.bits", kActScale = "qtune.act.scale.";
 
-bool is_int_type(GgmlType t) { return t == GgmlType::I8 || t == GgmlType::I16 || t == GgmlType::I32; }
-
 // "blk.N.attn_q" names a projection of this model.
 bool is_model_stem(const LlamaConfig& c, const std::string& stem) {
   const std::string name = stem + ".weight";

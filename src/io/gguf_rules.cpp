@@ -135,8 +135,6 @@ std::map<std::string, Expected> llama_tensors(const Hparams& h) {
   return t;
 }
 
-bool is_int_type(GgmlType t) { return t == GgmlType::I8 || t == GgmlType::I16 || t == GgmlType::I32; }
-
 }  // namespace
 
 void check_llamacpp_layout(const GgufFile& f, std::vector<std::string>& v) {

@@ -42,7 +42,9 @@ declare -A LRS=([lora]=1e-2 [qlora]=1e-2 [qalora]=1e-2 [intlora-mul]=1e-2 [intlo
 train() {  # name method lr seed extra... → OUT/name.gguf (adapter) + OUT/name.json (report)
   local name=$1 method=$2 lr=$3 seed=$4; shift 4
   [ -s "$OUT/$name.json" ] && return 0  # cached
-  "$Q" finetune --model "$MODEL" "${common[@]}" --method "$method" --rank 8 --alpha 16 --lr "$lr" \
+  local adapter=()  # qtune refuses a flag that does not apply to the method
+  case "$method" in lora|qlora) adapter=(--rank 8 --alpha 16) ;; full) ;; *) adapter=(--rank 8) ;; esac
+  "$Q" finetune --model "$MODEL" "${common[@]}" --method "$method" "${adapter[@]}" --lr "$lr" \
     --steps "$STEPS" --batch 8 --warmup $((STEPS / 10)) --schedule cosine --seed "$seed" --eval-batches 0 \
     --quiet --out "$OUT/$name.gguf" --report "$OUT/$name.json" "$@" >/dev/null
 }
@@ -71,9 +73,9 @@ if [ "$MODE" = init ]; then
 fi
 
 if [ "$MODE" = sweep ]; then
-  for m in lora qlora qalora intlora-mul intlora-shift; do
+  for m in ${SWEEP_METHODS:-lora qlora qalora intlora-mul intlora-shift}; do
     for lr in ${SWEEP_LRS:-1e-3 3e-3 1e-2 3e-2}; do
-      extra=(); [ "$m" != lora ] && extra=(--bits 4 --act-bits 8)
+      extra=(); [ "$m" != lora ] && [ "$m" != full ] && extra=(--bits 4 --act-bits 8)
       echo "sweep: $m lr $lr" >&2
       # a learning rate that diverges (NaN, a QA-LoRA scale below 0) is a result, not a failure
       train "sweep.$m.$lr" "$m" "$lr" 1 "${extra[@]}" 2> "$OUT/sweep.$m.$lr.err" ||

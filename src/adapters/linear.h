@@ -21,6 +21,7 @@
 
 #include "core/buffer.h"
 #include "core/rng.h"
+#include "adapters/method_options.h"
 #include "core/tensor.h"
 #include "quant/quant.h"
 
@@ -87,53 +88,6 @@ class Linear {
   int64_t in_, out_;
 };
 
-// How to fill the slots, from the CLI flags --method --rank --alpha --bits --group --target ...
-struct MethodOptions {
-  std::string method = "lora";  // full | lora | qlora | qalora | intlora-mul | intlora-shift
-  int rank = 8;
-  float alpha = 16.0f;          // LoRA scale is alpha / rank (lora, qlora; the integer methods have none)
-  int bits = 4;                 // bits of the quantized base (qlora, qalora, intlora-*)
-  int group = 0;                // quantization group size along `in`; 0 = per row
-  bool symmetric = false;
-  // Range of the base quantizer: minmax | mse | auto (= mse for intlora-*, as the IntLoRA
-  // reference; minmax otherwise).
-  std::string scale_search = "auto";
-  std::vector<std::string> targets = {"q", "k", "v", "o", "gate", "up", "down"};
-  // Activation quantization of every slot's input (all methods): 0 = float, 8 = int8
-  // per-tensor, the scale calibrated on the first `act_calib` training micro-batches.
-  int act_bits = 0;
-  int act_calib = 8;
-  // QA-LoRA: the learning rate of the learned scales (trained as multipliers of their initial
-  // values, so the steps are relative) as a fraction of the adapter's, and optionally their
-  // gradient times 1/√(N·Qp) (LSQ; not in the reference).
-  float scale_lr = 0.1f;
-  bool lsq_grad_scale = false;
-  // IntLoRA: variance matching of the auxiliary matrix R ("abs-max", the reference code's rule,
-  // or "std", the paper's), its exponent α, and the zero-free base grid (the fix for weights
-  // whose integer is 0 and which the multiplicative update can never move).
-  std::string vmc = "abs-max";
-  float vmc_alpha = 1.5f;
-  bool zero_free = false;
-  // Inference only (eval, generate): every slot frozen (make_inference_linear), nothing
-  // trainable, no gradient buffers — whatever `method` says. act_bits then selects the
-  // activation path, and act_dynamic ignores recorded static scales (per-token int8).
-  bool frozen = false;
-  bool act_dynamic = false;
-};
-
-// The integer fine-tuning methods (their merge is exact in integers; no PTQ).
-bool is_integer_method(const std::string& method);
-// intlora-mul and intlora-shift.
-bool is_intlora(const std::string& method);
-// Methods whose frozen base is quantized (qlora and the integer methods).
-bool has_quantized_base(const std::string& method);
-// The base quantizer of these options (bits, group, symmetry, resolved scale search).
-QuantSpec base_quant_spec(const MethodOptions& opts);
-
-// Known method names, for --method validation and --help.
-const std::vector<std::string>& known_methods();
-void validate(const MethodOptions& opts);  // throws Error for an unknown method, bad rank, bits...
-
 // Builds the slot for one weight. `w` is the pretrained float weight [out, in]; `targeted` is
 // whether this weight matched --target (non-targeted slots are frozen: dense for full/lora,
 // quantized for qlora). `name` is the GGUF tensor name without ".weight" (e.g. "blk.0.attn_q"),
@@ -148,8 +102,5 @@ std::unique_ptr<Linear<T>> make_linear(const MethodOptions& opts, const std::str
 template <class T>
 std::unique_ptr<Linear<T>> make_inference_linear(const std::string& name, const Tensor* weight,
                                                  const std::vector<QuantMatrix>* planes, int act_bits, float act_scale);
-
-// Short target name of a GGUF tensor ("blk.3.ffn_gate" → "gate"), "" if it is not a linear.
-std::string target_of(const std::string& tensor_name);
 
 }  // namespace qtune

@@ -18,16 +18,6 @@
 
 namespace qtune::cli {
 
-namespace {
-
-// Scored targets in the first n_windows windows (what the perplexity is averaged over).
-int64_t scored_targets(const Dataset& d, int64_t n_windows) {
-  int64_t n = std::min(n_windows, d.n_windows) * d.seq_len;
-  return std::count_if(d.targets.begin(), d.targets.begin() + n, [](int32_t t) { return t >= 0; });
-}
-
-}  // namespace
-
 int cmd_eval(int argc, char** argv) {
   CLI::App app{"Evaluate a model's perplexity on a data file (windows of --seq tokens, in order).", "qtune eval"};
   ModelArgs ma;
@@ -60,15 +50,13 @@ int cmd_eval(int argc, char** argv) {
   Llama model(mf, how, 0);
   ModelRef<Llama> ref(model);
   double t0 = now_seconds();
-  double loss = evaluate(ref, set, da.batch, da.max_batches);
-  double secs = now_seconds() - t0;
-  int64_t windows = da.max_batches > 0 ? int64_t{da.max_batches} * da.batch : set.n_windows;
-  int64_t tokens = scored_targets(set, windows);
-  double ppl = std::exp(loss);
+  const EvalResult e = evaluate(ref, set, da.batch, da.max_batches);
+  const double loss = e.loss, secs = now_seconds() - t0, ppl = std::exp(loss);
+  const int64_t windows = e.windows, tokens = e.targets;
   std::string part = da.val_every > 0 ? fmt::format("held-out: every {}th document", da.val_every) : "whole file";
   const std::string path = describe_inference(mf, how);
-  std::printf("perplexity %.4f  mean loss %.5f  over %lld tokens (%s; %s)\n", ppl, loss,
-              static_cast<long long>(tokens), part.c_str(), path.c_str());
+  std::printf("perplexity %.4f  mean loss %.5f  over %lld tokens in %lld windows of %d (%s; %s)\n", ppl, loss,
+              static_cast<long long>(tokens), static_cast<long long>(windows), da.seq, part.c_str(), path.c_str());
   write_report(report, {{"command", "eval"},
                         {"model", ma.model},
                         {"data", da.data},
@@ -78,7 +66,7 @@ int cmd_eval(int argc, char** argv) {
                         {"mean_loss", loss},
                         {"perplexity", ppl},
                         {"tokens", tokens},
-                        {"windows", std::min(windows, set.n_windows)},
+                        {"windows", windows},
                         {"seconds", secs},
                         {"inference", path},
                         {"act_bits", how.act_bits},

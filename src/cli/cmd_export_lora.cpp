@@ -24,7 +24,7 @@ int cmd_export_lora(int argc, char** argv) {
   app.add_option("--model,-m", base, "base model to check the adapter against (optional)");
   QT_PARSE(app, argc, argv);
 
-  AdapterFile a = read_adapter(adapter);
+  TrainedAdapter a = read_trained_adapter(adapter);
   QT_CHECK(!is_integer_method(a.method.method),
            "{}: a {} adapter is not an additive LoRA (llama.cpp cannot apply it); use `qtune merge` to get the "
            "integer model",
@@ -34,7 +34,7 @@ int cmd_export_lora(int argc, char** argv) {
   if (a.method.method == "qlora")
     std::fprintf(stderr, "note: %s was trained on a %d-bit base; apply it to that quantized model\n",
                  adapter.c_str(), a.method.bits);
-  write_adapter(out, a.adapters, a.state, a.method, a.seed);
+  write_trained_adapter(out, a.adapters, a.state, a.method, a.seed);
   auto problems = check_llamacpp_lora_rules(GgufFile(out), base.empty() ? nullptr : &mf);
   if (!problems.empty()) {
     std::remove(out.c_str());

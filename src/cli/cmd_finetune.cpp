@@ -34,6 +34,7 @@ struct FinetuneArgs {
   ModelArgs model;
   DataArgs data;
   MethodOptions method;
+  MethodFlags method_flags;
   TrainOptions train;
   std::string schedule = "cosine";
   std::string init_config;  // pretraining from scratch instead of --model
@@ -46,7 +47,7 @@ void add_flags(CLI::App& app, FinetuneArgs& a) {
                  "pretrain a new randomly initialised model instead of --model (needs --tokenizer, --method full), "
                  "e.g. dim=128,hidden=344,layers=4,heads=4,kv_heads=4,seq=256");
   add_data_flags(app, a.data, /*with_val_file=*/true);
-  add_method_flags(app, a.method);
+  a.method_flags = add_method_flags(app, a.method);
   add_train_flags(app, a.train, a.schedule);
   app.add_option("--out,-o", a.out, "output: the adapter GGUF (adapter methods) or the model GGUF (full)")->required();
   add_report_flag(app, a.report);
@@ -54,14 +55,16 @@ void add_flags(CLI::App& app, FinetuneArgs& a) {
 
 // Flags → library options; throws Error for values the parser could not judge alone
 // (before any file is read, so a typo fails fast).
-void finish_options(FinetuneArgs& a) {
+void finish_options(const CLI::App& app, FinetuneArgs& a) {
   QT_CHECK(a.model.model.empty() != a.init_config.empty(), "give exactly one of --model and --init-config");
   if (!a.init_config.empty()) {
     QT_CHECK(!a.model.tokenizer.empty(), "--init-config needs --tokenizer (the new model's vocabulary)");
     QT_CHECK(a.method.method == "full", "--init-config pretrains all weights: use --method full, not '{}'",
              a.method.method);
   }
+  refuse_inapplicable_flags(a.method_flags, a.method);
   validate(a.method);
+  if (app.get_option("--lr")->count() == 0) a.train.lr = method_info(a.method.method).default_lr;
   a.train.schedule = parse_schedule(a.schedule);
   a.train.method = a.method;
   a.train.batch = a.data.batch;
@@ -72,23 +75,18 @@ void finish_options(FinetuneArgs& a) {
 nlohmann::json curve_json(const TrainResult& r) {
   nlohmann::json loss = nlohmann::json::array(), val = nlohmann::json::array();
   for (const auto& p : r.loss_curve) loss.push_back({{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}});
-  for (const auto& p : r.val_curve) val.push_back({{"step", p.step}, {"loss", p.loss}});
+  for (const auto& p : r.val_curve) val.push_back({{"step", p.step}, {"loss", p.loss}, {"windows", p.windows}});
   return {{"loss_curve", loss}, {"val_curve", val}};
 }
 
 nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const TrainResult& r,
                            const std::map<std::string, double>& stats) {
   nlohmann::json j = curve_json(r);
-  const MethodOptions& m = a.method;
   j.update({{"command", "finetune"},
             {"model", a.init_config.empty() ? a.model.model : "init:" + a.init_config},
             {"data", a.data.data},
             {"out", a.out},
-            {"method", {{"method", m.method}, {"rank", m.rank}, {"alpha", m.alpha}, {"bits", m.bits},
-                        {"group", m.group}, {"symmetric", m.symmetric}, {"scale_search", m.scale_search},
-                        {"targets", m.targets}, {"act_bits", m.act_bits}, {"act_calib", m.act_calib},
-                        {"scale_lr", m.scale_lr}, {"lsq_grad_scale", m.lsq_grad_scale}, {"vmc", m.vmc}, {"vmc_alpha", m.vmc_alpha},
-                        {"zero_free", m.zero_free}}},
+            {"method", options_json(a.method)},
             {"steps", a.train.steps},
             {"batch", a.train.batch},
             {"seq", a.train.seq},
@@ -98,6 +96,7 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
             {"val_windows", split.val.n_windows},
             {"val_loss", r.final_val_loss ? nlohmann::json(*r.final_val_loss) : nlohmann::json()},
             {"val_perplexity", r.final_val_ppl ? nlohmann::json(*r.final_val_ppl) : nlohmann::json()},
+            {"val_perplexity_windows", r.final_val_windows},  // the whole set: what `eval` of the merge gives
             {"tokens_per_second", r.tokens_per_second},
             {"peak_rss_bytes", r.peak_rss_bytes},
             {"trainable_params", r.trainable_params},
@@ -111,7 +110,7 @@ void write_output(Llama& model, const FinetuneArgs& a) {
   if (a.method.method == "full")
     save_model(model.merged(), a.out, GgmlType::F32, a.model.model, a.model.tokenizer);
   else
-    write_adapter(a.out, model.adapter_tensors(), state_tensors(model), a.method, a.train.seed);
+    write_trained_adapter(a.out, model.adapter_tensors(), state_tensors(model), a.method, a.train.seed);
 }
 
 }  // namespace
@@ -124,7 +123,7 @@ int cmd_finetune(int argc, char** argv) {
   add_flags(app, a);
   QT_PARSE(app, argc, argv);
 
-  finish_options(a);
+  finish_options(app, a);
   ModelFile mf;
   if (a.init_config.empty()) {
     mf = load_model(a.model.model);
@@ -154,7 +153,8 @@ int cmd_finetune(int argc, char** argv) {
   if (r.first_step > 1) std::printf("resumed from step %lld of %s\n", static_cast<long long>(r.first_step - 1),
                                     a.train.resume.c_str());
   std::printf("final loss %.4f", r.loss_curve.empty() ? 0.0 : r.loss_curve.back().loss);
-  if (r.final_val_ppl) std::printf("  val perplexity %.4f", *r.final_val_ppl);
+  if (r.final_val_ppl)
+    std::printf("  val perplexity %.4f (%lld windows)", *r.final_val_ppl, static_cast<long long>(r.final_val_windows));
   std::printf("  %.0f tok/s  %lld trainable params  → %s\n", r.tokens_per_second,
               static_cast<long long>(r.trainable_params), a.out.c_str());
   return 0;

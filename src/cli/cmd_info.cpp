@@ -94,7 +94,7 @@ void print_human(const nlohmann::json& j) {
   if (act_bits == 0)
     std::printf("activations:   float\n");
   else {
-    const int n_static = act["static_scales"].get<int>(), n_proj = 7 * j["config"]["n_layers"].get<int>();
+    const int n_static = act["static_scales"].get<int>(), n_proj = kNumProjections * j["config"]["n_layers"].get<int>();
     std::printf("activations:   int%d (%s)\n", act_bits,
                 n_static == 0        ? "per-token scales"
                 : n_static == n_proj ? fmt::format("static scales for all {} projections", n_proj).c_str()

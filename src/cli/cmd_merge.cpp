@@ -45,7 +45,7 @@ void post_training_quantize(ModelFile& m, const QuantSpec& spec, const QuantSpec
     it = m.quantized.erase(it);
   }
   quantize_projections(m, spec);
-  QT_ASSERT(static_cast<int>(m.quantized.size()) == m.config.n_layers * 7);
+  QT_ASSERT(static_cast<int>(m.quantized.size()) == m.config.n_layers * kNumProjections);
 }
 
 }  // namespace
@@ -75,8 +75,7 @@ int cmd_merge(int argc, char** argv) {
   QT_PARSE(app, argc, argv);
 
   ModelFile mf = load_model(ma.model);
-  AdapterFile a = read_adapter(adapter);
-  validate(a.method);
+  TrainedAdapter a = read_trained_adapter(adapter);
   const bool integer = is_integer_method(a.method.method);
   QT_CHECK(!(integer && bits_opt->count()), "{}: a {} adapter merges exactly into its own {}-bit integers; --bits "
                                             "(post-training quantization) does not apply",

@@ -48,7 +48,7 @@ MethodOptions inference_method(const ModelFile& mf, const ActArgs& act) {
 }
 
 std::string describe_inference(const ModelFile& mf, const MethodOptions& m) {
-  const size_t n_proj = static_cast<size_t>(mf.config.n_layers) * 7;
+  const size_t n_proj = static_cast<size_t>(mf.config.n_layers) * kNumProjections;
   std::string w = mf.quantized.empty() ? "float weights"
                                         : fmt::format("integer weights ({} of {} projections)", mf.quantized.size(), n_proj);
   std::string a = "float activations";
@@ -57,6 +57,18 @@ std::string describe_inference(const ModelFile& mf, const MethodOptions& m) {
                                                : fmt::format("int8 activations (static scales, {} recorded)",
                                                              mf.act_scales.size());
   return w + ", " + a;
+}
+
+nlohmann::json options_json(const MethodOptions& m) {
+  nlohmann::json j = nlohmann::json::object();
+  const MethodInfo& method = method_info(m.method);
+  m.for_each([&](const auto& value, const OptionInfo& info) {
+    if (!applies(info.applies, method)) return;
+    std::string key = info.name;
+    std::replace(key.begin(), key.end(), '-', '_');
+    j[key] = value;
+  });
+  return j;
 }
 
 void write_report(const std::string& path, const nlohmann::json& j) {

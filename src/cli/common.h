@@ -25,6 +25,10 @@ MethodOptions inference_method(const ModelFile& mf, const ActArgs& act);
 // (static scales)".
 std::string describe_inference(const ModelFile& mf, const MethodOptions& m);
 
+// The options that apply to m.method, as a JSON object ({"method": "qalora", "rank": 8, ...;
+// keys are the flag names with '_' for '-').
+nlohmann::json options_json(const MethodOptions& m);
+
 // Writes j (pretty-printed) to path atomically; no-op when path is empty.
 void write_report(const std::string& path, const nlohmann::json& j);
 

@@ -1,5 +1,9 @@
 #include "cli/flags.h"
 
+#include <type_traits>
+
+#include "core/error.h"
+
 namespace qtune::cli {
 
 void add_model_flags(CLI::App& app, ModelArgs& a, bool with_tokenizer, bool model_required) {
@@ -11,45 +15,38 @@ void add_model_flags(CLI::App& app, ModelArgs& a, bool with_tokenizer, bool mode
                    "(default: the vocabulary embedded in a GGUF model)");
 }
 
-void add_method_flags(CLI::App& app, MethodOptions& m) {
-  app.add_option("--method", m.method,
-                 "fine-tuning method: full | lora | qlora | qalora | intlora-mul | intlora-shift")
-      ->capture_default_str();
-  app.add_option("--rank,-r", m.rank, "adapter rank")->capture_default_str()->check(kPositive);
-  app.add_option("--alpha", m.alpha, "LoRA alpha (scale = alpha / rank; lora and qlora only)")->capture_default_str();
-  app.add_option("--bits", m.bits, "bits of the quantized base (qlora, qalora, intlora-*)")
-      ->capture_default_str()
-      ->check(CLI::Range(2, 8));
-  app.add_option("--group", m.group, "quantization group size along the input dim (0 = one scale per row)")
-      ->capture_default_str()
-      ->check(kNonNegative);
-  app.add_flag("--symmetric", m.symmetric, "symmetric quantization of the base (default: asymmetric)");
-  app.add_option("--scale-search", m.scale_search,
-                 "base quantizer range: auto (mse for intlora-*, else minmax) | minmax | mse")
-      ->capture_default_str();
-  app.add_option("--target", m.targets,
-                 "comma-separated weights that get an adapter (full: that are trained): "
-                 "q,k,v,o,gate,up,down,output")
-      ->delimiter(',')
-      ->default_str("q,k,v,o,gate,up,down");
-  app.add_option("--act-bits", m.act_bits,
-                 "quantize every projection's input activations: 0 = float, 8 = int8 per tensor (W8A8, W4A8)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({0, 8}));
-  app.add_option("--act-calib", m.act_calib, "with --act-bits 8: training micro-batches that calibrate the scales")
-      ->capture_default_str()
-      ->check(kPositive);
-  app.add_option("--scale-lr", m.scale_lr,
-                 "qalora: learning rate of the learned scales (relative steps: they train as multipliers of their initial "
-                 "values) as a fraction of --lr; no weight decay on them")
-      ->capture_default_str();
-  app.add_flag("--lsq-grad-scale", m.lsq_grad_scale,
-               "qalora: scale the learned step size's gradient by 1/sqrt(N*Qp) (LSQ; not in the reference)");
-  app.add_option("--vmc", m.vmc, "intlora: variance matching rule of R: abs-max (reference code) | std (paper)")
-      ->capture_default_str();
-  app.add_option("--vmc-alpha", m.vmc_alpha, "intlora: VMC exponent alpha")->capture_default_str();
-  app.add_flag("--zero-free", m.zero_free,
-               "intlora: quantize the base on a grid without 0, so every weight can be adapted");
+namespace {
+
+// One CLI option for one declared method option, with its default and the methods it is for.
+template <class T>
+CLI::Option* add_one(CLI::App& app, T& field, const OptionInfo& info) {
+  std::string names = std::string("--") + info.name + (info.alias ? std::string(",") + info.alias : "");
+  std::string help = info.help;
+  if (std::string(info.name) == "method") help += fmt::format(": {}", fmt::join(info.choices, " | "));
+  if (info.applies != Applies::all) help += std::string(" [") + applies_str(info.applies) + "]";
+  if constexpr (std::is_same_v<T, bool>) {
+    return app.add_flag(names, field, help);
+  } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+    return app.add_option(names, field, help)->delimiter(',')->default_str(option_value_str(field));
+  } else {
+    return app.add_option(names, field, help)->default_str(option_value_str(field));
+  }
+}
+
+}  // namespace
+
+MethodFlags add_method_flags(CLI::App& app, MethodOptions& m) {
+  MethodFlags flags;
+  m.for_each([&](auto& field, const OptionInfo& info) { flags.push_back({add_one(app, field, info), &info}); });
+  return flags;
+}
+
+void refuse_inapplicable_flags(const MethodFlags& flags, const MethodOptions& m) {
+  const MethodInfo& method = method_info(m.method);
+  for (const auto& [opt, info] : flags)
+    QT_CHECK(opt->count() == 0 || applies(info->applies, method),
+             "--{} is an option of {}; it does not apply to --method {}", info->name, applies_str(info->applies),
+             m.method);
 }
 
 void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file) {
@@ -68,7 +65,10 @@ void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule) {
   app.add_option("--steps", t.steps, "optimizer updates in all (a resumed run continues up to this)")
       ->capture_default_str()
       ->check(kPositive);
-  app.add_option("--lr", t.lr, "peak learning rate")->capture_default_str()->check(kPositive);
+  app.add_option("--lr", t.lr,
+                 "peak learning rate (default: the method's measured best — full 1e-3; lora, qlora, qalora, "
+                 "intlora-mul, intlora-shift 1e-2)")
+      ->check(kPositive);
   app.add_option("--min-lr", t.min_lr, "learning rate at the end of linear/cosine decay")->capture_default_str();
   app.add_option("--warmup", t.warmup, "linear warmup steps from 0")->capture_default_str()->check(kNonNegative);
   app.add_option("--schedule", schedule, "lr schedule after warmup: cosine | linear | constant")->capture_default_str();
@@ -85,7 +85,9 @@ void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule) {
   app.add_option("--eval-every", t.val_every_steps, "validate every N steps (0 = after the last step only)")
       ->capture_default_str()
       ->check(kNonNegative);
-  app.add_option("--eval-batches", t.eval_batches, "validation batches per evaluation (0 = the whole set)")
+  app.add_option("--eval-batches", t.eval_batches,
+                 "validation batches of a periodic evaluation (0 = the whole set); the final one after the last "
+                 "step always scores the whole set")
       ->capture_default_str()
       ->check(kNonNegative);
   app.add_option("--save-every", t.save_every, "write a checkpoint every N steps (0 = never)")

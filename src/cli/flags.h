@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "adapters/linear.h"
 #include "train/trainer.h"
@@ -50,8 +52,13 @@ struct ModelArgs {
 // `model_required` = false for commands that can create a model (--init random).
 void add_model_flags(CLI::App& app, ModelArgs& a, bool with_tokenizer = true, bool model_required = true);
 
-// --method --rank --alpha --bits --group --symmetric --scale-search --target
-void add_method_flags(CLI::App& app, MethodOptions& m);
+// --method and every option MethodOptions declares (adapters/method_options.h), with help,
+// default and the methods each is for. Values are checked by validate() after parsing.
+using MethodFlags = std::vector<std::pair<CLI::Option*, const OptionInfo*>>;
+MethodFlags add_method_flags(CLI::App& app, MethodOptions& m);
+// A flag given for a method it does not apply to is an error, even at its default value
+// (e.g. --symmetric with --method lora).
+void refuse_inapplicable_flags(const MethodFlags& flags, const MethodOptions& m);
 
 // --data F [--val-file V] --seq --batch --val-every --max-batches
 struct DataArgs {

@@ -202,19 +202,6 @@ std::string exact_zero_key(const std::string& name) { return kExactZero + name; 
 std::string group_size_key(const std::string& name) { return kGroupSize + name; }
 std::string scale_tensor_name(const std::string& name) { return stem_of(name) + kScale; }
 
-bool is_projection_name(const std::string& name) {
-  if (!name.starts_with("blk.") || !name.ends_with(kWeight)) return false;
-  const std::string stem = stem_of(name);
-  const size_t dot = stem.find('.', 4);
-  if (dot == std::string::npos || dot == 4) return false;
-  for (size_t i = 4; i < dot; i++)
-    if (stem[i] < '0' || stem[i] > '9') return false;
-  const std::string w = stem.substr(dot + 1);
-  for (const char* p : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
-    if (w == p) return true;
-  return false;
-}
-
 bool is_int_weight_type(GgmlType t) { return is_block(t) || is_int_type(t); }
 
 std::vector<QuantMatrix> decode_int_weight(const StoredIntWeight& s) {

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "io/ggml_blocks.h"
+#include "io/projections.h"
 #include "quant/quant.h"
 
 namespace qtune {
@@ -44,8 +45,6 @@ std::string exact_scale_key(const std::string& name);  // "qtune.exact_scale.<na
 std::string exact_zero_key(const std::string& name);   // "qtune.exact_zero.<name>"
 std::string group_size_key(const std::string& name);   // "qtune.group_size.<name>"
 std::string scale_tensor_name(const std::string& name);  // "<stem>.scale"
-// True for "blk.N.{attn_q,attn_k,attn_v,attn_output,ffn_gate,ffn_up,ffn_down}.weight".
-bool is_projection_name(const std::string& name);
 
 // The fp16 rounding of a block scale larger than this (relative) is not accepted for llama.cpp:
 // the weight goes to the exact layout instead (METHODS.md §1 bound).

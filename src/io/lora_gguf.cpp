@@ -11,9 +11,6 @@ namespace {
 
 const std::string kA = ".lora_a", kB = ".lora_b";
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 std::string strip(const std::string& s, const std::string& suffix) { return s.substr(0, s.size() - suffix.size()); }
 
 // The A/B tensors of one target weight (pointers into the file or map; null when absent).
@@ -80,9 +77,9 @@ std::vector<std::string> check_llamacpp_lora_rules(const GgufFile& f, const Mode
   check_metadata(f, v);
   std::map<std::string, Pair<GgufTensorInfo>> pairs;
   for (const auto& t : f.tensors()) {
-    if (ends_with(t.name, kA))
+    if (t.name.ends_with(kA))
       pairs[strip(t.name, kA)].a = &t;
-    else if (ends_with(t.name, kB))
+    else if (t.name.ends_with(kB))
       pairs[strip(t.name, kB)].b = &t;
     else
       v.push_back(fmt::format("tensor '{}': name does not end in .lora_a or .lora_b", t.name));
@@ -92,17 +89,17 @@ std::vector<std::string> check_llamacpp_lora_rules(const GgufFile& f, const Mode
   return v;
 }
 
-void save_lora_gguf(const std::string& path, const TensorMap& adapters, float alpha, const std::string& arch) {
+void add_lora_gguf(GgufWriter& w, const TensorMap& adapters, float alpha, const std::string& path,
+                   const std::string& arch) {
   std::map<std::string, Pair<Tensor>> pairs;
   for (const auto& [name, t] : adapters) {
-    if (ends_with(name, kA))
+    if (name.ends_with(kA))
       pairs[strip(name, kA)].a = &t;
-    else if (ends_with(name, kB))
+    else if (name.ends_with(kB))
       pairs[strip(name, kB)].b = &t;
     else
       fail("{}: adapter tensor '{}': name must end in .lora_a or .lora_b", path, name);
   }
-  GgufWriter w;
   w.set_str("general.architecture", arch);
   w.set_str("general.type", "adapter");
   w.set_str("adapter.type", "lora");
@@ -116,11 +113,18 @@ void save_lora_gguf(const std::string& path, const TensorMap& adapters, float al
     w.add_tensor(target + ".weight" + kA, *p.a, GgmlType::F32);
     w.add_tensor(target + ".weight" + kB, *p.b, GgmlType::F32);
   }
+}
+
+void save_lora_gguf(const std::string& path, const TensorMap& adapters, float alpha, const std::string& arch) {
+  GgufWriter w;
+  add_lora_gguf(w, adapters, alpha, path, arch);
   w.write(path);
 }
 
-LoraGguf load_lora_gguf(const std::string& path) {
-  GgufFile f(path);
+LoraGguf load_lora_gguf(const std::string& path) { return load_lora_gguf(GgufFile(path)); }
+
+LoraGguf load_lora_gguf(const GgufFile& f) {
+  const std::string& path = f.path();
   auto v = check_llamacpp_lora_rules(f, nullptr);
   QT_CHECK(v.empty(), "{}: not a valid LoRA adapter: {}", path, v[0]);
   LoraGguf out;
@@ -128,9 +132,9 @@ LoraGguf load_lora_gguf(const std::string& path) {
   out.alpha = f.get_f32("adapter.lora.alpha");
   const std::string weight = ".weight";
   for (const auto& t : f.tensors()) {
-    bool is_a = ends_with(t.name, kA);
+    bool is_a = t.name.ends_with(kA);
     std::string target = strip(t.name, is_a ? kA : kB);
-    QT_CHECK(ends_with(target, weight), "{}: tensor '{}': expected a name like blk.N.attn_q.weight{}", path, t.name,
+    QT_CHECK(target.ends_with(weight), "{}: tensor '{}': expected a name like blk.N.attn_q.weight{}", path, t.name,
              is_a ? kA : kB);
     out.adapters.emplace(strip(target, weight) + (is_a ? kA : kB), f.to_float(t));
   }

@@ -15,9 +15,14 @@
 namespace qtune {
 
 class GgufFile;
+class GgufWriter;
 
-// Throws Error for unpaired names, a rank mismatch between A and B, or a name without
+// Puts the LoRA keys and tensors into w (the caller may add keys, then writes). Throws Error
+// (naming `where`) for unpaired names, a rank mismatch between A and B, or a name without
 // .lora_a / .lora_b.
+void add_lora_gguf(GgufWriter& w, const TensorMap& adapters, float alpha, const std::string& where,
+                   const std::string& arch = "llama");
+// add_lora_gguf into a fresh writer, written atomically to path.
 void save_lora_gguf(const std::string& path, const TensorMap& adapters, float alpha, const std::string& arch = "llama");
 
 struct LoraGguf {
@@ -27,6 +32,7 @@ struct LoraGguf {
 };
 // Throws Error naming the file for anything check_llamacpp_lora_rules(file, nullptr) reports.
 LoraGguf load_lora_gguf(const std::string& path);
+LoraGguf load_lora_gguf(const GgufFile& f);
 
 // Every way `adapter` would be rejected (or silently misread) by llama.cpp's adapter loader,
 // one message per violation; empty when it loads. With a base model, also checks that each

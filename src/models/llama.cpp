@@ -5,17 +5,18 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/projections.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 
 namespace qtune {
 
-const char* const kTargets[7] = {"q", "k", "v", "o", "gate", "up", "down"};
-const char* const kTargetTensors[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
-
 std::unique_ptr<Linear<float>>& slot_ref(LlamaLayer& layer, int i) {
-  std::unique_ptr<Linear<float>>* s[7] = {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down};
-  return *s[i];
+  // In the order of kProjections (io/projections.h).
+  static constexpr std::unique_ptr<Linear<float>> LlamaLayer::*kSlots[] = {
+      &LlamaLayer::q, &LlamaLayer::k, &LlamaLayer::v, &LlamaLayer::o, &LlamaLayer::gate, &LlamaLayer::up, &LlamaLayer::down};
+  static_assert(std::size(kSlots) == kNumProjections);
+  return layer.*kSlots[i];
 }
 
 namespace {
@@ -51,20 +52,12 @@ Tensor tensor_from(const float* p, Shape s) {
   return t;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
     : impl_(std::make_unique<Impl>()), cfg_(mf.config), opts_(opts) {
   validate_model(mf);
   validate(opts);
-  // The classifier is a plain tensor here (tied to token_embd in llama2.c models), not a slot.
-  QT_CHECK(std::find(opts.targets.begin(), opts.targets.end(), "output") == opts.targets.end(),
-           "--target output is not supported by the llama model: the classifier is not an adapter slot "
-           "(use q, k, v, o, gate, up, down; --method full trains it)");
   Impl& m = *impl_;
   m.cfg = cfg_;
   // Full fine-tuning is the one method that also trains what sits outside the slots
@@ -89,8 +82,7 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
     const std::string blk = fmt::format("blk.{}.", l);
     copy_in(mf, blk + "attn_norm.weight", m.p.attn_norm + l * C, C);
     copy_in(mf, blk + "ffn_norm.weight", m.p.ffn_norm + l * C, C);
-    for (int i = 0; i < 7; ++i)
-      slot_ref(m.layers[l], i) = make_slot(mf, blk + kTargetTensors[i], opts, rng);
+    for (int i = 0; i < kNumProjections; ++i) slot_ref(m.layers[l], i) = make_slot(mf, projection_stem(l, i), opts, rng);
   }
 }
 
@@ -115,9 +107,9 @@ Llama::~Llama() = default;
 
 Linear<float>& Llama::slot(int layer, const std::string& target) {
   QT_CHECK(layer >= 0 && layer < cfg_.n_layers, "layer {} out of range (model has {})", layer, cfg_.n_layers);
-  for (int i = 0; i < 7; ++i)
-    if (target == kTargets[i]) return *slot_ref(impl_->layers[layer], i);
-  fail("unknown target '{}' (expected q, k, v, o, gate, up or down)", target);
+  const int i = projection_index(target);
+  QT_CHECK(i >= 0, "unknown target '{}' (valid: {})", target, fmt::join(projection_targets(), ", "));
+  return *slot_ref(impl_->layers[layer], i);
 }
 
 std::vector<Param<float>> Llama::trainable() {
@@ -134,7 +126,7 @@ std::vector<Param<float>> Llama::trainable() {
     if (!cfg_.tied_classifier) out.push_back({"output.weight", m.p.output, m.g.output, V * C, {V, C}});
   }
   for (auto& layer : m.layers)
-    for (int i = 0; i < 7; ++i)
+    for (int i = 0; i < kNumProjections; ++i)
       for (auto& prm : slot_ref(layer, i)->trainable()) out.push_back(prm);
   return out;
 }
@@ -142,7 +134,7 @@ std::vector<Param<float>> Llama::trainable() {
 std::vector<Param<float>> Llama::state() {
   std::vector<Param<float>> out;
   for (auto& layer : impl_->layers)
-    for (int i = 0; i < 7; ++i)
+    for (int i = 0; i < kNumProjections; ++i)
       for (auto& prm : slot_ref(layer, i)->state()) out.push_back(prm);
   return out;
 }
@@ -150,7 +142,7 @@ std::vector<Param<float>> Llama::state() {
 std::map<std::string, double> Llama::stats() const {
   std::map<std::string, double> out;
   for (auto& layer : impl_->layers)
-    for (int i = 0; i < 7; ++i)
+    for (int i = 0; i < kNumProjections; ++i)
       for (const auto& [k, v] : slot_ref(const_cast<LlamaLayer&>(layer), i)->stats()) out[k] += v;
   return out;
 }
@@ -171,11 +163,11 @@ int64_t Llama::num_trainable() const {
 int64_t Llama::num_params() const {
   int64_t n = int64_t(impl_->params.size());
   for (auto& layer : impl_->layers)
-    for (int i = 0; i < 7; ++i) {
+    for (int i = 0; i < kNumProjections; ++i) {
       auto& s = *slot_ref(layer, i);
       n += s.in() * s.out();
       for (auto& prm : s.trainable())
-        if (!ends_with(prm.name, ".weight")) n += prm.numel;
+        if (!prm.name.ends_with(".weight")) n += prm.numel;
     }
   return n;
 }
@@ -183,7 +175,7 @@ int64_t Llama::num_params() const {
 int64_t Llama::weight_bytes() const {
   int64_t n = int64_t(impl_->params.size() * sizeof(float));
   for (auto& layer : impl_->layers)
-    for (int i = 0; i < 7; ++i) n += slot_ref(layer, i)->weight_bytes();
+    for (int i = 0; i < kNumProjections; ++i) n += slot_ref(layer, i)->weight_bytes();
   return n;
 }
 
@@ -202,9 +194,9 @@ ModelFile Llama::merged(int64_t* inexact) const {
     const std::string blk = fmt::format("blk.{}.", l);
     mf.tensors[blk + "attn_norm.weight"] = tensor_from(m.p.attn_norm + l * C, {C});
     mf.tensors[blk + "ffn_norm.weight"] = tensor_from(m.p.ffn_norm + l * C, {C});
-    for (int i = 0; i < 7; ++i) {
+    for (int i = 0; i < kNumProjections; ++i) {
       auto& s = *slot_ref(const_cast<LlamaLayer&>(m.layers[l]), i);
-      const std::string stem = blk + kTargetTensors[i];
+      const std::string stem = projection_stem(l, i);
       Deployed dep = s.merge();
       if (dep.weight) {
         QT_ASSERT(dep.weight->numel() == s.out() * s.in());
@@ -225,9 +217,9 @@ ModelFile Llama::merged(int64_t* inexact) const {
 TensorMap Llama::adapter_tensors() {
   TensorMap out;
   for (auto& layer : impl_->layers)
-    for (int i = 0; i < 7; ++i)
+    for (int i = 0; i < kNumProjections; ++i)
       for (auto& prm : slot_ref(layer, i)->trainable()) {
-        if (ends_with(prm.name, ".weight")) continue;
+        if (prm.name.ends_with(".weight")) continue;
         out[prm.name] = tensor_from(prm.value, prm.shape);
       }
   return out;

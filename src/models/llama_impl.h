@@ -22,7 +22,7 @@ struct BaseTensors {
 };
 
 struct LlamaLayer {
-  // The seven projections, in the order of kTargets.
+  // The projections; slot_ref(layer, i) walks them in the order of kProjections.
   std::unique_ptr<Linear<float>> q, k, v, o, gate, up, down;
 };
 
@@ -104,9 +104,7 @@ struct Llama::Impl {
   int64_t N() const { return int64_t(B) * T; }
 };
 
-// Short target names in slot order, and the GGUF tensor stem of each.
-extern const char* const kTargets[7];
-extern const char* const kTargetTensors[7];
+// Slot i of a layer, in the order of kProjections (io/projections.h).
 std::unique_ptr<Linear<float>>& slot_ref(LlamaLayer& layer, int i);
 
 }  // namespace qtune

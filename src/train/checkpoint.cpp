@@ -71,16 +71,21 @@ void save_checkpoint(const std::string& path, const std::vector<Param<float>>& p
   w.set_u64("qtune.adam.t", static_cast<uint64_t>(opt.t()));
   w.set("qtune.rng", u64_array(st.rng.data(), st.rng.size()));
   w.set("qtune.data_state", u64_array(st.data_state.data(), st.data_state.size()));
-  for (const auto& [flag, value] : keys) w.set_str("qtune.run." + flag, value);
+  put_run_settings(w, keys);
 
   std::vector<float> loss, lr, vloss;
-  std::vector<int32_t> vstep;
+  std::vector<int32_t> vstep, vwindows;
   for (const auto& p : st.loss_curve) loss.push_back(p.loss), lr.push_back(p.lr);
-  for (const auto& p : st.val_curve) vstep.push_back(static_cast<int32_t>(p.step)), vloss.push_back(p.loss);
+  for (const auto& p : st.val_curve) {
+    vstep.push_back(static_cast<int32_t>(p.step));
+    vloss.push_back(p.loss);
+    vwindows.push_back(static_cast<int32_t>(p.windows));
+  }
   w.set_arr_f32("qtune.loss_curve.loss", loss);
   w.set_arr_f32("qtune.loss_curve.lr", lr);
   w.set_arr_i32("qtune.val_curve.step", vstep);
   w.set_arr_f32("qtune.val_curve.loss", vloss);
+  w.set_arr_i32("qtune.val_curve.windows", vwindows);
 
   for (size_t i = 0; i < params.size(); ++i) {
     const Param<float>& p = params[i];
@@ -88,7 +93,13 @@ void save_checkpoint(const std::string& path, const std::vector<Param<float>>& p
     add_f32(w, "qtune.adam_m." + p.name, p.shape, opt.m() + opt.offset(i), p.numel);
     add_f32(w, "qtune.adam_v." + p.name, p.shape, opt.v() + opt.offset(i), p.numel);
   }
-  for (const auto& p : state) add_f32(w, "qtune.state." + p.name, p.shape, p.value, p.numel);
+  TensorMap state_values;
+  for (const auto& p : state) {
+    Tensor t(p.shape);
+    std::copy(p.value, p.value + p.numel, t.ptr());
+    state_values.emplace(p.name, std::move(t));
+  }
+  put_state(w, state_values);
   w.write(path);  // temp file + rename: never a half-written checkpoint at `path`
 }
 
@@ -102,10 +113,13 @@ void load_checkpoint(const std::string& path, const std::vector<Param<float>>& p
   check_run_keys(f, keys);  // first: a wrong --rank should say so, not report a shape mismatch
 
   // Every tensor of the checkpoint must belong to a param of this model, and vice versa.
-  QT_CHECK(f.tensors().size() == 3 * params.size() + state.size(),
-           "{}: holds {} tensors but this model has {} trainable params (x3 with AdamW m and v) and {} state "
-           "tensors; different --method, --target or --act-bits?",
-           path, f.tensors().size(), params.size(), state.size());
+  QT_CHECK(f.tensors().size() == 3 * params.size(),
+           "{}: holds {} tensors but this model has {} trainable params (x3 with AdamW m and v); different --method "
+           "or --target?",
+           path, f.tensors().size(), params.size());
+  const TensorMap saved_state = get_state(f);
+  QT_CHECK(saved_state.size() == state.size(), "{}: holds {} state tensors but this model has {}; different --act-bits?",
+           path, saved_state.size(), state.size());
   QT_ASSERT(opt.params().size() == params.size());
   for (size_t i = 0; i < params.size(); ++i) {
     const Param<float>& p = params[i];
@@ -113,7 +127,13 @@ void load_checkpoint(const std::string& path, const std::vector<Param<float>>& p
     restore(f, "qtune.adam_m." + p.name, p.shape, opt.m() + opt.offset(i), p.numel);
     restore(f, "qtune.adam_v." + p.name, p.shape, opt.v() + opt.offset(i), p.numel);
   }
-  for (const auto& p : state) restore(f, "qtune.state." + p.name, p.shape, p.value, p.numel);
+  for (const auto& p : state) {
+    auto it = saved_state.find(p.name);
+    QT_CHECK(it != saved_state.end() && it->second.numel() == p.numel,
+             "{}: state {} is missing or of another size (the checkpoint is of a different --method or --act-bits)",
+             path, p.name);
+    std::copy(it->second.data.begin(), it->second.data.end(), p.value);
+  }
   opt.set_t(static_cast<int64_t>(f.get_u64("qtune.adam.t")));
 
   st.step = static_cast<int64_t>(f.get_u64("qtune.step"));
@@ -129,9 +149,11 @@ void load_checkpoint(const std::string& path, const std::vector<Param<float>>& p
   for (size_t i = 0; i < loss.size(); ++i) st.loss_curve.push_back({static_cast<int64_t>(i) + 1, loss[i], lr[i]});
   const std::vector<int32_t> vstep = f.get_arr_i32("qtune.val_curve.step");
   const std::vector<float> vloss = f.get_arr_f32("qtune.val_curve.loss");
-  QT_CHECK(vstep.size() == vloss.size(), "{}: qtune.val_curve.step and .loss differ in length", path);
+  const std::vector<int32_t> vwindows = f.get_arr_i32("qtune.val_curve.windows");
+  QT_CHECK(vstep.size() == vloss.size() && vwindows.size() == vloss.size(),
+           "{}: qtune.val_curve.step, .loss and .windows differ in length", path);
   st.val_curve.clear();
-  for (size_t i = 0; i < vstep.size(); ++i) st.val_curve.push_back({vstep[i], vloss[i]});
+  for (size_t i = 0; i < vstep.size(); ++i) st.val_curve.push_back({vstep[i], vloss[i], vwindows[i]});
 }
 
 }  // namespace qtune

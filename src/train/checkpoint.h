@@ -6,11 +6,12 @@
 // settings that must match on resume. Layout:
 //   metadata  general.type = "qtune.checkpoint", qtune.checkpoint.version = 1,
 //             qtune.step (u64), qtune.rng (u64[4]), qtune.data_state (u64[]),
-//             qtune.run.<flag> = value (string; e.g. qtune.run.rank = "8"),
+//             qtune.run.<name> = value (string; e.g. qtune.run.rank = "8") and
+//             qtune.state.<name> (f32[]: the model's non-trained state, e.g. activation ranges) —
+//             the encoding adapter files share (io/adapter_file.h),
 //             qtune.loss_curve.loss / .lr (f32[], step i+1 at index i),
-//             qtune.val_curve.step (i32[]) / .loss (f32[])
-//   tensors   <param name> (F32, the param's shape), qtune.adam_m.<name>, qtune.adam_v.<name>,
-//             qtune.state.<name> (F32: the model's non-trained state, e.g. activation ranges)
+//             qtune.val_curve.step (i32[]) / .loss (f32[]) / .windows (i32[])
+//   tensors   <param name> (F32, the param's shape), qtune.adam_m.<name>, qtune.adam_v.<name>
 // Written atomically (GgufWriter writes a temp file and renames it), so a crash or SIGKILL
 // during a save leaves the previous checkpoint intact.
 #pragma once
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "adapters/linear.h"
+#include "io/adapter_file.h"
 #include "train/optimizer.h"
 
 namespace qtune {
@@ -32,10 +34,11 @@ struct LossPoint {
 struct ValPoint {
   int64_t step;
   float loss;
+  int64_t windows = 0;  // validation windows the loss is the mean over
 };
 
 // Settings that must be equal on resume, as (flag name, value) pairs, e.g. {"rank", "8"}.
-using RunKeys = std::vector<std::pair<std::string, std::string>>;
+using RunKeys = RunSettings;
 
 // The trainer's progress besides params and optimizer state.
 struct TrainState {

@@ -48,7 +48,7 @@ void DatasetEval::batch(int64_t i, int B, int T, int* tokens, int* targets) cons
   }
 }
 
-double evaluate(TrainModel& model, const Dataset& val, int batch, int64_t max_batches) {
+EvalResult evaluate(TrainModel& model, const Dataset& val, int batch, int64_t max_batches) {
   return evaluate(model, DatasetEval(val), batch, val.seq_len, max_batches);
 }
 

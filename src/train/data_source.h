@@ -43,6 +43,6 @@ class DatasetEval : public EvalSet {
 };
 
 // evaluate() over a Dataset in batches of `batch` windows of its seq_len.
-double evaluate(TrainModel& model, const Dataset& val, int batch, int64_t max_batches);
+EvalResult evaluate(TrainModel& model, const Dataset& val, int batch, int64_t max_batches);
 
 }  // namespace qtune

@@ -14,25 +14,8 @@
 namespace qtune {
 
 RunKeys run_keys(const TrainOptions& o) {
-  const MethodOptions& m = o.method;
-  std::string targets;
-  for (const auto& t : m.targets) targets += (targets.empty() ? "" : ",") + t;
-  RunKeys k = {{"method", m.method}, {"rank", std::to_string(m.rank)}, {"alpha", fmt::format("{}", m.alpha)}};
-  // The frozen base's format only exists for methods that quantize it.
-  if (has_quantized_base(m.method))
-    k.insert(k.end(), {{"bits", std::to_string(m.bits)},
-                       {"group", std::to_string(m.group)},
-                       {"symmetric", m.symmetric ? "true" : "false"},
-                       {"scale-search", m.scale_search}});
-  k.push_back({"act-bits", std::to_string(m.act_bits)});
-  if (m.act_bits != 0) k.push_back({"act-calib", std::to_string(m.act_calib)});
-  if (m.method == "qalora")
-    k.insert(k.end(), {{"lsq-grad-scale", m.lsq_grad_scale ? "true" : "false"}, {"scale-lr", fmt::format("{}", m.scale_lr)}});
-  if (is_intlora(m.method))
-    k.insert(k.end(), {{"vmc", m.vmc}, {"vmc-alpha", fmt::format("{}", m.vmc_alpha)},
-                       {"zero-free", m.zero_free ? "true" : "false"}});
-  k.insert(k.end(), {{"target", targets},
-                     {"seed", std::to_string(o.seed)},
+  RunKeys k = settings_of(o.method);
+  k.insert(k.end(), {{"seed", std::to_string(o.seed)},
                      {"batch", std::to_string(o.batch)},
                      {"seq", std::to_string(o.seq)},
                      {"grad-accum", std::to_string(o.grad_accum)}});
@@ -114,25 +97,39 @@ struct Loop {
 
 }  // namespace
 
-double evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t max_batches) {
+EvalResult evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t max_batches) {
   int64_t n = val.num_batches(B, T);
   if (max_batches > 0) n = std::min(n, max_batches);
   QT_CHECK(n > 0, "the validation set is smaller than one batch of {}x{} tokens", B, T);
   std::vector<int> tokens(static_cast<size_t>(B) * T), targets(tokens.size());
   double loss_sum = 0.0;
-  int64_t counted = 0;
+  int64_t counted = 0, windows = 0;
   for (int64_t i = 0; i < n; ++i) {
     val.batch(i, B, T, tokens.data(), targets.data());
     const int64_t c = count_targets(targets);
     if (c == 0) continue;
+    for (int b = 0; b < B; ++b)
+      windows += std::any_of(targets.begin() + int64_t{b} * T, targets.begin() + int64_t{b + 1} * T,
+                             [](int t) { return t >= 0; });
     // forward returns the mean over this batch's targets: weight it by their count, so the
     // result is the mean over all targets (what perplexity is defined on).
     loss_sum += static_cast<double>(model.forward(tokens.data(), targets.data(), B, T)) * c;
     counted += c;
   }
   QT_CHECK(counted > 0, "the validation set has no targets to score");
-  return loss_sum / counted;
+  return {loss_sum / counted, windows, counted};
 }
+
+namespace {
+
+// The validation point of step s: a sample of --eval-batches batches, except after the last step,
+// which scores the whole set.
+ValPoint validate_at(TrainModel& model, const EvalSet& val, const TrainOptions& o, int64_t s) {
+  const EvalResult e = evaluate(model, val, o.batch, o.seq, s == o.steps ? 0 : o.eval_batches);
+  return {s, static_cast<float>(e.loss), e.windows};
+}
+
+}  // namespace
 
 TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, const TrainOptions& o) {
   validate(o);
@@ -160,13 +157,12 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
     bar.update(s - r.first_step + 1, fmt::format("step {}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s", s, loss, lr, tps));
     // Validate before saving so the checkpoint's val curve includes this step.
     if (val && (s == o.steps || (o.val_every_steps > 0 && s % o.val_every_steps == 0)))
-      L.st.val_curve.push_back({s, static_cast<float>(evaluate(model, *val, o.batch, o.seq, o.eval_batches))});
+      L.st.val_curve.push_back(validate_at(model, *val, o, s));
     if (o.save_every > 0 && (s % o.save_every == 0 || s == o.steps)) L.save();
   }
   // A resumed run that had nothing left to do still reports its final validation loss.
   if (val && (L.st.val_curve.empty() || L.st.val_curve.back().step != L.st.step))
-    L.st.val_curve.push_back(
-        {L.st.step, static_cast<float>(evaluate(model, *val, o.batch, o.seq, o.eval_batches))});
+    L.st.val_curve.push_back(validate_at(model, *val, o, L.st.step));
   const float last_loss = L.st.loss_curve.empty() ? 0.0f : L.st.loss_curve.back().loss;
   bar.finish(fmt::format("loss {:.4f}", last_loss));
 
@@ -175,6 +171,7 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
   if (val) {
     r.final_val_loss = r.val_curve.back().loss;
     r.final_val_ppl = std::exp(*r.final_val_loss);
+    r.final_val_windows = r.val_curve.back().windows;
   }
   const int64_t steps_done = o.steps - r.first_step + 1;
   r.tokens_per_second = steps_done > 0 ? steps_done * tokens_per_step / std::max(train_seconds, 1e-9) : 0.0;

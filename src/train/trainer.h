@@ -88,7 +88,9 @@ struct TrainOptions {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
   uint64_t seed = 42;
   int64_t val_every_steps = 0;  // 0: validate only after the last step
-  int64_t eval_batches = 8;     // validation batches per evaluation (fewer if the set is smaller)
+  // Validation batches of a periodic evaluation (0 = all). The final evaluation, after the last
+  // step, always scores the whole set: it is the figure a merged model is compared with.
+  int64_t eval_batches = 8;
   int64_t save_every = 0;       // 0: no periodic checkpoints
   std::string checkpoint;       // where checkpoints go (overwritten atomically each time)
   std::string resume;           // a checkpoint to continue from ("" = start fresh)
@@ -102,6 +104,7 @@ struct TrainResult {
   std::vector<LossPoint> loss_curve;  // every step, including those before a resume
   std::vector<ValPoint> val_curve;
   std::optional<double> final_val_loss, final_val_ppl;  // set when a validation set was given
+  int64_t final_val_windows = 0;                         // the whole validation set
   double tokens_per_second = 0;       // training tokens / training time (this session)
   int64_t peak_rss_bytes = 0;
   int64_t trainable_params = 0;
@@ -109,17 +112,23 @@ struct TrainResult {
   int64_t first_step = 1;             // > 1 when resumed
 };
 
-// The settings that must match on resume, as (flag, value): method, rank, alpha, bits and group
-// (quantized-base methods only), target, seed, batch, seq, grad-accum. lr, schedule, steps,
-// clip, weight decay and threads may change on resume (e.g. a lower --lr after a NaN).
+// The settings that must match on resume, as (flag, value): every method option that applies to
+// the method (settings_of), seed, batch, seq, grad-accum. lr, schedule, steps, clip, weight
+// decay and threads may change on resume (e.g. a lower --lr after a NaN).
 RunKeys run_keys(const TrainOptions& opts);
 
 // Trains model on data for opts.steps steps (continuing from opts.resume if set); validates
 // on val (may be null). Throws Error for bad options, a mismatched checkpoint, or a NaN loss.
 TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, const TrainOptions& opts);
 
+struct EvalResult {
+  double loss = 0;      // mean over every counted target; perplexity = exp(loss)
+  int64_t windows = 0;  // rows (windows) with at least one counted target
+  int64_t targets = 0;  // counted targets
+};
+
 // Mean loss over the first max_batches batches of val (all if max_batches <= 0), weighted by
-// the number of counted targets of each batch; perplexity = exp(mean loss).
-double evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t max_batches);
+// the number of counted targets of each batch.
+EvalResult evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t max_batches);
 
 }  // namespace qtune

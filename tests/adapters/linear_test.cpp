@@ -155,6 +155,9 @@ TEST(Factory, ValidateRejectsBadOptions) {
   o.scale_search = "max";
   expect_error(o, "minmax, mse");
   o = opts("lora");
+  o.targets = {"q", "output"};  // the classifier is not a slot: not offered
+  expect_error(o, "'output'");
+  o = opts("lora");
   o.targets = {"q", "attn"};
   expect_error(o, "'attn'");
   EXPECT_NO_THROW(validate(opts("qlora")));
@@ -171,7 +174,7 @@ TEST(Factory, TargetOf) {
   EXPECT_EQ(target_of("blk.0.attn_q.weight"), "q");
   EXPECT_EQ(target_of("blk.11.attn_output"), "o");
   EXPECT_EQ(target_of("blk.1.ffn_down"), "down");
-  EXPECT_EQ(target_of("output.weight"), "output");
+  EXPECT_EQ(target_of("output.weight"), "");
   EXPECT_EQ(target_of("token_embd.weight"), "");
   EXPECT_EQ(target_of("blk.0.attn_norm.weight"), "");
   EXPECT_EQ(target_of("output_norm"), "");

@@ -124,10 +124,12 @@ Corpus corpus() {
 }
 
 std::vector<std::string> finetune(const Corpus& c, const std::string& method, const std::string& out, int steps) {
-  return {"finetune", "-m", stories_bin(), "-t", tok512(), "--data", c.train, "--val-file", c.val,
-          "--method", method, "--rank", "4", "--steps", std::to_string(steps), "--save-every",
-          std::to_string(steps), "--batch", "4", "--seq", "64", "--lr", "3e-3", "--seed", "3", "--threads", "1",
-          "--eval-batches", "0", "--out", out, "--report", out + ".json"};
+  std::vector<std::string> args = {"finetune", "-m", stories_bin(), "-t", tok512(), "--data", c.train, "--val-file",
+                                   c.val, "--method", method, "--steps", std::to_string(steps), "--save-every",
+                                   std::to_string(steps), "--batch", "4", "--seq", "64", "--lr", "3e-3", "--seed", "3",
+                                   "--threads", "1", "--eval-batches", "0", "--out", out, "--report", out + ".json"};
+  if (method != "full") args.insert(args.end(), {"--rank", "4"});  // --rank does not apply to full
+  return args;
 }
 
 double eval_ppl(const std::string& model, const std::string& data, const std::string& report,

@@ -110,7 +110,14 @@ TEST(CliInteger, BadFlagsAndMisuseAreOneLineErrors) {
                                     "--bits", "8"}),
                          "does not apply"));
   EXPECT_TRUE(IsBadInput(run_qtune({"export-lora", "--adapter", ad, "--out", c.dir + "/y.gguf"}), "not an additive"));
-  EXPECT_TRUE(IsBadInput(run_qtune(with(finetune(c, "lora", c.dir + "/z.gguf", 2), {"--zero-free"})), "IntLoRA"));
+  EXPECT_TRUE(IsBadInput(run_qtune(with(finetune(c, "lora", c.dir + "/z.gguf", 2), {"--zero-free"})), "intlora-mul"));
+  // one rule: a flag that does not apply to the method is refused, even at its default value
+  EXPECT_TRUE(IsBadInput(run_qtune(with(finetune(c, "lora", c.dir + "/z.gguf", 2), {"--symmetric"})), "--symmetric"));
+  EXPECT_TRUE(IsBadInput(run_qtune(with(finetune(c, "lora", c.dir + "/z.gguf", 2), {"--bits", "4"})), "--bits"));
+  EXPECT_TRUE(IsBadInput(run_qtune(with(finetune(c, "qalora", c.dir + "/z.gguf", 2), {"--alpha", "16"})), "--alpha"));
+  EXPECT_TRUE(IsBadInput(run_qtune(with(finetune(c, "qalora", c.dir + "/z.gguf", 2), {"--vmc", "std"})), "--vmc"));
+  EXPECT_TRUE(IsBadInput(run_qtune(with(finetune(c, "lora", c.dir + "/z.gguf", 2), {"--target", "q,output"})),
+                         "'output'"));
   EXPECT_TRUE(IsBadInput(run_qtune(with(finetune(c, "intlora-mul", c.dir + "/z.gguf", 2), {"--vmc", "l2"})), "vmc"));
   EXPECT_TRUE(IsBadInput(run_qtune(with(finetune(c, "qalora", c.dir + "/z.gguf", 2), {"--act-bits", "4"})),
                          "act-bits"));

@@ -80,7 +80,7 @@ TEST(Trainer, EvaluateWeightsByTargetCount) {
   ModelRef<Bigram> ref(m);
   SeqEval val(test::chain_tokens(V, 200, 9));
   const int B = 2, T = 8;
-  const double got = evaluate(ref, val, B, T, 3);
+  const double got = evaluate(ref, val, B, T, 3).loss;
   // Reference: the mean of −log p over every scored position, computed position by position.
   std::vector<int> tok(B * T), tgt(B * T);
   std::vector<float> p(V);

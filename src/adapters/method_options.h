@@ -1,0 +1,200 @@
+// adapters/method_options.h — the fine-tuning methods and their options, each declared once.
+//
+// MethodOptions::for_each visits every option together with its declaration (OptionInfo: flag
+// name, help, the methods it applies to, the values it accepts; the default is the member's
+// initializer). Everything else is derived from that one list, never written out again:
+//   - the CLI flags and their help (cli/flags.cpp),
+//   - validation (validate: ranges, choices, "does not apply to this method"),
+//   - the run settings recorded in adapter files and checkpoints and read back
+//     (settings_of / options_from_settings: key "qtune.run.<name>" = the value as a string),
+//   - the report JSON (cli).
+// Adding an option is one field and one line in visit_options.
+#pragma once
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/adapter_file.h"
+#include "io/projections.h"
+#include "quant/quant.h"
+
+namespace qtune {
+
+// Which methods an option means something for.
+enum class Applies {
+  all,
+  adapter,         // every method that trains an adapter (all but full)
+  lora_scale,      // lora, qlora: the alpha/rank scale of the B·A branch
+  quantized_base,  // qlora and the integer methods: the base is stored b-bit
+  qalora,
+  intlora,         // intlora-mul, intlora-shift
+};
+
+struct MethodInfo {
+  const char* name;
+  bool adapter;         // trains an adapter, the base stays frozen
+  bool lora_scale;      // the adapter branch is (alpha/rank)·B·A
+  bool quantized_base;  // the frozen base is b-bit integers
+  bool integer;         // merges exactly into integers (no PTQ)
+  bool intlora;
+  // The default --lr: the best of a sweep (bench/integer_kjv.sh sweep, bench/lr_sweep.sh;
+  // README "Learning rates"), so that a run with default flags is a fair one.
+  float default_lr;
+};
+
+// Every method, in --help order.
+const std::vector<MethodInfo>& methods();
+// Throws Error naming the valid methods for an unknown name.
+const MethodInfo& method_info(const std::string& name);
+bool applies(Applies a, const MethodInfo& m);
+// "qalora", "lora and qlora", ... — for messages and --help.
+const char* applies_str(Applies a);
+
+struct OptionInfo {
+  const char* name;          // --<name>; run setting "qtune.run.<name>"; report key with '-' → '_'
+  const char* help;
+  Applies applies = Applies::all;
+  const char* alias = nullptr;       // short flag, e.g. "-r"
+  double min = -HUGE_VAL;            // numbers: valid closed range
+  double max = HUGE_VAL;
+  bool positive = false;             // numbers: also > 0
+  std::vector<std::string> choices = {};  // strings, ints, list items: the valid values ({} = any)
+};
+
+// How to build the slots of a model being trained, from finetune's flags.
+struct MethodOptions {
+  std::string method = "lora";
+  int rank = 8;
+  float alpha = 16.0f;
+  int bits = 4;
+  int group = 0;
+  bool symmetric = false;
+  std::string scale_search = "auto";
+  std::vector<std::string> targets = {"q", "k", "v", "o", "gate", "up", "down"};
+  int act_bits = 0;
+  int act_calib = 8;
+  float scale_lr = 0.1f;
+  bool lsq_grad_scale = false;
+  std::string vmc = "abs-max";
+  float vmc_alpha = 1.5f;
+  bool zero_free = false;
+
+  // Run modes, not options of a training run (never recorded): inference (eval, generate)
+  // builds every slot frozen (make_inference_linear), with no gradient buffers, whatever
+  // `method` says; act_dynamic then ignores recorded static activation scales.
+  bool frozen = false;
+  bool act_dynamic = false;
+
+  // v(field, const OptionInfo&) for every option, in --help order.
+  template <class V>
+  void for_each(V&& v) { visit_options(*this, v); }
+  template <class V>
+  void for_each(V&& v) const { visit_options(*this, v); }
+
+  bool operator==(const MethodOptions&) const = default;
+
+ private:
+  template <class Self, class V>
+  static void visit_options(Self& o, V& v);
+};
+
+// ---- derived from the declarations --------------------------------------------------------
+
+// Throws Error for an unknown method and a value out of its range or choices. (Options that do
+// not apply to the method are ignored here; the CLI refuses them: cli/flags.h.)
+void validate(const MethodOptions& o);
+// The options that apply to o.method, as run settings ({"method", "qalora"}, {"rank", "8"}, ...).
+RunSettings settings_of(const MethodOptions& o);
+// The inverse: every option that applies to the recorded method must be present (else the file
+// is from another version or was edited: Error naming `where` and the key). Keys that are not
+// method options (seed, batch, ...) are ignored.
+MethodOptions options_from_settings(const RunSettings& s, const std::string& where);
+
+// One option value as its run-setting string, and back (Error on a malformed value).
+std::string option_value_str(const std::string& v);
+std::string option_value_str(int v);
+std::string option_value_str(float v);
+std::string option_value_str(bool v);
+std::string option_value_str(const std::vector<std::string>& v);  // comma-separated
+void parse_option_value(const std::string& s, std::string& out);
+void parse_option_value(const std::string& s, int& out);
+void parse_option_value(const std::string& s, float& out);
+void parse_option_value(const std::string& s, bool& out);
+void parse_option_value(const std::string& s, std::vector<std::string>& out);
+
+// Method properties by name (throw Error for an unknown method).
+inline bool is_integer_method(const std::string& m) { return method_info(m).integer; }
+inline bool is_intlora(const std::string& m) { return method_info(m).intlora; }
+inline bool has_quantized_base(const std::string& m) { return method_info(m).quantized_base; }
+// The base quantizer of these options (bits, group, symmetry, resolved scale search).
+QuantSpec base_quant_spec(const MethodOptions& opts);
+
+// ---- the declarations ----------------------------------------------------------------------
+
+std::vector<std::string> method_names();
+
+template <class Self, class V>
+void MethodOptions::visit_options(Self& o, V& v) {
+  using A = Applies;
+  static const OptionInfo kMethod{.name = "method", .help = "fine-tuning method", .choices = method_names()};
+  static const OptionInfo kRank{.name = "rank", .help = "adapter rank", .applies = A::adapter, .alias = "-r",
+                                .min = 1, .max = 1 << 20};
+  static const OptionInfo kAlpha{.name = "alpha", .help = "LoRA alpha: the B·A branch is scaled by alpha/rank",
+                                 .applies = A::lora_scale};
+  static const OptionInfo kBits{.name = "bits", .help = "bits of the quantized base", .applies = A::quantized_base,
+                                .min = 2, .max = 8};
+  static const OptionInfo kGroup{.name = "group",
+                                 .help = "quantization group size along the input dim (0 = one scale per row)",
+                                 .applies = A::quantized_base, .min = 0, .max = 1 << 30};
+  static const OptionInfo kSymmetric{.name = "symmetric", .help = "symmetric quantization of the base "
+                                     "(default: asymmetric)", .applies = A::quantized_base};
+  static const OptionInfo kScaleSearch{.name = "scale-search",
+                                       .help = "base quantizer range: auto (mse for intlora-*, else minmax) | "
+                                               "minmax | mse",
+                                       .applies = A::quantized_base, .choices = {"auto", "minmax", "mse"}};
+  static const OptionInfo kTarget{.name = "target",
+                                  .help = "comma-separated projections that get an adapter (full: that are "
+                                          "trained): q,k,v,o,gate,up,down",
+                                  .choices = projection_targets()};
+  static const OptionInfo kActBits{.name = "act-bits",
+                                   .help = "quantize every projection's input activations: 0 = float, 8 = int8 "
+                                           "per tensor (W8A8, W4A8)",
+                                   .choices = {"0", "8"}};
+  static const OptionInfo kActCalib{.name = "act-calib",
+                                    .help = "with --act-bits 8: training micro-batches that calibrate the scales",
+                                    .min = 1, .max = 1 << 30};
+  static const OptionInfo kScaleLr{.name = "scale-lr",
+                                   .help = "learning rate of the learned scales as a fraction of --lr (they train "
+                                           "as multipliers of their initial values; no weight decay)",
+                                   .applies = A::qalora, .min = 0};
+  static const OptionInfo kLsq{.name = "lsq-grad-scale",
+                               .help = "scale the learned step size's gradient by 1/sqrt(N*Qp) (LSQ; not in the "
+                                       "reference)",
+                               .applies = A::qalora};
+  static const OptionInfo kVmc{.name = "vmc",
+                               .help = "variance matching rule of R: abs-max (reference code) | std (paper)",
+                               .applies = A::intlora, .choices = {"abs-max", "std"}};
+  static const OptionInfo kVmcAlpha{.name = "vmc-alpha", .help = "VMC exponent alpha", .applies = A::intlora,
+                                    .positive = true};
+  static const OptionInfo kZeroFree{.name = "zero-free",
+                                    .help = "quantize the base on a grid without 0, so every weight can be adapted",
+                                    .applies = A::intlora};
+  v(o.method, kMethod);
+  v(o.rank, kRank);
+  v(o.alpha, kAlpha);
+  v(o.bits, kBits);
+  v(o.group, kGroup);
+  v(o.symmetric, kSymmetric);
+  v(o.scale_search, kScaleSearch);
+  v(o.targets, kTarget);
+  v(o.act_bits, kActBits);
+  v(o.act_calib, kActCalib);
+  v(o.scale_lr, kScaleLr);
+  v(o.lsq_grad_scale, kLsq);
+  v(o.vmc, kVmc);
+  v(o.vmc_alpha, kVmcAlpha);
+  v(o.zero_free, kZeroFree);
+}
+
+}  // namespace qtune

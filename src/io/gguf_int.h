@@ -48,7 +48,7 @@ std::string scale_tensor_name(const std::string& name);  // "<stem>.scale"
 bool is_projection_name(const std::string& name);
 
 // The fp16 rounding of a block scale larger than this (relative) is not accepted for llama.cpp:
-// the weight goes to the exact layout instead (METHODS.md §1 bound).
+// the weight goes to the exact layout instead (docs/DESIGN.md §6.3).
 constexpr double kMaxFp16ScaleError = 1e-3;
 
 // How one integer weight was written.

@@ -1,4 +1,4 @@
-// adapters/intlora.cpp — IntLoRA MUL and SHIFT (METHODS.md §4; the math is in intlora.h).
+// adapters/intlora.cpp — IntLoRA MUL and SHIFT (docs/METHODS.md §4; the math is in intlora.h).
 //
 // One class, two element rules. RequantLinear supplies B·A per row, the tiling and the GEMMs;
 // this file supplies the per-row effective weight W', its STE gradient, and the exact merge —

@@ -1,4 +1,4 @@
-// adapters/intlora.h — methods "intlora-mul" and "intlora-shift": IntLoRA (METHODS.md §4).
+// adapters/intlora.h — methods "intlora-mul" and "intlora-shift": IntLoRA (docs/METHODS.md §4).
 //
 // Construction (once, from the float W [out, in]; W is not kept):
 //   R[o, c] = f_o · Laplace(0, 0.5)          the auxiliary matrix (AQS), regenerated on the fly
@@ -6,7 +6,7 @@
 //   f_o     = (Wmax_o / (Rmin_o + 1e-8))^α   VMC, abs-max rule (the reference code):
 //             Wmax_o = max(|max_c W|, |min_c W|), Rmin_o = min(|max_c R|, |min_c R|) of the raw draws
 //           = (σ_W,o / (σ_R,o + 1e-8))^α     VMC, std rule (the paper), per row
-//   W − R   → b-bit quantizer (METHODS §1; MSE search by default): codes, s (per row or group), z
+//   W − R   → b-bit quantizer (docs/METHODS.md §1; MSE search by default): codes, s (per row or group), z
 //   W_int   = q − z                          (zero-free grid: 2q − (L−1), odd, with s = Δ/2)
 // Every pass (MLA), with W_int' = W_int with zeros replaced by 1:
 //   U   = s + (R + B·A) ⊘ W_int'

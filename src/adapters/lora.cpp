@@ -1,4 +1,4 @@
-// adapters/lora.cpp — method "lora" (METHODS.md §2): frozen float W0 plus a low-rank branch,
+// adapters/lora.cpp — method "lora" (docs/METHODS.md §2.1): frozen float W0 plus a low-rank branch,
 //   y = x·W0ᵀ + (α/r)·(x·Aᵀ)·Bᵀ;  merge: W = W0 + (α/r)·B·A.
 #include <string>
 

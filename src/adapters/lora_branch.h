@@ -1,5 +1,5 @@
 // adapters/lora_branch.h — the low-rank branch s·(x·Aᵀ)·Bᵀ shared by lora, qlora and later
-// methods that put a float LoRA next to some base (METHODS.md §2).
+// methods that put a float LoRA next to some base (docs/METHODS.md §2).
 //
 //   A: [r, in]  Kaiming-uniform a=√5, i.e. U(−1/√in, 1/√in)      B: [out, r] zeros
 //   s = α / r

@@ -1,4 +1,4 @@
-// adapters/qalora.cpp — method "qalora" (METHODS.md §3; the math and its interpretation are in
+// adapters/qalora.cpp — method "qalora" (docs/METHODS.md §3; the math and its interpretation are in
 // qalora.h): a re-quantizing fake-quant forward with a learned scale, and the exact integer merge.
 //
 // Per row o (RequantLinear supplies B·A, the tiling and the GEMMs), with G = dL/dŴ:

@@ -1,4 +1,4 @@
-// adapters/qalora.h — method "qalora": QA-LoRA as in EfficientDM (METHODS.md §3).
+// adapters/qalora.h — method "qalora": QA-LoRA as in EfficientDM (docs/METHODS.md §3).
 //
 // The base stays b-bit (W_u, per-row scale s_w0 and zero z_w from quant/'s quantize()); a float
 // low-rank delta B·A is added and the sum is RE-QUANTIZED with a learned per-row scale s_w in
@@ -32,15 +32,15 @@
 // Merge: the deployed integers are EXACTLY the forward's n (same code computes both), stored as a
 // QuantMatrix in the base format (same bits/group/symmetry, scale = learned s_w, zero = z_w):
 // the merged model's forward equals the training fake-quant forward, integers bit-exact.
-// METHODS.md's merge formula W_u' = clamp(W_u + round(B·A/s_w), 0, 2^b−1) is the same integer
+// The usual merge formula (docs/METHODS.md §3.5) W_u' = clamp(W_u + round(B·A/s_w), 0, 2^b−1) is the same integer
 // only while s_w = s_w0 (then v = (W_u − z_w) + BA/s_w, an integer plus BA/s_w; the two differ
 // only where BA/s_w is within float rounding of a half-integer, or exactly at a half-integer
 // whose sign differs from that of v). Once s_w has moved, v = (W_u − z_w)·s_w0/s_w + BA/s_w and
-// the METHODS formula no longer equals the forward (already with B·A = 0: round((W_u − z_w)·
+// that formula no longer equals the forward (already with B·A = 0: round((W_u − z_w)·
 // s_w0/s_w) ≠ W_u − z_w as soon as |(W_u − z_w)·(s_w0/s_w − 1)| > 1/2), so it is not used.
 //
 // Per-group scales and the symmetric format work the same way (lo = −(2^(b−1)−1), hi = −lo,
-// z_w = 0); the METHODS.md method is the per-row asymmetric case.
+// z_w = 0); the reference method is the per-row asymmetric case (docs/METHODS.md §3.5).
 //
 // The STE checks (tests/adapters) freeze round(v) − v and the clamp side through SteProbed.
 #pragma once

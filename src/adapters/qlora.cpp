@@ -1,4 +1,4 @@
-// adapters/qlora.cpp — method "qlora" (METHODS.md §2): the frozen base is stored b-bit
+// adapters/qlora.cpp — method "qlora" (docs/METHODS.md §2.2): the frozen base is stored b-bit
 // (quant/, packed) and dequantized tile by tile inside the GEMM; A, B are float.
 //   y = x·deq(W0q)ᵀ + (α/r)·(x·Aᵀ)·Bᵀ
 // Merge returns float deq(W0q) + (α/r)·B·A; the caller runs PTQ back to b bits.

@@ -16,7 +16,7 @@ int cmd_quantize(int argc, char** argv) {
   CLI::App app{"Post-training quantization (the PTQ baseline) of a model's weights.\n"
                "--quantizer ggml (default): llama.cpp's own block quantizers, groups of 32: 8 bits → Q8_0, 4 bits "
                "→ Q4_1 (asymmetric) or Q4_0 (--symmetric); weights whose rows are not a multiple of 32 stay F32.\n"
-               "--quantizer qtune: the quantizer the fine-tuning methods use (METHODS.md §1: per row, or per "
+               "--quantizer qtune: the quantizer the fine-tuning methods use (docs/METHODS.md §1: per row, or per "
                "--group, asymmetric unless --symmetric, min/max or --scale-search mse) on the seven projections, "
                "written exactly (block types where exact, else the I8/I16 layout). Embeddings and norms stay F32.",
                "qtune quantize"};

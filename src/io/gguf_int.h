@@ -47,7 +47,7 @@ std::string group_size_key(const std::string& name);   // "qtune.group_size.<nam
 std::string scale_tensor_name(const std::string& name);  // "<stem>.scale"
 
 // The fp16 rounding of a block scale larger than this (relative) is not accepted for llama.cpp:
-// the weight goes to the exact layout instead (METHODS.md §1 bound).
+// the weight goes to the exact layout instead (docs/DESIGN.md §6.3).
 constexpr double kMaxFp16ScaleError = 1e-3;
 
 // How one integer weight was written.

@@ -1,4 +1,4 @@
-// quant/quant.cpp — the uniform b-bit quantizer of METHODS.md §1.
+// quant/quant.cpp — the uniform b-bit quantizer of docs/METHODS.md §1.
 //
 // Range: mn = min(min(w), 0), mx = max(max(w), 0) so that 0 is always representable and the
 // zero point z = round(−mn/Δ) lies in [0, L−1]. MSE search shrinks both ends by (1 − 0.01 i),
@@ -54,7 +54,7 @@ inline int32_t zero_free_code(float w, float scale, float zero, int bits) {
   return static_cast<int32_t>(std::clamp(round_half_away(w / scale + zero), 0.0f, L1));
 }
 
-// Signed integer value (q − z) of w under (Δ, z): the clamp of METHODS.md §1.
+// Signed integer value (q − z) of w under (Δ, z): the clamp of docs/METHODS.md §1.2.
 inline int32_t quant_int(float w, float scale, float zero, const QuantSpec& spec) {
   if (spec.symmetric) {
     const float qm = static_cast<float>(qmax_signed(spec.bits));

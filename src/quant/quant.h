@@ -1,4 +1,4 @@
-// quant/quant.h — number formats; pure functions, no model knowledge. Spec: METHODS.md §1.
+// quant/quant.h — number formats; pure functions, no model knowledge. Spec: docs/METHODS.md §1.
 //
 // Uniform b-bit quantizer (b = 2..8, or 16), one scale per row or per group of `group` consecutive
 // input elements of a row; asymmetric (unsigned q ∈ [0, 2^b−1], zero point z) or symmetric
@@ -24,7 +24,7 @@ struct QuantSpec {
   bool mse_search = false;   // false = min/max range
   // A grid without 0 (mid-rise): levels Δ·(q − (L−1)/2), q ∈ [0, L−1], symmetric about 0,
   // Δ = 2·amax/(L−1); stored asymmetric with zero = (L−1)/2 (a half-integer). For IntLoRA,
-  // whose multiplicative update can never move a weight whose integer is 0 (METHODS.md §4).
+  // whose multiplicative update can never move a weight whose integer is 0 (docs/METHODS.md §4.6).
   bool zero_free = false;
 };
 
@@ -73,7 +73,7 @@ QuantMatrix empty_quant_matrix(int64_t rows, int64_t cols, const QuantSpec& spec
 // Fake-quantizes one row/group in place semantics: returns scale and zero for values x[n].
 void choose_range(const float* x, int64_t n, const QuantSpec& spec, float* scale, float* zero);
 
-// round half away from zero (METHODS.md convention). std::round is exact; the classic
+// round half away from zero (docs/METHODS.md §0). std::round is exact; the classic
 // (int)(v + 0.5) is not (0.49999997f + 0.5f rounds up to 1 in float).
 inline float round_half_away(float v) { return std::round(v); }
 

@@ -206,7 +206,7 @@ TEST(LlamaTiny, QloraTrainsAndMergesThroughQuantizedSlots) {
   EXPECT_GT(gsum, 0.0);
   ModelFile mf = model.merged();  // quantized slots are dequantized into float tensors
   validate_model(mf);
-  // merged ≈ W0 + (α/r)·B·A up to 4-bit quantization error (METHODS.md §2)
+  // merged ≈ W0 + (α/r)·B·A up to 4-bit quantization error (docs/METHODS.md §2.3)
   const Tensor& w = mf.tensors.at("blk.0.attn_q.weight");  // [16, 16]
   Tensor want = tiny_model(true).tensors.at("blk.0.attn_q.weight");
   TensorMap ad = model.adapter_tensors();

@@ -1,4 +1,4 @@
-// The uniform quantizer of METHODS.md §1: hand-computed cases, error bounds, packing,
+// The uniform quantizer of docs/METHODS.md §1: hand-computed cases, error bounds, packing,
 // MSE search, groups, degenerate rows, bad input.
 #include <cmath>
 #include <vector>

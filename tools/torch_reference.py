@@ -81,19 +81,22 @@ def rope(x, theta=10000.0):
     B, T, H, hd = x.shape
     freqs = 1.0 / theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd)
     ang = torch.outer(torch.arange(T, dtype=torch.float64), freqs)  # [T, hd/2]
-    cos, sin = ang.cos()[None, :, None, :], ang.sin()[None, :, None, :]
+    # angles in float64, then x's dtype: a float32 run (torch_reference_int.py's noise estimate) stays float32
+    cos, sin = ang.cos()[None, :, None, :].to(x.dtype), ang.sin()[None, :, None, :].to(x.dtype)
     xr, xi = x[..., 0::2], x[..., 1::2]
     return torch.stack([xr * cos - xi * sin, xr * sin + xi * cos], dim=-1).flatten(-2)
 
 
-def forward(cfg, w, tokens, lora=None, scale=0.0):
-    """tokens: [B, T] -> logits [B, T, V]. lora: {stem: (A, B)} adds scale * x A^T B^T."""
+def forward(cfg, w, tokens, lora=None, scale=0.0, weight=None):
+    """tokens: [B, T] -> logits [B, T, V]. lora: {stem: (A, B)} adds scale * x A^T B^T.
+    weight: optional function stem -> the projection's effective weight [out, in] (used instead of
+    w[stem + ".weight"]; the integer methods of tools/torch_reference_int.py)."""
     B, T = tokens.shape
     nh, nkv, dim = cfg["n_heads"], cfg["n_kv"], cfg["dim"]
     hd = dim // nh
 
     def lin(stem, x):
-        y = x @ w[stem + ".weight"].T
+        y = x @ (weight(stem) if weight is not None else w[stem + ".weight"]).T
         if lora is not None:
             A, Bm = lora[stem]
             y = y + scale * (x @ A.T) @ Bm.T
@@ -148,6 +151,21 @@ def make_batch(cfg, w, B=2, T=32):
     return tokens, targets
 
 
+def fixed_lora(cfg, w, rank=4, seed=4321):
+    """{stem: (A [r, in], B [out, r])}: fixed nonzero float64 adapters, 0.1 * N(0, 1) (B nonzero or dA would
+    be 0), drawn from torch.Generator(seed) in the order layer, PROJ, A then B."""
+    g = torch.Generator().manual_seed(seed)
+    lora = {}
+    for l in range(cfg["n_layers"]):
+        for p in PROJ:
+            stem = f"blk.{l}.{p}"
+            n_out, n_in = w[stem + ".weight"].shape
+            A = torch.randn(rank, n_in, generator=g, dtype=torch.float64) * 0.1
+            Bm = torch.randn(n_out, rank, generator=g, dtype=torch.float64) * 0.1
+            lora[stem] = (A, Bm)
+    return lora
+
+
 def write_dump(path, arrays):
     with open(path, "wb") as f:
         f.write(b"QTREF001")
@@ -185,15 +203,8 @@ def main():
     for t in w.values():
         t.requires_grad_(False)
     rank, alpha = 4, 8.0
-    g = torch.Generator().manual_seed(4321)
-    lora = {}
-    for l in range(cfg["n_layers"]):
-        for p in PROJ:
-            stem = f"blk.{l}.{p}"
-            n_out, n_in = w[stem + ".weight"].shape
-            A = (torch.randn(rank, n_in, generator=g, dtype=torch.float64) * 0.1).requires_grad_(True)
-            Bm = (torch.randn(n_out, rank, generator=g, dtype=torch.float64) * 0.1).requires_grad_(True)
-            lora[stem] = (A, Bm)
+    lora = {stem: (A.requires_grad_(True), Bm.requires_grad_(True))
+            for stem, (A, Bm) in fixed_lora(cfg, w, rank).items()}
     lloss = loss_of(forward(cfg, w, tokens, lora, alpha / rank), targets)
     lloss.backward()
     out.append(("lora.loss", lloss.reshape(1)))

@@ -7,7 +7,7 @@ compared exactly:
     by splitmix64 for the sequential stream, and for R a counter-based draw
     Laplace(0, b) at (key, i) = (u < 0 ? b : -b) * log(1 - 2|u|), u = (splitmix64(key ^ i*C) >> 11) * 2^-53 - 0.5,
     evaluated in double and rounded to float once;
-  * the uniform b-bit quantizer of METHODS.md §1 (per row, asymmetric, min/max range or the
+  * the uniform b-bit quantizer of docs/METHODS.md §1 (per row, asymmetric, min/max range or the
     80-candidate |ŵ − w|^2.4 search) evaluated in float32, the precision qtune stores weights and
     scales in: every formula of §1 is taken literally, one float32 rounding per operation, in the
     order written there (Δ = (mx − mn)/(L − 1), z = round(−mn/Δ), q = clamp(round(w/Δ) + z, 0, L − 1)).
@@ -75,7 +75,7 @@ def laplace_at(key, n, b=0.5):
 
 
 # ----------------------------------------------------------------------------------------------
-# METHODS.md §1 in float32
+# docs/METHODS.md §1 in float32
 
 def rnd(x):
     """round half away from zero of float32 values, as float64 (|x| + 0.5 is exact in float64;

@@ -9,7 +9,7 @@ Regenerate the committed dump (deterministic; ~10 s on one core):
 It reuses tools/torch_reference.py's float64 LLaMA, its fixed batch (B=2, T=32) and its fixed
 nonzero LoRA tensors (rank 4, seed 4321: "lora.<stem>.lora_a/b" in tests/data/stories260K_ref.bin,
 which the C++ tests load them from; "ab_fingerprint" here guards that both dumps agree), rounded to
-float32 first since integers depend on them. Written from METHODS.md §1-§4 and qtune's documented
+float32 first since integers depend on them. Written from docs/METHODS.md §1-§4 and qtune's documented
 conventions (headers of src/adapters/qalora.h, intlora.h); it calls no qtune code.
 
 1. The integer methods, 4-bit per-row base, rank 4, on all 7 projections of all 5 layers:
@@ -99,7 +99,7 @@ def row_check(v):
 
 
 # ----------------------------------------------------------------------------------------------
-# QA-LoRA (METHODS.md §3)
+# QA-LoRA (docs/METHODS.md §3)
 
 def qalora_slot(w32, A, B, u, ties):
     """-> Ŵ [out, in] (float64, differentiable in A, B, u) and the merged codes [out, in].
@@ -120,7 +120,7 @@ def qalora_slot(w32, A, B, u, ties):
 
 
 # ----------------------------------------------------------------------------------------------
-# IntLoRA (METHODS.md §4)
+# IntLoRA (docs/METHODS.md §4)
 
 def intlora_base(w32, key):
     """AQS + VMC (abs-max rule, α = 1.5) and the MSE quantization of W − R.

@@ -141,7 +141,7 @@ void MethodOptions::visit_options(Self& o, V& v) {
   static const OptionInfo kRank{.name = "rank", .help = "adapter rank", .applies = A::adapter, .alias = "-r",
                                 .min = 1, .max = 1 << 20};
   static const OptionInfo kAlpha{.name = "alpha", .help = "LoRA alpha: the B·A branch is scaled by alpha/rank",
-                                 .applies = A::lora_scale};
+                                 .applies = A::lora_scale, .positive = true};  // 0 would train a no-op
   static const OptionInfo kBits{.name = "bits", .help = "bits of the quantized base", .applies = A::quantized_base,
                                 .min = 2, .max = 8};
   static const OptionInfo kGroup{.name = "group",

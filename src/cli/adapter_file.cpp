@@ -1,5 +1,6 @@
 #include "cli/adapter_file.h"
 
+#include <cmath>
 #include <cstring>
 #include <set>
 
@@ -45,6 +46,11 @@ TrainedAdapter read_trained_adapter(const std::string& path) {
     a.method.method = "lora";
     infer_from_tensors(a.adapters, a.method);
     a.method.alpha = a.lora_alpha;
+    try {
+      validate(a.method);
+    } catch (const Error& e) {
+      fail("{}: {}", path, e.what());
+    }
     return a;
   }
   a.method = options_from_settings(a.run, path);
@@ -59,6 +65,8 @@ TrainedAdapter read_trained_adapter(const std::string& path) {
   }
   // A LoRA file's alpha is adapter.lora.alpha: llama.cpp applies that one, so it wins.
   if (a.kind == "lora") a.method.alpha = a.lora_alpha;
+  QT_CHECK(std::isfinite(a.method.alpha) && a.method.alpha > 0, "{}: adapter.lora.alpha is {} (must be a number > 0)",
+           path, a.method.alpha);
   return a;
 }
 

@@ -34,6 +34,11 @@ int cmd_eval(int argc, char** argv) {
   ActArgs act;
   add_act_flags(app, act);
   QT_PARSE(app, argc, argv);
+  std::vector<NamedPath> in = model_inputs(ma);
+  in.push_back({"--data", da.data});
+  std::vector<NamedPath> out;
+  if (!report.empty()) out.push_back({"--report", report});
+  check_paths(in, out);
   use_threads(threads);
 
   ModelFile mf = load_model(ma.model);

@@ -6,6 +6,7 @@
 #include "cli/adapter_file.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "cli/paths.h"
 #include "core/error.h"
 #include "io/gguf.h"
 #include "io/lora_gguf.h"
@@ -23,6 +24,9 @@ int cmd_export_lora(int argc, char** argv) {
   app.add_option("--out,-o", out, "output LoRA GGUF")->required();
   app.add_option("--model,-m", base, "base model to check the adapter against (optional)");
   QT_PARSE(app, argc, argv);
+  std::vector<NamedPath> in = {{"--adapter", adapter}};
+  if (!base.empty()) in.push_back({"--model", base});
+  check_paths(in, {{"--out", out}});
 
   TrainedAdapter a = read_trained_adapter(adapter);
   QT_CHECK(!is_integer_method(a.method.method),

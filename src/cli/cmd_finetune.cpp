@@ -19,6 +19,8 @@
 #include "cli/common.h"
 #include "cli/flags.h"
 #include "core/error.h"
+#include "core/file.h"
+#include "core/hash.h"
 #include "io/dataset.h"
 #include "io/model_file.h"
 #include "models/init.h"
@@ -70,6 +72,32 @@ void finish_options(const CLI::App& app, FinetuneArgs& a) {
   a.train.batch = a.data.batch;
   a.train.seq = a.data.seq;
   if (a.train.checkpoint.empty()) a.train.checkpoint = a.out + ".ckpt.gguf";
+  // Every path before any file is read: a bad output found after training loses the run.
+  std::vector<NamedPath> in = model_inputs(a.model);
+  in.push_back({"--data", a.data.data});
+  if (!a.data.val_file.empty()) in.push_back({"--val-file", a.data.val_file});
+  if (!a.train.resume.empty()) in.push_back({"--resume", a.train.resume});
+  std::vector<NamedPath> out = {{"--out", a.out}, {"--checkpoint", a.train.checkpoint}};
+  if (!a.report.empty()) out.push_back({"--report", a.report});
+  check_paths(in, out, {{"--checkpoint", "--resume"}});  // a resumed run replaces its checkpoint
+}
+
+// The model file's bytes (or the --init-config spec): recorded in checkpoints, checked on resume.
+std::string model_fingerprint(const FinetuneArgs& a) {
+  if (!a.init_config.empty()) return fingerprint_hex(fingerprint(a.init_config.data(), a.init_config.size()));
+  MappedFile f(a.model.model);
+  return fingerprint_hex(fingerprint(f.data(), f.size()));
+}
+
+// The tokenized windows the run trains and validates on: covers the data file, the tokenizer,
+// --seq and the hold-out.
+std::string data_fingerprint(const DataSplit& s) {
+  uint64_t h = 0x9e3779b97f4a7c15ULL;
+  for (const Dataset* d : {&s.train, &s.val}) {
+    h = fingerprint(d->tokens.data(), d->tokens.size() * sizeof(int32_t), h);
+    h = fingerprint(d->targets.data(), d->targets.size() * sizeof(int32_t), h);
+  }
+  return fingerprint_hex(h);
 }
 
 nlohmann::json curve_json(const TrainResult& r) {
@@ -133,12 +161,14 @@ int cmd_finetune(int argc, char** argv) {
     mf = random_model(mf.config, a.train.seed);
   }
   QT_CHECK(a.data.seq <= mf.config.seq_len, "--seq {} is longer than the context of {} ({})", a.data.seq,
-           a.model.model, mf.config.seq_len);
+           a.init_config.empty() ? a.model.model : "--init-config", mf.config.seq_len);
   auto tok = open_tokenizer(a.model, mf.config);
   DataOptions dopt;
   dopt.seq_len = a.data.seq;
   dopt.val_every = a.data.val_every;
   DataSplit split = load_data(a.data.data, *tok, dopt, a.data.val_file);
+  a.train.model_fingerprint = model_fingerprint(a);
+  a.train.data_fingerprint = data_fingerprint(split);
 
   Llama model(mf, a.method, a.train.seed);
   mf.tensors.clear();  // the model holds its own copy

@@ -59,6 +59,7 @@ int cmd_generate(int argc, char** argv) {
   ActArgs act;
   add_act_flags(app, act);
   QT_PARSE(app, argc, argv);
+  check_paths(model_inputs(ma), {});
   use_threads(threads);
   QT_CHECK(s.top_p > 0.0f, "--top-p must be in (0, 1], got {}", s.top_p);
 
@@ -68,6 +69,9 @@ int cmd_generate(int argc, char** argv) {
       prompt.empty() ? std::vector<int>{tok->bos_id()} : tok->encode(prompt, /*bos=*/true, /*eos=*/false);
   QT_CHECK(static_cast<int>(prompt_ids.size()) < mf.config.seq_len,
            "--prompt: {} tokens do not fit the model's context of {} tokens", prompt_ids.size(), mf.config.seq_len);
+  const int room = mf.config.seq_len - static_cast<int>(prompt_ids.size());
+  QT_CHECK(max_tokens <= room, "--max-tokens {}: the model's context is {} tokens and the prompt takes {}, so at most {} "
+           "can be generated", max_tokens, mf.config.seq_len, prompt_ids.size(), room);
   Llama model(mf, inference_method(mf, act), s.seed);
   std::vector<int> out = generate(model, prompt_ids, max_tokens, s);
   if (ids)

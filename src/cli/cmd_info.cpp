@@ -2,14 +2,17 @@
 // integer weights (type, bits, groups, planes) and the activation setting.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli/adapter_file.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/flags.h"
 #include "core/error.h"
+#include "io/gguf.h"
 #include "io/model_file.h"
 
 namespace qtune::cli {
@@ -112,15 +115,73 @@ void print_human(const nlohmann::json& j) {
   }
 }
 
+// "adapter" | "checkpoint" for a GGUF adapter or training checkpoint, "" for anything else.
+std::string adapter_kind(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  char magic[4] = {};
+  const bool gguf = f && std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+  if (f) std::fclose(f);
+  if (!gguf) return "";
+  GgufFile g(path);
+  const std::string type = g.has("general.type") ? g.get_str("general.type") : "";
+  if (type == "adapter") return "adapter";
+  if (type == "qtune.checkpoint") return "checkpoint";
+  return "";
+}
+
+// What an adapter or checkpoint holds: the method and its options, the adapter's tensors, and
+// for a checkpoint the step it was saved at.
+nlohmann::json adapter_json(const std::string& path, const std::string& kind) {
+  const TrainedAdapter a = read_trained_adapter(path);
+  int64_t params = 0;
+  for (const auto& [name, t] : a.adapters) params += t.numel();
+  nlohmann::json j = {{"file", path},
+                      {"kind", kind == "checkpoint" ? "checkpoint" : a.kind == "lora" ? "lora adapter" : "qtune adapter"},
+                      {"method", options_json(a.method)},
+                      {"settings", settings_of(a.method)},
+                      {"seed", a.seed},
+                      {"adapter_tensors", a.adapters.size()},
+                      {"trainable_params", params},
+                      {"state_tensors", a.state.size()},
+                      {"llama_cpp_applies", a.kind == "lora"}};
+  if (kind == "checkpoint") j["step"] = GgufFile(path).get_u64("qtune.step");
+  return j;
+}
+
+void print_adapter(const nlohmann::json& j) {
+  std::printf("file:          %s\n", j["file"].get<std::string>().c_str());
+  std::printf("kind:          %s%s\n", j["kind"].get<std::string>().c_str(),
+              j.contains("step") ? fmt::format(" at step {}", j["step"].get<int64_t>()).c_str() : "");
+  std::string opts;  // "--rank 8 --bits 4 ...", as the flags were given
+  for (const auto& kv : j["settings"])
+    if (kv[0] != "method") opts += fmt::format("{}--{} {}", opts.empty() ? "" : " ", kv[0].get<std::string>(), kv[1].get<std::string>());
+  std::printf("method:        %s  %s\n", j["method"]["method"].get<std::string>().c_str(), opts.c_str());
+  std::printf("seed:          %llu\n", static_cast<unsigned long long>(j["seed"].get<uint64_t>()));
+  std::printf("tensors:       %zu adapter (%s trainable parameters), %zu state\n",
+              j["adapter_tensors"].get<size_t>(), human_count(j["trainable_params"].get<int64_t>()).c_str(),
+              j["state_tensors"].get<size_t>());
+  std::printf("llama.cpp:     %s\n", j["llama_cpp_applies"].get<bool>() ? "applies it (--lora)"
+                                                                        : "cannot apply it: use `qtune merge`");
+}
+
 }  // namespace
 
 int cmd_info(int argc, char** argv) {
-  CLI::App app{"Describe a model file: architecture, shapes, parameter count, tensor types.", "qtune info"};
+  CLI::App app{"Describe a model file (architecture, shapes, parameter count, tensor types), or an adapter or training checkpoint (method, options, tensors, step).", "qtune info"};
   std::string model;
   bool json = false;
   app.add_option("model", model, "model file (llama2.c checkpoint v0/v1, or GGUF)")->required();
   app.add_flag("--json", json, "print JSON instead of text");
   QT_PARSE(app, argc, argv);
+  check_paths({{"model", model}}, {});
+  if (const std::string kind = adapter_kind(model); !kind.empty()) {
+    const nlohmann::json j = adapter_json(model, kind);
+    if (json)
+      std::printf("%s\n", j.dump(2).c_str());
+    else
+      print_adapter(j);
+    return 0;
+  }
   ModelFile mf = load_model(model);
   nlohmann::json j = info_json(mf);
   if (json)

@@ -68,11 +68,16 @@ int cmd_merge(int argc, char** argv) {
                                   "16 = F16, 32 = F32 (float)")
                        ->capture_default_str()
                        ->check(CLI::IsMember({4, 8, 16, 32}));
-  app.add_option("--group", group, "with --bits 4|8: group size (0 = per row; default: the adapter's)");
+  app.add_option("--group", group, "with --bits 4|8: group size (0 = per row; default: the adapter's)")
+      ->check(kNonNegative);
   app.add_flag("--symmetric", symmetric, "with --bits 4|8: symmetric quantization (default: the adapter's)");
   app.add_option("--scale-search", scale_search, "with --bits 4|8: minmax | mse (default: the adapter's)");
   add_report_flag(app, report);
   QT_PARSE(app, argc, argv);
+  std::vector<NamedPath> in = model_inputs(ma), outs = {{"--out", out}};
+  in.push_back({"--adapter", adapter});
+  if (!report.empty()) outs.push_back({"--report", report});
+  check_paths(in, outs);
 
   ModelFile mf = load_model(ma.model);
   TrainedAdapter a = read_trained_adapter(adapter);

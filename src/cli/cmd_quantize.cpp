@@ -34,6 +34,7 @@ int cmd_quantize(int argc, char** argv) {
   app.add_option("--scale-search", scale_search, "qtune: minmax | mse")->capture_default_str();
   app.add_option("--out,-o", out, "output GGUF")->required();
   QT_PARSE(app, argc, argv);
+  check_paths(model_inputs(ma), {{"--out", out}});
 
   if (quantizer == "ggml") {
     QT_CHECK(group == -1 || group == 32, "--group {}: ggml blocks hold 32 weights (use --quantizer qtune for others)",

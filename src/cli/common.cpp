@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -66,7 +67,10 @@ nlohmann::json options_json(const MethodOptions& m) {
     if (!applies(info.applies, method)) return;
     std::string key = info.name;
     std::replace(key.begin(), key.end(), '-', '_');
-    j[key] = value;
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, float>)
+      j[key] = std::stod(option_value_str(value));  // 0.1, not the float's 0.10000000149011612
+    else
+      j[key] = value;
   });
   return j;
 }
@@ -183,6 +187,13 @@ nlohmann::json intlora_stats_json(const std::map<std::string, double>& stats) {
   if (get("weights") > 0) j["intlora_zero_weight_share"] = get("zero_weights") / get("weights");
   if (get("update_sq") > 0) j["intlora_lost_update_share"] = get("update_sq_on_zero_weights") / get("update_sq");
   return j;
+}
+
+std::vector<NamedPath> model_inputs(const ModelArgs& a) {
+  std::vector<NamedPath> in;
+  if (!a.model.empty()) in.push_back({"--model", a.model});
+  if (!a.tokenizer.empty()) in.push_back({"--tokenizer", a.tokenizer});
+  return in;
 }
 
 void use_threads(int threads) { kernels::set_num_threads(threads); }

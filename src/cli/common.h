@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/flags.h"
+#include "cli/paths.h"
 #include "io/ggml_blocks.h"
 #include "io/gguf_model.h"
 #include "io/model_file.h"
@@ -50,6 +51,9 @@ nlohmann::json export_report_json(const GgufSaveReport& r);
 // integer is 0, which the adapter can never move) and "intlora_lost_update_share" (the part of
 // the learned update B·A, by squared norm, that falls on them); empty for other methods.
 nlohmann::json intlora_stats_json(const std::map<std::string, double>& stats);
+
+// --model and --tokenizer as inputs for check_paths (cli/paths.h), when given.
+std::vector<NamedPath> model_inputs(const ModelArgs& a);
 
 // Sets the thread count of OpenMP and BLAS (0 = all cores).
 void use_threads(int threads);

@@ -35,6 +35,20 @@ CLI::Option* add_one(CLI::App& app, T& field, const OptionInfo& info) {
 
 }  // namespace
 
+void refuse_empty_numbers(CLI::App& app) {
+  static const CLI::Validator non_empty(
+      [](std::string& v) { return v.empty() ? std::string("needs a number, got an empty value") : std::string(); },
+      "");
+  for (CLI::Option* o : app.get_options()) {
+    const std::string t = o->get_type_name();  // "INT", "FLOAT:{4,8}", "UINT:INT in [0 - 1024]", ...
+    for (const char* number : {"INT", "UINT", "FLOAT", "POSITIVE", "NONNEGATIVE"})
+      if (t.starts_with(number)) {
+        o->check(non_empty);
+        break;
+      }
+  }
+}
+
 MethodFlags add_method_flags(CLI::App& app, MethodOptions& m) {
   MethodFlags flags;
   m.for_each([&](auto& field, const OptionInfo& info) { flags.push_back({add_one(app, field, info), &info}); });
@@ -114,9 +128,10 @@ void add_report_flag(CLI::App& app, std::string& report) {
 }
 
 void add_threads_flag(CLI::App& app, int& threads) {
-  app.add_option("--threads", threads, "worker threads (0 = all cores)")
+  // Bounded: the OpenMP runtime crashes on 100000 threads and runs out of memory on 2^31.
+  app.add_option("--threads", threads, "worker threads (0 = all cores; at most 1024)")
       ->capture_default_str()
-      ->check(kNonNegative);
+      ->check(CLI::Range(0, 1024));
 }
 
 }  // namespace qtune::cli

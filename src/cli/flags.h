@@ -15,6 +15,7 @@
 #define QT_PARSE(app, argc, argv)                                   \
   do {                                                              \
     try {                                                           \
+      ::qtune::cli::refuse_empty_numbers(app);                      \
       (app).parse((argc), (argv));                                  \
     } catch (const CLI::CallForHelp&) {                             \
       std::fputs((app).help().c_str(), stdout);                     \
@@ -26,6 +27,10 @@
   } while (0)
 
 namespace qtune::cli {
+
+// CLI11 takes `--bits ""` as "not given" and keeps the default; a number option given an empty
+// value is an error instead.
+void refuse_empty_numbers(CLI::App& app);
 
 // CLI11's PositiveNumber / NonNegativeNumber report "not in range 0.000000 to 1.797...e308";
 // these say what is wrong in words.

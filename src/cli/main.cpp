@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/signals.h"
 
 namespace {
 
@@ -26,9 +27,11 @@ const std::vector<Command>& commands() {
       {"info", "describe a model file: architecture, shapes, parameter count, tensor types", qtune::cli::cmd_info},
       {"generate", "generate text (or token ids) from a model", qtune::cli::cmd_generate},
       {"eval", "perplexity of a model on a data file", qtune::cli::cmd_eval},
-      {"finetune", "fine-tune (full, lora, qlora): progress, JSON report, checkpoints, resume", qtune::cli::cmd_finetune},
+      {"finetune", "fine-tune (full, lora, qlora, qalora, intlora-mul, intlora-shift): progress, JSON report, "
+                   "checkpoints, resume", qtune::cli::cmd_finetune},
       {"quantize", "post-training quantization to GGUF Q8_0 / Q4_1 / Q4_0", qtune::cli::cmd_quantize},
-      {"merge", "merge a LoRA adapter into its base model (float, or --bits b)", qtune::cli::cmd_merge},
+      {"merge", "merge an adapter into its base model: the integer methods exactly into integers, lora/qlora "
+                "into float (or --bits b by PTQ)", qtune::cli::cmd_merge},
       {"export-lora", "a llama.cpp-loadable LoRA adapter GGUF from an adapter or checkpoint", qtune::cli::cmd_export_lora},
   };
   return cmds;
@@ -54,6 +57,7 @@ void ensure_passive_openmp_waits(char** argv) {
 
 int main(int argc, char** argv) {
   ensure_passive_openmp_waits(argv);
+  qtune::install_signal_handlers();
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -67,6 +71,9 @@ int main(int argc, char** argv) {
     if (name != c.name) continue;
     try {
       return c.run(argc - 1, argv + 1);
+    } catch (const qtune::Interrupted& e) {
+      std::fprintf(stderr, "interrupted: %s\n", e.what());
+      return 128 + e.signal;
     } catch (const qtune::Error& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
       return 2;

@@ -1,5 +1,7 @@
 #include "core/file.h"
 
+#include "core/signals.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -64,6 +66,7 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   tmp_ = fmt::format("{}.tmp.{}", path_, ::getpid());
   f_ = std::fopen(tmp_.c_str(), "wb");
   if (!f_) fail("{}: cannot write: {}", path_, std::strerror(errno));
+  signal_slot_ = register_temp_file(tmp_);
 }
 
 AtomicFile::~AtomicFile() {
@@ -71,6 +74,7 @@ AtomicFile::~AtomicFile() {
     std::fclose(f_);
     std::remove(tmp_.c_str());
   }
+  unregister_temp_file(signal_slot_);
 }
 
 void AtomicFile::write(const void* p, size_t n) {
@@ -99,8 +103,11 @@ void AtomicFile::commit() {
     std::remove(tmp_.c_str());
     fail("{}: write failed: {}", path_, std::strerror(err));
   }
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    err = errno;
+  const bool renamed = std::rename(tmp_.c_str(), path_.c_str()) == 0;
+  err = errno;
+  unregister_temp_file(signal_slot_);
+  signal_slot_ = -1;
+  if (!renamed) {
     std::remove(tmp_.c_str());
     fail("{}: cannot rename temp file into place: {}", path_, std::strerror(err));
   }

@@ -98,6 +98,7 @@ class AtomicFile {
  private:
   std::string path_, tmp_;
   std::FILE* f_ = nullptr;
+  int signal_slot_ = -1;  // the temp file is removed if SIGINT/SIGTERM ends the process (core/signals.h)
   size_t written_ = 0;
 };
 

@@ -104,6 +104,7 @@ AdapterFile read_adapter(const std::string& path) {
   AdapterFile a;
   a.kind = "lora";
   a.adapters = std::move(lora.adapters);
+  QT_CHECK(!a.adapters.empty(), "{}: the LoRA adapter holds no tensors", path);
   a.lora_alpha = lora.alpha;
   a.run = get_run_settings(f);
   a.state = get_state(f);

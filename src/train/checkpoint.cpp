@@ -54,6 +54,12 @@ void check_run_keys(const GgufFile& f, const RunKeys& keys) {
     const std::string key = "qtune.run." + flag;
     QT_CHECK(f.has(key), "{}: has no setting for --{} (made by a different kind of run)", f.path(), flag);
     const std::string got = f.get_str(key);
+    if (flag.ends_with("-fingerprint")) {  // model-fingerprint, data-fingerprint
+      const std::string what = flag.substr(0, flag.size() - 12);
+      QT_CHECK(got == want, "{}: was trained on another --{} (fingerprint {}, this one {}); resume with the same {}",
+               f.path(), what == "model" ? "model" : "data (or tokenizer, --seq, --val-every)", got, want, what);
+      continue;
+    }
     QT_CHECK(got == want, "{}: {} {} does not match --{} {}", f.path(), flag, got, flag, want);
   }
 }

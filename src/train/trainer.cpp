@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/signals.h"
 #include "core/system.h"
 #include "kernels/gemm.h"
 #include "train/optimizer.h"
@@ -15,10 +16,19 @@ namespace qtune {
 
 RunKeys run_keys(const TrainOptions& o) {
   RunKeys k = settings_of(o.method);
+  if (!o.model_fingerprint.empty()) k.emplace_back("model-fingerprint", o.model_fingerprint);
+  if (!o.data_fingerprint.empty()) k.emplace_back("data-fingerprint", o.data_fingerprint);
   k.insert(k.end(), {{"seed", std::to_string(o.seed)},
                      {"batch", std::to_string(o.batch)},
                      {"seq", std::to_string(o.seq)},
-                     {"grad-accum", std::to_string(o.grad_accum)}});
+                     {"grad-accum", std::to_string(o.grad_accum)},
+                     {"lr", option_value_str(o.lr)},
+                     {"min-lr", option_value_str(o.min_lr)},
+                     {"warmup", std::to_string(o.warmup)},
+                     {"schedule", schedule_name(o.schedule)},
+                     {"clip", option_value_str(o.clip)},
+                     {"weight-decay", option_value_str(o.weight_decay)}});
+  if (o.schedule != ScheduleKind::constant) k.emplace_back("steps", std::to_string(o.steps));
   return k;
 }
 
@@ -146,6 +156,7 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
   Progress bar(std::max<int64_t>(o.steps - L.st.step, 0), "train", o.progress);
   const int64_t tokens_per_step = static_cast<int64_t>(o.batch) * o.seq * o.grad_accum;
   double train_seconds = 0.0;
+  const DeferInterrupt defer;  // SIGINT: finish the step, save a checkpoint, then stop
   for (int64_t s = r.first_step; s <= o.steps; ++s) {
     const float lr = sched.at(s);
     const double t0 = now_seconds();
@@ -159,6 +170,13 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
     if (val && (s == o.steps || (o.val_every_steps > 0 && s % o.val_every_steps == 0)))
       L.st.val_curve.push_back(validate_at(model, *val, o, s));
     if (o.save_every > 0 && (s % o.save_every == 0 || s == o.steps)) L.save();
+    if (const int sig = pending_interrupt()) {
+      bar.finish(fmt::format("interrupted at step {}", s));
+      if (o.checkpoint.empty()) throw Interrupted(sig, fmt::format("stopped at step {} (no --checkpoint to save to)", s));
+      L.save();
+      throw Interrupted(sig, fmt::format("checkpoint of step {} written to {}; continue with --resume {}", s,
+                                         o.checkpoint, o.checkpoint));
+    }
   }
   // A resumed run that had nothing left to do still reports its final validation loss.
   if (val && (L.st.val_curve.empty() || L.st.val_curve.back().step != L.st.step))

@@ -98,6 +98,9 @@ struct TrainOptions {
   bool progress = true;         // progress bar on stderr
   // Settings of the model recorded in checkpoints and checked on resume (method, rank, ...).
   MethodOptions method;
+  // Fingerprints of the inputs (core/hash.h), recorded and checked on resume when set: a resume
+  // on another model or other data would silently break the exact-continuation promise.
+  std::string model_fingerprint, data_fingerprint;
 };
 
 struct TrainResult {
@@ -113,8 +116,10 @@ struct TrainResult {
 };
 
 // The settings that must match on resume, as (flag, value): every method option that applies to
-// the method (settings_of), seed, batch, seq, grad-accum. lr, schedule, steps, clip, weight
-// decay and threads may change on resume (e.g. a lower --lr after a NaN).
+// the method (settings_of), the input fingerprints, and every option that changes the run: seed,
+// batch, seq, grad-accum, lr, min-lr, warmup, schedule, clip, weight-decay, and steps unless the
+// schedule is constant (then a resume may go on for more steps: the rates of the steps done do
+// not depend on the total). --threads may change, at the price of bit-exactness.
 RunKeys run_keys(const TrainOptions& opts);
 
 // Trains model on data for opts.steps steps (continuing from opts.resume if set); validates

@@ -183,7 +183,7 @@ TEST(Trainer, ResumeIsBitExact) {
   EXPECT_EQ(dc.drawn, da.drawn);
 }
 
-TEST(Trainer, ResumeRefusesAnotherRank) {
+TEST(Trainer, ResumeRefusesAnotherRankLrOrLength) {
   const std::string dir = test::scratch_dir();
   Bigram m(V, D, 1);
   ModelRef<Bigram> ref(m);
@@ -204,10 +204,22 @@ TEST(Trainer, ResumeRefusesAnotherRank) {
     EXPECT_EQ(std::string(e.what()), o.resume + ": rank 8 does not match --rank 4");
   }
   o.method.rank = 8;
-  o.lr *= 0.5f;  // allowed to change on resume
-  const TrainResult r = train(ref, data, nullptr, o);
+  auto refused = [&](const TrainOptions& t, const std::string& flag) {
+    try {
+      train(ref, data, nullptr, t);
+      ADD_FAILURE() << "a resume with another " << flag << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(flag), std::string::npos) << e.what();
+    }
+  };
+  TrainOptions t = o;
+  t.lr *= 0.5f;
+  refused(t, "--lr");
+  refused(o, "--steps");  // 6 vs 4 under cosine: the total sets every step's rate
+  o.steps = 4;
+  const TrainResult r = train(ref, data, nullptr, o);  // nothing left to do, and accepted
   EXPECT_EQ(r.first_step, 5);
-  EXPECT_EQ(r.loss_curve.size(), 6u);
+  EXPECT_EQ(r.loss_curve.size(), 4u);
 }
 
 }  // namespace

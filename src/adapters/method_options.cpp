@@ -13,7 +13,7 @@ const std::vector<MethodInfo>& methods() {
   // default_lr: the best learning rate of the KJV sweeps (README "Learning rates").
   //                                  adapter lora_scale quantized integer intlora lr
   static const std::vector<MethodInfo> m = {
-      {"full", false, false, false, false, false, 1e-3f},
+      {"full", false, false, false, false, false, 3e-3f},
       {"lora", true, true, false, false, false, 1e-2f},
       {"qlora", true, true, true, false, false, 1e-2f},
       {"qalora", true, false, true, true, false, 1e-2f},

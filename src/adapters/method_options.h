@@ -38,8 +38,9 @@ struct MethodInfo {
   bool quantized_base;  // the frozen base is b-bit integers
   bool integer;         // merges exactly into integers (no PTQ)
   bool intlora;
-  // The default --lr: the best of a sweep (bench/integer_kjv.sh sweep, bench/lr_sweep.sh;
-  // README "Learning rates"), so that a run with default flags is a fair one.
+  // The default --lr: the best of the 400-step KJV sweep (bench/integer_kjv.sh sweep;
+  // bench/results/{integer_kjv_sweep,full_lr_sweep}.json; README "Learning rates"), so that a
+  // run with default flags is a fair one.
   float default_lr;
 };
 

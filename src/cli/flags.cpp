@@ -80,7 +80,7 @@ void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule) {
       ->capture_default_str()
       ->check(kPositive);
   app.add_option("--lr", t.lr,
-                 "peak learning rate (default: the method's measured best — full 1e-3; lora, qlora, qalora, "
+                 "peak learning rate (default: the method's measured best — full 3e-3; lora, qlora, qalora, "
                  "intlora-mul, intlora-shift 1e-2)")
       ->check(kPositive);
   app.add_option("--min-lr", t.min_lr, "learning rate at the end of linear/cosine decay")->capture_default_str();

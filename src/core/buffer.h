@@ -1,6 +1,8 @@
-// core/buffer.h — 64-byte aligned, zero-initialised owned arrays, and carve(): many tensors out
-// of one Buffer (llm.c's malloc_and_point_parameters); models carve their parameters,
-// activations and decoding state this way.
+// core/buffer.h — 64-byte aligned, zero-initialised owned arrays, and the two ways the code
+// hands out memory from them:
+//   carve()       many tensors out of one Buffer (llm.c's malloc_and_point_parameters): models
+//                 carve their parameters, activations and decoding state this way;
+//   scratch<>()   the calling thread's reusable working memory (kernels, adapters).
 // A Buffer never reallocates behind a pointer that was handed out.
 #pragma once
 #include <cstddef>
@@ -95,6 +97,21 @@ int64_t carve(Buffer<T>& buf, std::initializer_list<Slice<T>> slices) {
     off += padded(s.n);
   }
   return used;
+}
+
+// The calling thread's scratch number `slot` (0..3) of type T, at least n elements, 64-byte
+// aligned; kept between calls and grown on demand (contents: whatever the last use left,
+// zeros when just grown). `Owner` is a tag type of the module that uses it (any type, e.g.
+// a struct declared in its anonymous namespace): modules never share, so a caller holding
+// its scratch can call another module that grows its own. Within one Owner, slots that are
+// live at the same time must differ.
+template <class T, class Owner>
+T* scratch(int slot, int64_t n) {
+  static thread_local Buffer<T> bufs[4];
+  QT_ASSERT(slot >= 0 && slot < 4 && n >= 0);
+  Buffer<T>& b = bufs[slot];
+  if (b.size() < static_cast<size_t>(n)) b.resize(static_cast<size_t>(n));
+  return b.data();
 }
 
 }  // namespace qtune

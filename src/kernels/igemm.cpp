@@ -33,14 +33,10 @@ constexpr int64_t kTileBytes = 32 * 1024;  // unpacked codes of one tile: stays 
 // per tile into scratch (each row block is used ⌈n/2⌉ times).
 constexpr int64_t kPackedMaxN = 4;
 
-// The calling thread's scratch of at least `n` elements (kept between calls: generation calls
-// this once per token per layer). `Tag` keeps the buffers of one element type apart.
-template <class T, int Tag>
-T* scratch(int64_t n) {
-  static thread_local Buffer<T> buf;
-  if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
-  return buf.data();
-}
+// Owner of this file's thread-local scratch, kept between calls (generation calls igemm once
+// per token per layer). Slots: uint8 0 = unpacked codes; int64 0 = xsums, 1 = dots, 2 = one
+// output's sums; float 0 = symmetric offsets.
+struct IgemmScratch;
 
 struct Loops {
   idot::RowFn rows;
@@ -91,13 +87,13 @@ void run_tile(const Job& jb, int64_t r0, int64_t nr) {
   if (packed) {
     rows = jb.loops.rows4;
   } else if (W.spec.bits <= 4) {
-    uint8_t* u = scratch<uint8_t, 0>(nr * 2 * rb);  // [nr, 2·rb]
+    uint8_t* u = scratch<uint8_t, IgemmScratch>(0, nr * 2 * rb);  // [nr, 2·rb]
     for (int64_t i = 0; i < nr; ++i) jb.loops.unpack(codes + i * rb, rb, u + i * 2 * rb);
     codes = u;
     stride = 2 * rb;
   }
-  int64_t* dots = scratch<int64_t, 1>(kRows * kTokens * ng);  // [ng, 4·nt] as the loops write it
-  int64_t* row = scratch<int64_t, 4>(ng);                      // one output's sums, [ng]
+  int64_t* dots = scratch<int64_t, IgemmScratch>(1, kRows * kTokens * ng);  // [ng, 4·nt] as the loops write it
+  int64_t* row = scratch<int64_t, IgemmScratch>(2, ng);                      // one output's sums, [ng]
   for (int64_t t0 = 0; t0 < jb.n; t0 += kTokens) {
     const int nt = static_cast<int>(std::min<int64_t>(kTokens, jb.n - t0));
     const int8_t* xp[kTokens] = {jb.xq + t0 * in, jb.xq + (t0 + nt - 1) * in};
@@ -228,7 +224,7 @@ void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* 
   if (!prepare(W, y, n, accumulate)) return;
   const int64_t in = W.cols, out = W.rows, gs = W.group_size(), ng = W.groups_per_row();
   // xsums[t, g] = Σ_{c∈g} xq[t, c], once per call (every row of W needs it)
-  int64_t* xsums = scratch<int64_t, 2>(n * ng);
+  int64_t* xsums = scratch<int64_t, IgemmScratch>(0, n * ng);
 #pragma omp parallel for schedule(static) if (n * in > 65536)
   for (int64_t t = 0; t < n; ++t)
     for (int64_t g = 0; g < ng; ++g) {
@@ -238,7 +234,7 @@ void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* 
     }
   float* sym_off = nullptr;
   if (W.spec.symmetric) {
-    sym_off = scratch<float, 3>(ng);
+    sym_off = scratch<float, IgemmScratch>(0, ng);
     std::fill(sym_off, sym_off + ng, W.offset(0, 0));
   }
   const Job jb{xq, a_scale, &W, y, n, accumulate, xsums, sym_off, loops_for(kernel, W.spec.bits)};

@@ -1,5 +1,10 @@
-// core/buffer.h: carving tensors out of one Buffer.
+// core/buffer.h: carving tensors out of one Buffer, and the per-thread scratch.
+#include <omp.h>
+
+#include <algorithm>
 #include <cstdint>
+#include <set>
+#include <vector>
 
 #include "core/buffer.h"
 #include "test_util.h"
@@ -32,4 +37,28 @@ TEST(Carve, OtherElementTypes) {
   EXPECT_EQ(carve(mem, {{&a, 3}, {&b, 9}}), 12);
   EXPECT_EQ(b - a, 8);  // 64 bytes = 8 int64
   EXPECT_EQ(mem.size(), 24u);
+}
+
+struct OwnerA;
+struct OwnerB;
+
+// Kept between calls, grown on demand, one per thread, slot and owner.
+TEST(Scratch, PerThreadPerSlotPerOwner) {
+  auto a = [](int slot, int64_t n) { return scratch<float, OwnerA>(slot, n); };
+  float* p = a(0, 100);
+  p[99] = 7.0f;
+  EXPECT_EQ(a(0, 50), p);  // smaller: the same memory, contents kept
+  EXPECT_EQ(p[99], 7.0f);
+  EXPECT_NE(a(1, 100), p);
+  float* other_owner = scratch<float, OwnerB>(0, 100);
+  EXPECT_NE(other_owner, p);
+  double* d = scratch<double, OwnerA>(3, 1);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(d) % 64, 0u);
+  std::vector<float*> seen(4, nullptr);
+#pragma omp parallel num_threads(4)
+  seen[omp_get_thread_num()] = a(2, 10);
+  std::set<float*> distinct;
+  for (float* s : seen)
+    if (s) distinct.insert(s);
+  EXPECT_EQ(distinct.size(), size_t(std::count_if(seen.begin(), seen.end(), [](float* s) { return s; })));
 }

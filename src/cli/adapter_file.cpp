@@ -17,10 +17,6 @@ namespace {
 const char* kRun = "qtune.run.";
 const std::string kState = "qtune.state.";
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::vector<std::pair<std::string, std::string>> run_keys_of(const MethodOptions& m, uint64_t seed) {
   std::string targets;
   for (const auto& t : m.targets) targets += (targets.empty() ? "" : ",") + t;
@@ -99,7 +95,7 @@ MethodOptions method_from_keys(const GgufFile& f, uint64_t* seed) {
 void infer_from_tensors(const TensorMap& adapters, MethodOptions& m) {
   std::set<std::string> targets;
   for (const auto& [name, t] : adapters) {
-    if (ends_with(name, ".lora_a")) m.rank = static_cast<int>(t.rows());
+    if (name.ends_with(".lora_a")) m.rank = static_cast<int>(t.rows());
     targets.insert(target_of(name.substr(0, name.rfind('.'))));
   }
   m.targets.assign(targets.begin(), targets.end());
@@ -127,7 +123,7 @@ AdapterFile read_checkpoint(const GgufFile& f) {
     if (t.name.rfind(kState, 0) == 0) {
       a.state.emplace(t.name.substr(kState.size()), f.to_float(t));
     } else if (t.name.rfind("qtune.", 0) != 0) {
-      QT_CHECK(!ends_with(t.name, ".weight"), "{}: a full fine-tuning checkpoint has no adapter", f.path());
+      QT_CHECK(!t.name.ends_with(".weight"), "{}: a full fine-tuning checkpoint has no adapter", f.path());
       a.adapters.emplace(t.name, f.to_float(t));
     }
   }

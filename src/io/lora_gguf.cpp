@@ -11,9 +11,6 @@ namespace {
 
 const std::string kA = ".lora_a", kB = ".lora_b";
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 std::string strip(const std::string& s, const std::string& suffix) { return s.substr(0, s.size() - suffix.size()); }
 
 // The A/B tensors of one target weight (pointers into the file or map; null when absent).
@@ -80,9 +77,9 @@ std::vector<std::string> check_llamacpp_lora_rules(const GgufFile& f, const Mode
   check_metadata(f, v);
   std::map<std::string, Pair<GgufTensorInfo>> pairs;
   for (const auto& t : f.tensors()) {
-    if (ends_with(t.name, kA))
+    if (t.name.ends_with(kA))
       pairs[strip(t.name, kA)].a = &t;
-    else if (ends_with(t.name, kB))
+    else if (t.name.ends_with(kB))
       pairs[strip(t.name, kB)].b = &t;
     else
       v.push_back(fmt::format("tensor '{}': name does not end in .lora_a or .lora_b", t.name));
@@ -95,9 +92,9 @@ std::vector<std::string> check_llamacpp_lora_rules(const GgufFile& f, const Mode
 void save_lora_gguf(const std::string& path, const TensorMap& adapters, float alpha, const std::string& arch) {
   std::map<std::string, Pair<Tensor>> pairs;
   for (const auto& [name, t] : adapters) {
-    if (ends_with(name, kA))
+    if (name.ends_with(kA))
       pairs[strip(name, kA)].a = &t;
-    else if (ends_with(name, kB))
+    else if (name.ends_with(kB))
       pairs[strip(name, kB)].b = &t;
     else
       fail("{}: adapter tensor '{}': name must end in .lora_a or .lora_b", path, name);
@@ -128,9 +125,9 @@ LoraGguf load_lora_gguf(const std::string& path) {
   out.alpha = f.get_f32("adapter.lora.alpha");
   const std::string weight = ".weight";
   for (const auto& t : f.tensors()) {
-    bool is_a = ends_with(t.name, kA);
+    bool is_a = t.name.ends_with(kA);
     std::string target = strip(t.name, is_a ? kA : kB);
-    QT_CHECK(ends_with(target, weight), "{}: tensor '{}': expected a name like blk.N.attn_q.weight{}", path, t.name,
+    QT_CHECK(target.ends_with(weight), "{}: tensor '{}': expected a name like blk.N.attn_q.weight{}", path, t.name,
              is_a ? kA : kB);
     out.adapters.emplace(strip(target, weight) + (is_a ? kA : kB), f.to_float(t));
   }

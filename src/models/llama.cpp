@@ -45,10 +45,6 @@ Tensor tensor_from(const float* p, Shape s) {
   return t;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
@@ -165,7 +161,7 @@ int64_t Llama::num_params() const {
       auto& s = *slot_ref(layer, i);
       n += s.in() * s.out();
       for (auto& prm : s.trainable())
-        if (!ends_with(prm.name, ".weight")) n += prm.numel;
+        if (!prm.name.ends_with(".weight")) n += prm.numel;
     }
   return n;
 }
@@ -217,7 +213,7 @@ TensorMap Llama::adapter_tensors() {
   for (auto& layer : impl_->layers)
     for (int i = 0; i < 7; ++i)
       for (auto& prm : slot_ref(layer, i)->trainable()) {
-        if (ends_with(prm.name, ".weight")) continue;
+        if (prm.name.ends_with(".weight")) continue;
         out[prm.name] = tensor_from(prm.value, prm.shape);
       }
   return out;

@@ -91,7 +91,6 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T) {
   m.tokens.assign(tokens, tokens + N);
   m.has_targets = targets != nullptr;
   if (targets) m.targets.assign(targets, targets + N);
-  m.ctx.training = m.has_targets;
 
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, N, C);  // res[0]: [N, C]
   for (int l = 0; l < cfg_.n_layers; ++l) m.forward_layer(l);

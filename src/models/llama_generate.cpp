@@ -79,7 +79,6 @@ const float* Llama::step(int token, int pos) {
   if (kc.mem.empty()) reset_cache();
   const int64_t C = c.dim, KV = c.kv_dim(), H = c.hidden_dim, S = c.seq_len;
   Context ctx;
-  ctx.training = false;
 
   nn::embedding_forward(&token, m.p.token_embd, kc.x, 1, C);
   for (int l = 0; l < c.n_layers; ++l) {

@@ -64,11 +64,11 @@ void BM_QGemmBackward(benchmark::State& st) {
   set_flops(st, n, in, out);
 }
 
-// range(3): SimdPath
+// range(3): kernels::Isa (0 scalar, 1 avx2, 2 avx512f: qgemv4's three variants)
 void BM_QGemv4Path(benchmark::State& st) {
   const int64_t in = st.range(1), out = st.range(2);
-  const auto path = static_cast<kernels::SimdPath>(st.range(3));
-  if (!kernels::simd_path_supported(path)) {
+  const auto path = static_cast<kernels::Isa>(st.range(3));
+  if (!kernels::isa_supported(path)) {
     st.SkipWithError("path not supported on this CPU");
     return;
   }
@@ -77,7 +77,7 @@ void BM_QGemv4Path(benchmark::State& st) {
   std::vector<float> y(out);
   for (auto _ : st) kernels::qgemv4(x.data(), q, y.data(), false, path);
   set_flops(st, 1, in, out);
-  st.SetLabel(path == kernels::SimdPath::avx512 ? "avx512" : path == kernels::SimdPath::avx2 ? "avx2" : "scalar");
+  st.SetLabel(kernels::isa_name(path));
 }
 
 void QShapes(benchmark::internal::Benchmark* b) {

@@ -28,12 +28,12 @@ QuantMatrix weights(int64_t out, int64_t in, int bits, int group) {
   return quantize(W.data(), out, in, {bits, group, false, false});
 }
 
-// range: n, in, out, bits, group, IgemmKernel. The activations are quantized outside the loop
+// range: n, in, out, bits, group, kernels::Isa. The activations are quantized outside the loop
 // (BM_IgemmQuantizeActivations times that step).
 void BM_Igemm(benchmark::State& st) {
   const int64_t n = st.range(0), in = st.range(1), out = st.range(2);
-  const auto k = static_cast<kernels::IgemmKernel>(st.range(5));
-  if (!kernels::igemm_kernel_supported(k)) {
+  const auto k = static_cast<kernels::Isa>(st.range(5));
+  if (!kernels::isa_supported(k)) {
     st.SkipWithError("kernel not supported on this CPU");
     return;
   }
@@ -44,7 +44,7 @@ void BM_Igemm(benchmark::State& st) {
   kernels::quantize_activations(x.data(), n, in, 0.0f, xq.data(), s.data());
   for (auto _ : st) kernels::igemm(xq.data(), s.data(), q, y.data(), n, false, k);
   set_flops(st, n, in, out);
-  st.SetLabel(kernels::igemm_kernel_name(k));
+  st.SetLabel(kernels::isa_name(k));
 }
 
 // The float path on the same quantized weight (range: n, in, out, bits, group).
@@ -74,7 +74,8 @@ void IntShapes(benchmark::internal::Benchmark* b) {
     for (auto s : kShapes)
       for (int64_t bits : {4, 8})
         for (int64_t g : {0, 32})
-          for (int64_t k = 0; k < 4; ++k) b->Args({n, s.first, s.second, bits, g, k});
+          for (auto k : {kernels::Isa::scalar, kernels::Isa::avx2, kernels::Isa::avx512bw, kernels::Isa::avx512vnni})
+            b->Args({n, s.first, s.second, bits, g, int64_t(k)});
 }
 
 void FloatShapes(benchmark::internal::Benchmark* b) {

@@ -10,7 +10,13 @@
 
 namespace qtune::test {
 
-inline std::string shared_dir() { return QTUNE_SHARED_DIR; }
+// The shared/ folder with models and data: $QTUNE_SHARED_DIR when set (so one build can be
+// pointed elsewhere, e.g. at an empty folder to prove that a missing one fails), else the
+// folder CMake's QTUNE_SHARED_DIR named.
+inline std::string shared_dir() {
+  const char* env = std::getenv("QTUNE_SHARED_DIR");
+  return env && *env ? std::string(env) : std::string(QTUNE_SHARED_DIR);
+}
 inline std::string test_data(const std::string& f) { return std::string(QTUNE_TEST_DATA) + "/" + f; }
 inline bool exists(const std::string& p) {
   struct stat st {};
@@ -38,10 +44,38 @@ double rel_err(const A* a, const B* b, size_t n) {
   return std::sqrt(num) / (std::sqrt(den) + 1e-30);
 }
 
+// Whether the build requires shared/ (CMake -DQTUNE_REQUIRE_SHARED=ON, what scripts/test.sh
+// and CI use): then a test that needs an absent shared file FAILS, so the golden checks cannot
+// pass by being skipped; a hand build without it skips them, visibly.
+#ifdef QTUNE_REQUIRE_SHARED
+constexpr bool kRequireShared = true;
+#else
+constexpr bool kRequireShared = false;
+#endif
+
+inline std::string shared_absent(const std::string& path) {
+  return "shared file absent: " + path +
+         (kRequireShared ? " (this build requires the shared folder: QTUNE_REQUIRE_SHARED=ON; set QTUNE_SHARED_DIR "
+                           "or put it at " QTUNE_SHARED_DIR ")"
+                         : "");
+}
+
+// For an optional check inside a test: whether `path` is there; when it is not and shared/ is
+// required, also records a failure.
+inline bool have_shared(const std::string& path) {
+  if (exists(path)) return true;
+  if (kRequireShared) ADD_FAILURE() << shared_absent(path);
+  return false;
+}
+
 }  // namespace qtune::test
 
-// Skips (visibly) when a file from ../shared is absent.
-#define QT_REQUIRE_SHARED(path)                                                       \
-  do {                                                                                \
-    if (!::qtune::test::exists(path)) GTEST_SKIP() << "shared file absent: " << (path); \
+// Ends the test when a file from shared/ is absent: a failure when shared/ is required (see
+// kRequireShared), else a visible skip.
+#define QT_REQUIRE_SHARED(path)                                                                       \
+  do {                                                                                                \
+    const std::string qt_shared_path_ = (path);                                                       \
+    if (::qtune::test::exists(qt_shared_path_)) break;                                                \
+    if (::qtune::test::kRequireShared) GTEST_FAIL() << ::qtune::test::shared_absent(qt_shared_path_); \
+    GTEST_SKIP() << ::qtune::test::shared_absent(qt_shared_path_);                                    \
   } while (0)

@@ -27,10 +27,9 @@
 
 namespace qtune {
 
-// Orthogonal to the method; carried by every call.
-struct Context {
-  bool training = true;  // false: inference (no caches for backward needed)
-};
+// Per-call state orthogonal to the method, carried by every call. Empty: every slot saves
+// what its backward needs whether or not a backward follows.
+struct Context {};
 
 // One trainable tensor: the optimizer updates value using grad (same size). Also used for
 // persistent state that is not trained (Linear::state(): grad == nullptr).

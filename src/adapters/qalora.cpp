@@ -81,9 +81,9 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
 
   // g: dL/dŴ[o, :] in, dL/d(BA)[o, :] out; w: Ŵ[o, :] out (may alias ba).
   void backward_row(int64_t o, const T* ba, T* g, T* w) {
-    // one buffer per thread: backward_row runs once per row inside the omp loop of every backward
-    static thread_local std::vector<double> ds;
-    ds.assign(static_cast<size_t>(ng_), 0.0);
+    // the thread's scratch: backward_row runs once per row inside the omp loop of every backward
+    double* ds = scratch<double, QaLora>(0, ng_);  // [ng]: Σ over the group of g·∂Ŵ/∂s_w
+    std::fill(ds, ds + ng_, 0.0);
     for_each_elem(o, ba, [&](int64_t c, T s, const Elem& e) {
       w[c] = s * e.n;
       // LSQ/STE: ∂Ŵ/∂s_w = round(v) − v inside the clamp range, n (= q_clip − z_w) outside

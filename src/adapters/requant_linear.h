@@ -13,9 +13,9 @@
 //   A: [r, in] Kaiming-uniform a=√5, i.e. U(−1/√in, 1/√in)       B: [out, r] zeros (starts as the base)
 //
 // Memory: W' and G are never held for the whole matrix — kTile rows at a time, in thread-local
-// scratch shared by every slot. Determinism: (B·A)[o, :] is summed by one thread per row in a
-// fixed order (j = 0..r−1), never by BLAS, so forward, backward and merge see the same integers
-// whatever the thread count or tile shape.
+// scratch (core/buffer.h) shared by every slot of one method. Determinism: (B·A)[o, :] is
+// summed by one thread per row in a fixed order (j = 0..r−1), never by BLAS, so forward,
+// backward and merge see the same integers whatever the thread count or tile shape.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -50,8 +50,8 @@ class RequantLinear : public Linear<T>, public SteProbed {
     self().check_state();
     this->ste_prepare(out * in);
     const bool one_tile = out <= kTile;
-    T* wt = scratch(0, kTile * in);                     // W' tile [nr, in]
-    T* yt = one_tile ? y : scratch(2, n * kTile);       // y tile [n, nr]
+    T* wt = scratch<T, RequantLinear>(0, kTile * in);                // W' tile [nr, in]
+    T* yt = one_tile ? y : scratch<T, RequantLinear>(2, n * kTile);  // y tile [n, nr]
     for (int64_t r0 = 0; r0 < out; r0 += kTile) {
       const int64_t nr = std::min(kTile, out - r0);
 #pragma omp parallel for schedule(static)
@@ -70,9 +70,9 @@ class RequantLinear : public Linear<T>, public SteProbed {
     const int64_t in = this->in_, out = this->out_;
     self().check_state();
     const bool one_tile = out <= kTile;
-    T* wt = scratch(0, kTile * in);  // B·A, then W', tile [nr, in]
-    T* gt = scratch(1, kTile * in);  // G = dL/dW', then dL/d(BA), tile [nr, in]
-    T* dyt = one_tile ? nullptr : scratch(2, n * kTile);
+    T* wt = scratch<T, RequantLinear>(0, kTile * in);  // B·A, then W', tile [nr, in]
+    T* gt = scratch<T, RequantLinear>(1, kTile * in);  // G = dL/dW', then dL/d(BA), tile [nr, in]
+    T* dyt = one_tile ? nullptr : scratch<T, RequantLinear>(2, n * kTile);
     for (int64_t r0 = 0; r0 < out; r0 += kTile) {
       const int64_t nr = std::min(kTile, out - r0);
       const T* d = dy;  // dy[:, r0:r0+nr] as a contiguous [n, nr]
@@ -113,7 +113,7 @@ class RequantLinear : public Linear<T>, public SteProbed {
     const int64_t in = this->in_, out = this->out_;
 #pragma omp parallel
     {
-      T* row = scratch(0, in);
+      T* row = scratch<T, RequantLinear>(0, in);
 #pragma omp for schedule(static)
       for (int64_t o = 0; o < out; ++o) {
         ba_row(o, row);
@@ -128,14 +128,6 @@ class RequantLinear : public Linear<T>, public SteProbed {
  private:
   const Derived& self() const { return static_cast<const Derived&>(*this); }
   Derived& self() { return static_cast<Derived&>(*this); }
-
-  // The calling thread's scratch number `slot`, at least n elements (kept between calls).
-  static T* scratch(int slot, int64_t n) {
-    static thread_local Buffer<T> bufs[3];
-    Buffer<T>& b = bufs[slot];
-    if (b.size() < static_cast<size_t>(n)) b.resize(static_cast<size_t>(n));
-    return b.data();
-  }
 
   // row[0..in) = (B·A)[o, :], summed j = 0..r−1 by the calling thread (deterministic).
   void ba_row(int64_t o, T* row) const {

@@ -34,7 +34,6 @@ static int64_t proc_status_kb(const char* key) {
 }
 
 int64_t peak_rss_bytes() { return proc_status_kb("VmHWM:") * 1024; }
-int64_t current_rss_bytes() { return proc_status_kb("VmRSS:") * 1024; }
 
 double now_seconds() {
   using namespace std::chrono;

@@ -2,7 +2,6 @@
 #include "io/dataset.h"
 
 #include <algorithm>
-#include <cstring>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -13,11 +12,6 @@
 namespace qtune {
 
 namespace {
-
-bool ends_with(const std::string& s, const char* suffix) {
-  const size_t n = std::strlen(suffix);
-  return s.size() >= n && s.compare(s.size() - n, n, suffix) == 0;
-}
 
 bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos; }
 
@@ -76,7 +70,7 @@ std::vector<Document> read_documents(const std::string& path, bool whole_file) {
   QT_CHECK(!content.empty(), "{}: file is empty", path);
   const std::vector<std::string_view> lines = text_lines(content, path);
   std::vector<Document> docs;
-  if (ends_with(path, ".jsonl")) {
+  if (path.ends_with(".jsonl")) {
     for (size_t i = 0; i < lines.size(); ++i)
       if (!blank(lines[i])) docs.push_back(parse_json_line(lines[i], fmt::format("{}:{}", path, i + 1)));
   } else if (whole_file) {

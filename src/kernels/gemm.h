@@ -1,5 +1,6 @@
 // kernels/gemm.h — the GEMMs of forward and backward. Float calls go to the fastest path
-// (BLAS / AVX-512 / AVX2, chosen at run time); double calls use the scalar reference (tests).
+// (BLAS; the quantized ones' SIMD loops by kernels/cpu_features.h); double calls use the scalar
+// reference (tests).
 //
 //   matmul_nt:  y[n, out]  (+)= x[n, in] · W[out, in]ᵀ      forward
 //   matmul_nn:  dx[n, in]  +=   dy[n, out] · W[out, in]     backward to the input
@@ -37,9 +38,7 @@ void matmul_tn(const T* dy, const T* x, T* dW, int64_t n, int64_t in, int64_t ou
 }  // namespace ref
 
 // Sets the thread count of OpenMP (core/system.h) and of OpenBLAS together; n <= 0: all cores.
+// Also reads QTUNE_CPU (kernels/cpu_features.h): an unknown value throws qtune::Error here.
 void set_num_threads(int n);
-
-// What the CPU supports and which path is in use ("avx512-vnni", "avx2", "scalar").
-const char* cpu_features();
 
 }  // namespace qtune::kernels

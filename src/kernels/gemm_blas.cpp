@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "core/system.h"
+#include "kernels/cpu_features.h"
 #include "kernels/gemm.h"
 #include "kernels/sgemm_parallel.h"
 
@@ -15,6 +16,7 @@ namespace qtune::kernels {
 void set_num_threads(int n) {
   qtune::set_num_threads(n);  // OpenMP; n <= 0 means all cores
   openblas_set_num_threads(1);  // one thread pool: sgemm_parallel splits the work itself
+  cpu_isa();  // reads QTUNE_CPU now, so a bad value fails before any work rather than midway
 }
 
 // A GEMM with an empty inner dimension still defines the output (zero when overwriting);

@@ -33,14 +33,10 @@ constexpr int64_t kTileBytes = 32 * 1024;  // unpacked codes of one tile: stays 
 // per tile into scratch (each row block is used ⌈n/2⌉ times).
 constexpr int64_t kPackedMaxN = 4;
 
-// The calling thread's scratch of at least `n` elements (kept between calls: generation calls
-// this once per token per layer). `Tag` keeps the buffers of one element type apart.
-template <class T, int Tag>
-T* scratch(int64_t n) {
-  static thread_local Buffer<T> buf;
-  if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
-  return buf.data();
-}
+// Owner of this file's thread-local scratch, kept between calls (generation calls igemm once
+// per token per layer). Slots: uint8 0 = unpacked codes; int64 0 = xsums, 1 = dots, 2 = one
+// output's sums; float 0 = symmetric offsets.
+struct IgemmScratch;
 
 struct Loops {
   idot::RowFn rows;
@@ -48,17 +44,19 @@ struct Loops {
   idot::RowFn rows4;      // ≤4-bit codes read packed (nullptr: scalar)
 };
 
-Loops loops_for(IgemmKernel k, int bits) {
+// The loops each level runs (cpu_features.h): AVX-512F without BW (Xeon Phi) runs AVX2's.
+Loops loops_for(Isa isa, int bits) {
   // bits ≤ 7: codes ≤ 127, where vpmaddubsw cannot saturate; 8: widened; 16: re-centred int16
   const bool b16 = bits == 16, b8 = bits == 8;
-  switch (k) {
-    case IgemmKernel::scalar: return {b16 ? idot::dot16_scalar : idot::dot8_scalar, idot::unpack4_scalar, nullptr};
-    case IgemmKernel::avx2:
+  switch (isa) {
+    case Isa::scalar: return {b16 ? idot::dot16_scalar : idot::dot8_scalar, idot::unpack4_scalar, nullptr};
+    case Isa::avx2:
+    case Isa::avx512f:
       return {b16 ? idot::dot16_avx2 : b8 ? idot::dot8_avx2 : idot::dot7_avx2, idot::unpack4_avx2, idot::dot4_avx2};
-    case IgemmKernel::avx512bw:
+    case Isa::avx512bw:
       return {b16 ? idot::dot16_avx512bw : b8 ? idot::dot8_avx512bw : idot::dot7_avx512bw, idot::unpack4_avx512bw,
               idot::dot4_avx512bw};
-    case IgemmKernel::avx512vnni:
+    case Isa::avx512vnni:
       return {b16 ? idot::dot16_vnni : idot::dot8_vnni, idot::unpack4_avx512bw, idot::dot4_vnni};
   }
   QT_ASSERT(false);
@@ -91,13 +89,13 @@ void run_tile(const Job& jb, int64_t r0, int64_t nr) {
   if (packed) {
     rows = jb.loops.rows4;
   } else if (W.spec.bits <= 4) {
-    uint8_t* u = scratch<uint8_t, 0>(nr * 2 * rb);  // [nr, 2·rb]
+    uint8_t* u = scratch<uint8_t, IgemmScratch>(0, nr * 2 * rb);  // [nr, 2·rb]
     for (int64_t i = 0; i < nr; ++i) jb.loops.unpack(codes + i * rb, rb, u + i * 2 * rb);
     codes = u;
     stride = 2 * rb;
   }
-  int64_t* dots = scratch<int64_t, 1>(kRows * kTokens * ng);  // [ng, 4·nt] as the loops write it
-  int64_t* row = scratch<int64_t, 4>(ng);                      // one output's sums, [ng]
+  int64_t* dots = scratch<int64_t, IgemmScratch>(1, kRows * kTokens * ng);  // [ng, 4·nt] as the loops write it
+  int64_t* row = scratch<int64_t, IgemmScratch>(2, ng);                      // one output's sums, [ng]
   for (int64_t t0 = 0; t0 < jb.n; t0 += kTokens) {
     const int nt = static_cast<int>(std::min<int64_t>(kTokens, jb.n - t0));
     const int8_t* xp[kTokens] = {jb.xq + t0 * in, jb.xq + (t0 + nt - 1) * in};
@@ -146,18 +144,18 @@ bool prepare(const QuantMatrix& W, float* y, int64_t n, bool accumulate) {
 }  // namespace
 
 void quantize_activations(const float* x, int64_t n, int64_t in, float static_scale, int8_t* xq, float* scale) {
-  quantize_activations(x, n, in, static_scale, xq, scale, best_simd_path());
+  quantize_activations(x, n, in, static_scale, xq, scale, cpu_isa());
 }
 
 void quantize_activations(const float* x, int64_t n, int64_t in, float static_scale, int8_t* xq, float* scale,
-                          SimdPath path) {
+                          Isa isa) {
   QT_CHECK(n >= 0 && in >= 0, "quantize_activations: invalid shape [{}, {}]", n, in);
   QT_CHECK(std::isfinite(static_scale) && static_scale >= 0,
            "quantize_activations: static scale {} is invalid (0 = dynamic per token, or a positive scale)",
            static_scale);
-  QT_ASSERT(simd_path_supported(path));
-  const IgemmKernel k = igemm_kernel_for(path);
-  const bool a512 = k == IgemmKernel::avx512bw || k == IgemmKernel::avx512vnni, a256 = k == IgemmKernel::avx2;
+  QT_ASSERT(isa_supported(isa));
+  // the AVX-512 versions use BW's byte ops; AVX-512F alone runs the AVX2 ones
+  const bool a512 = isa >= Isa::avx512bw, a256 = !a512 && isa >= Isa::avx2;
   const idot::AbsMaxFn absmax = a512 ? idot::absmax_avx512 : a256 ? idot::absmax_avx2 : idot::absmax_scalar;
   const idot::QuantRowFn quant = a512 ? idot::quantize_row_avx512 : a256 ? idot::quantize_row_avx2
                                                                          : idot::quantize_row_scalar;
@@ -181,54 +179,17 @@ void quantize_activations(const float* x, int64_t n, int64_t in, float static_sc
   QT_CHECK(bad < 0, "quantize_activations: token {} has a non-finite activation (NaN or inf)", bad);
 }
 
-bool igemm_kernel_supported(IgemmKernel k) {
-  switch (k) {
-    case IgemmKernel::scalar: return true;
-    case IgemmKernel::avx2: return simd_path_supported(SimdPath::avx2);
-    case IgemmKernel::avx512bw: return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-    case IgemmKernel::avx512vnni: return has_avx512_vnni();
-  }
-  return false;
-}
-
-IgemmKernel igemm_kernel_for(SimdPath path) {
-  if (path == SimdPath::avx512) {
-    if (igemm_kernel_supported(IgemmKernel::avx512vnni)) return IgemmKernel::avx512vnni;
-    if (igemm_kernel_supported(IgemmKernel::avx512bw)) return IgemmKernel::avx512bw;
-  }
-  // AVX-512F without BW (Xeon Phi) runs the AVX2 loops
-  if (path != SimdPath::scalar && igemm_kernel_supported(IgemmKernel::avx2)) return IgemmKernel::avx2;
-  return IgemmKernel::scalar;
-}
-
-const char* igemm_kernel_name(IgemmKernel k) {
-  switch (k) {
-    case IgemmKernel::scalar: return "scalar";
-    case IgemmKernel::avx2: return "avx2";
-    case IgemmKernel::avx512bw: return "avx512bw";
-    case IgemmKernel::avx512vnni: return "avx512-vnni";
-  }
-  return "?";
-}
-
 void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate) {
-  static const IgemmKernel best = igemm_kernel_for(best_simd_path());
-  igemm(xq, a_scale, W, y, n, accumulate, best);
+  igemm(xq, a_scale, W, y, n, accumulate, cpu_isa());
 }
 
 void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate,
-           SimdPath path) {
-  QT_ASSERT(simd_path_supported(path));
-  igemm(xq, a_scale, W, y, n, accumulate, igemm_kernel_for(path));
-}
-
-void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate,
-           IgemmKernel kernel) {
-  QT_ASSERT(igemm_kernel_supported(kernel));
+           Isa isa) {
+  QT_ASSERT(isa_supported(isa));
   if (!prepare(W, y, n, accumulate)) return;
   const int64_t in = W.cols, out = W.rows, gs = W.group_size(), ng = W.groups_per_row();
   // xsums[t, g] = Σ_{c∈g} xq[t, c], once per call (every row of W needs it)
-  int64_t* xsums = scratch<int64_t, 2>(n * ng);
+  int64_t* xsums = scratch<int64_t, IgemmScratch>(0, n * ng);
 #pragma omp parallel for schedule(static) if (n * in > 65536)
   for (int64_t t = 0; t < n; ++t)
     for (int64_t g = 0; g < ng; ++g) {
@@ -238,10 +199,10 @@ void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* 
     }
   float* sym_off = nullptr;
   if (W.spec.symmetric) {
-    sym_off = scratch<float, 3>(ng);
+    sym_off = scratch<float, IgemmScratch>(0, ng);
     std::fill(sym_off, sym_off + ng, W.offset(0, 0));
   }
-  const Job jb{xq, a_scale, &W, y, n, accumulate, xsums, sym_off, loops_for(kernel, W.spec.bits)};
+  const Job jb{xq, a_scale, &W, y, n, accumulate, xsums, sym_off, loops_for(isa, W.spec.bits)};
   // tile rows: a multiple of the block height, as many as keep the unpacked codes in L1
   const int64_t code_bytes = W.spec.bits <= 4 ? 2 * W.row_bytes() : W.row_bytes();
   const int64_t tile = std::clamp<int64_t>(kTileBytes / code_bytes / kRows * kRows, kRows, kMaxTile);

@@ -15,7 +15,7 @@
 #pragma once
 #include <cstdint>
 
-#include "kernels/qgemv.h"  // SimdPath
+#include "kernels/cpu_features.h"
 #include "quant/quant.h"
 
 namespace qtune::kernels {
@@ -26,10 +26,10 @@ namespace qtune::kernels {
 //   xq[t, c] = clamp(round_half_away(x[t, c] / scale[t]), −127, 127)   (a true division, so the
 // training fake-quant x̂ = s·clamp(round(x / s)) of the same x produces the same integers).
 void quantize_activations(const float* x, int64_t n, int64_t in, float static_scale, int8_t* xq, float* scale);
-// Same with an explicit SIMD path (all give the same integers; tests compare them). Non-finite
-// x or a negative / non-finite static_scale throw qtune::Error.
+// Same at an explicit level, isa_supported(isa) (all give the same integers; tests compare
+// them). Non-finite x or a negative / non-finite static_scale throw qtune::Error.
 void quantize_activations(const float* x, int64_t n, int64_t in, float static_scale, int8_t* xq, float* scale,
-                          SimdPath path);
+                          Isa isa);
 
 // Combines the exact integer sums of one (token, row) into the output value. `dots[g]` =
 // Σ_{c∈g} xq·code and `xsums[g]` = Σ_{c∈g} xq for the row's groups g = 0..ng−1.
@@ -42,25 +42,13 @@ inline float igemm_combine(const int64_t* dots, const int64_t* xsums, const floa
   return static_cast<float>(acc * static_cast<double>(a_scale));
 }
 
-// y[n, out] (+)= the formula above; OpenMP over rows of W; best path for this CPU.
+// y[n, out] (+)= the formula above; OpenMP over rows of W; the loops of cpu_isa().
 void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate);
-// Same with an explicit path (tests and benchmarks compare every supported path with scalar).
-// SimdPath::avx512 uses VNNI (vpdpbusd) when the CPU has it, plain AVX-512BW otherwise.
+// Same at an explicit level, isa_supported(isa): avx512vnni runs the VNNI loops (vpdpbusd),
+// avx512bw the AVX-512BW ones, avx512f and avx2 the AVX2 ones. Tests and benchmarks force each
+// level, e.g. the AVX-512BW loops on a VNNI CPU. All give bit-identical y.
 void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate,
-           SimdPath path);
-
-// True when this CPU has AVX-512 VNNI (reported by `cpu_features()`).
-bool has_avx512_vnni();
-
-// The concrete inner loops behind the SimdPath values: avx512 = avx512vnni where the CPU has
-// VNNI, else avx512bw (else avx2 on an AVX-512F CPU without BW). Tests and benchmarks force
-// each one, e.g. the AVX-512BW loops on a VNNI CPU. All give bit-identical y.
-enum class IgemmKernel { scalar, avx2, avx512bw, avx512vnni };
-bool igemm_kernel_supported(IgemmKernel k);
-IgemmKernel igemm_kernel_for(SimdPath path);
-const char* igemm_kernel_name(IgemmKernel k);
-void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate,
-           IgemmKernel kernel);
+           Isa isa);
 
 namespace ref {
 // The scalar reference: plain loops, int64 sums, igemm_combine.

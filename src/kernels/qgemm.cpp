@@ -25,14 +25,9 @@ namespace {
 constexpr int64_t kTile = 64;    // weight rows per dequantized tile
 constexpr int64_t kSmallN = 8;   // below this many rows of x, parallelise over tiles instead of BLAS
 
-// The calling thread's scratch of at least `n` elements (kept between calls: generation calls
-// this once per token per layer).
-template <class T>
-T* scratch(int64_t n) {
-  static thread_local Buffer<T> buf;
-  if (buf.size() < static_cast<size_t>(n)) buf.resize(static_cast<size_t>(n));
-  return buf.data();
-}
+// Owner of this file's thread-local scratch (slot 0: the dequantized tile), kept between calls:
+// generation runs every product once per token per layer.
+struct QgemmScratch;
 
 // Σ a[k]·b[k], four independent float sums (lets the compiler vectorise without -ffast-math).
 float dot(const float* a, const float* b, int64_t n) {
@@ -61,7 +56,7 @@ void qmatmul_nt_tiles(const T* x, const QuantMatrix& W, T* y, int64_t n, bool ac
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < ntiles; ++t) {
     const int64_t r0 = t * kTile, nr = std::min(kTile, out - r0);
-    T* tile = scratch<T>(kTile * in);  // [nr, in]
+    T* tile = scratch<T, QgemmScratch>(0, kTile * in);  // [nr, in]
     W.dequantize_rows(r0, nr, tile);
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t j = 0; j < nr; ++j) {
@@ -76,7 +71,7 @@ void qmatmul_nt_tiles(const T* x, const QuantMatrix& W, T* y, int64_t n, bool ac
 // y[n, out] (+)= x[n, in] · deq(W)ᵀ, tiles in order, one sgemm per tile into y's column slice.
 void qmatmul_nt_blas(const float* x, const QuantMatrix& W, float* y, int64_t n, bool accumulate) {
   const int64_t in = W.cols, out = W.rows;
-  float* tile = scratch<float>(kTile * in);
+  float* tile = scratch<float, QgemmScratch>(0, kTile * in);
   for (int64_t r0 = 0; r0 < out; r0 += kTile) {
     const int64_t nr = std::min(kTile, out - r0);
     W.dequantize_rows(r0, nr, tile);
@@ -108,7 +103,7 @@ void qmatmul_nn(const T* dy, const QuantMatrix& W, T* dx, int64_t n, bool accumu
   const int64_t in = W.cols, out = W.rows;
   if (n <= 0 || in <= 0) return;
   if (!accumulate) std::fill(dx, dx + n * in, T(0));
-  T* tile = scratch<T>(kTile * in);  // [nr, in]
+  T* tile = scratch<T, QgemmScratch>(0, kTile * in);  // [nr, in]
   for (int64_t r0 = 0; r0 < out; r0 += kTile) {
     const int64_t nr = std::min(kTile, out - r0);
     W.dequantize_rows(r0, nr, tile);

@@ -2,24 +2,19 @@
 //   y[out] (+)= deq(W)[out, in] · x[in]
 // fused: nibbles are unpacked and multiplied in registers, never written out as floats.
 //   y[o] = Σ_g Δ_og·(Σ_{c∈g} q_oc·x_c − off_og·Σ_{c∈g} x_c)      off = z (asym) or 2^(b−1) (sym)
-// The SIMD variant is picked at run time from the CPU (the binary runs on any x86-64).
+// The SIMD variant is picked at run time from the CPU (kernels/cpu_features.h).
 #pragma once
 #include <cstdint>
 
+#include "kernels/cpu_features.h"
 #include "quant/quant.h"
 
 namespace qtune::kernels {
 
-enum class SimdPath { scalar, avx2, avx512 };
-
-// The best path this CPU supports (checked once).
-SimdPath best_simd_path();
-bool simd_path_supported(SimdPath p);
-
-// W.spec.bits <= 4. Uses best_simd_path().
+// W.spec.bits <= 4. Uses cpu_isa().
 void qgemv4(const float* x, const QuantMatrix& W, float* y, bool accumulate);
-// Same with an explicit path (tests compare every supported path to the scalar one).
-void qgemv4(const float* x, const QuantMatrix& W, float* y, bool accumulate, SimdPath path);
+// Same at an explicit level, isa_supported(isa) (tests compare every supported level to scalar).
+void qgemv4(const float* x, const QuantMatrix& W, float* y, bool accumulate, Isa isa);
 
 // Σ_{c ∈ [c0, c1)} q_c·x_c over one packed row (low nibble = even column); one per path.
 float qdot4_scalar(const uint8_t* codes, const float* x, int64_t c0, int64_t c1);

@@ -21,22 +21,16 @@ std::unique_ptr<Linear<float>>& slot_ref(LlamaLayer& layer, int i) {
 
 namespace {
 
-// Carves BaseTensors out of `mem` (sizes as in llama_impl.h); returns the floats needed
-// when mem == nullptr.
-int64_t carve_base(const LlamaConfig& c, float* mem, BaseTensors& t) {
+// Carves BaseTensors out of mem (shapes in llama_impl.h); returns their element count.
+int64_t carve_base(const LlamaConfig& c, Buffer<float>& mem, BaseTensors& t) {
   const int64_t V = c.vocab_size, C = c.dim, L = c.n_layers;
-  int64_t off = 0;
-  auto take = [&](int64_t n) {
-    float* p = mem ? mem + off : nullptr;
-    off += n;
-    return p;
-  };
-  t.token_embd = take(V * C);
-  t.attn_norm = take(L * C);
-  t.ffn_norm = take(L * C);
-  t.output_norm = take(C);
-  t.output = c.tied_classifier ? t.token_embd : take(V * C);
-  return off;
+  const int64_t n = carve(mem, {{&t.token_embd, V * C},                        // [V, C]
+                                {&t.attn_norm, L * C},                         // [L, C]
+                                {&t.ffn_norm, L * C},                          // [L, C]
+                                {&t.output_norm, C},                           // [C]
+                                {&t.output, c.tied_classifier ? 0 : V * C}});  // [V, C]
+  if (c.tied_classifier) t.output = t.token_embd;  // no storage of its own
+  return n;
 }
 
 void copy_in(const ModelFile& mf, const std::string& name, float* dst, int64_t n) {
@@ -66,12 +60,8 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
   m.base_trainable = opts.method == "full" && !opts.frozen;
 
   const int64_t C = cfg_.dim, L = cfg_.n_layers;
-  m.params.resize(carve_base(cfg_, nullptr, m.p));
-  carve_base(cfg_, m.params.data(), m.p);
-  if (m.base_trainable) {
-    m.grads.resize(m.params.size());
-    carve_base(cfg_, m.grads.data(), m.g);
-  }
+  m.n_base = carve_base(cfg_, m.params, m.p);
+  if (m.base_trainable) carve_base(cfg_, m.grads, m.g);
   copy_in(mf, "token_embd.weight", m.p.token_embd, cfg_.vocab_size * C);
   copy_in(mf, "output_norm.weight", m.p.output_norm, C);
   if (!cfg_.tied_classifier) copy_in(mf, "output.weight", m.p.output, cfg_.vocab_size * C);
@@ -161,7 +151,7 @@ int64_t Llama::num_trainable() const {
 // Base parameters plus adapter parameters. A slot's trainable "<stem>.weight" (dense, full
 // fine-tuning) IS its base weight, so it is not counted twice.
 int64_t Llama::num_params() const {
-  int64_t n = int64_t(impl_->params.size());
+  int64_t n = impl_->n_base;
   for (auto& layer : impl_->layers)
     for (int i = 0; i < kNumProjections; ++i) {
       auto& s = *slot_ref(layer, i);
@@ -173,7 +163,7 @@ int64_t Llama::num_params() const {
 }
 
 int64_t Llama::weight_bytes() const {
-  int64_t n = int64_t(impl_->params.size() * sizeof(float));
+  int64_t n = impl_->n_base * int64_t(sizeof(float));
   for (auto& layer : impl_->layers)
     for (int i = 0; i < kNumProjections; ++i) n += slot_ref(layer, i)->weight_bytes();
   return n;

@@ -10,20 +10,22 @@
 
 namespace qtune {
 
+// One layer's activation gradients for the current (B, T) (shapes in llama_impl.h), carved on
+// the first backward after a shape change.
 void Llama::Impl::carve_grads() {
   if (!grad_mem.empty()) return;
   const int64_t n = N(), C = cfg.dim, H = cfg.hidden_dim, V = cfg.vocab_size;
   const int64_t Q = int64_t(cfg.n_heads) * cfg.head_dim(), KV = cfg.kv_dim();
-  const int64_t sizes[] = {n * C, n * C, n * Q, n * KV, n * KV, n * Q, n * H, n * H, n * H, n * V};
-  float** ptrs[] = {&d.dres, &d.dxn, &d.dq, &d.dk, &d.dv, &d.dattn_y, &d.dh1, &d.dh3, &d.dswi, &d.dlogits};
-  int64_t total = 0;
-  for (int64_t s : sizes) total += (s + 15) / 16 * 16;
-  grad_mem.resize(total);
-  int64_t off = 0;
-  for (int i = 0; i < 10; ++i) {
-    *ptrs[i] = grad_mem.data() + off;
-    off += (sizes[i] + 15) / 16 * 16;
-  }
+  carve(grad_mem, {{&d.dres, n * C},       // [N, C]
+                   {&d.dxn, n * C},        // [N, C]
+                   {&d.dq, n * Q},         // [N, Q]
+                   {&d.dk, n * KV},        // [N, KV]
+                   {&d.dv, n * KV},        // [N, KV]
+                   {&d.dattn_y, n * Q},    // [N, Q]
+                   {&d.dh1, n * H},        // [N, H]
+                   {&d.dh3, n * H},        // [N, H]
+                   {&d.dswi, n * H},       // [N, H]
+                   {&d.dlogits, n * V}});  // [N, V]
 }
 
 // On entry d.dres = ∂loss/∂res[l+1]; on exit d.dres = ∂loss/∂res[l].

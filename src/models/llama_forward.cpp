@@ -10,51 +10,33 @@
 
 namespace qtune {
 
-namespace {
-// Hands out consecutive slices of one allocation; run once with base == nullptr to size it.
-struct Carver {
-  float* base;
-  int64_t off = 0;
-  float* take(int64_t n) {
-    float* p = base ? base + off : nullptr;
-    off += (n + 15) / 16 * 16;  // keep every slice 64-byte aligned
-    return p;
-  }
-};
-
-void carve_acts_into(const LlamaConfig& c, int64_t B, int64_t T, Carver& cv, LlamaActs& a) {
-  const int64_t N = B * T, C = c.dim, L = c.n_layers, H = c.hidden_dim, V = c.vocab_size;
-  const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim();
-  a.res = cv.take((L + 1) * N * C);
-  a.res_mid = cv.take(L * N * C);
-  a.xn1 = cv.take(L * N * C);
-  a.rstd1 = cv.take(L * N);
-  a.q = cv.take(L * N * Q);
-  a.k = cv.take(L * N * KV);
-  a.v = cv.take(L * N * KV);
-  a.att = cv.take(L * B * c.n_heads * T * T);
-  a.attn_y = cv.take(L * N * Q);
-  a.xn2 = cv.take(L * N * C);
-  a.rstd2 = cv.take(L * N);
-  a.h1 = cv.take(L * N * H);
-  a.h3 = cv.take(L * N * H);
-  a.swi = cv.take(L * N * H);
-  a.xf = cv.take(N * C);
-  a.rstdf = cv.take(N);
-  a.logits = cv.take(N * V);
-  a.probs = cv.take(N * V);
-}
-}  // namespace
-
+// Carves the activations for shape (B, T) out of act_mem (shapes in llama_impl.h); only
+// when (B, T) changes.
 void Llama::Impl::carve_acts(int newB, int newT) {
   if (newB == B && newT == T && !act_mem.empty()) return;
   B = newB;
   T = newT;
-  Carver sizer{nullptr};
-  carve_acts_into(cfg, B, T, sizer, a);
-  act_mem.resize(sizer.off);
-  Carver cv{act_mem.data()};
-  carve_acts_into(cfg, B, T, cv, a);
+  const LlamaConfig& c = cfg;
+  const int64_t N = int64_t(B) * T, C = c.dim, L = c.n_layers, H = c.hidden_dim, V = c.vocab_size;
+  const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim(), att = L * B * c.n_heads * T * T;
+  carve(act_mem, {{&a.res, (L + 1) * N * C},  // [L+1, N, C]
+                  {&a.res_mid, L * N * C},    // [L, N, C]
+                  {&a.xn1, L * N * C},        // [L, N, C]
+                  {&a.rstd1, L * N},          // [L, N]
+                  {&a.q, L * N * Q},          // [L, N, Q]
+                  {&a.k, L * N * KV},         // [L, N, KV]
+                  {&a.v, L * N * KV},         // [L, N, KV]
+                  {&a.att, att},              // [L, B, nh, T, T]
+                  {&a.attn_y, L * N * Q},     // [L, N, Q]
+                  {&a.xn2, L * N * C},        // [L, N, C]
+                  {&a.rstd2, L * N},          // [L, N]
+                  {&a.h1, L * N * H},         // [L, N, H]
+                  {&a.h3, L * N * H},         // [L, N, H]
+                  {&a.swi, L * N * H},        // [L, N, H]
+                  {&a.xf, N * C},             // [N, C]
+                  {&a.rstdf, N},              // [N]
+                  {&a.logits, N * V},         // [N, V]
+                  {&a.probs, N * V}});        // [N, V]
   grad_mem.resize(0);  // gradients are re-carved lazily for the new shape
 }
 
@@ -109,7 +91,6 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T) {
   m.tokens.assign(tokens, tokens + N);
   m.has_targets = targets != nullptr;
   if (targets) m.targets.assign(targets, targets + N);
-  m.ctx.training = m.has_targets;
 
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, N, C);  // res[0]: [N, C]
   for (int l = 0; l < cfg_.n_layers; ++l) m.forward_layer(l);

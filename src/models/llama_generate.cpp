@@ -14,19 +14,21 @@ namespace qtune {
 
 namespace {
 
+// The decoding state (shapes in llama_impl.h), carved once per model.
 void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
   const int64_t L = c.n_layers, S = c.seq_len, C = c.dim, H = c.hidden_dim, V = c.vocab_size;
   const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim();
-  const int64_t sizes[] = {L * S * KV, L * S * KV, C, C, Q, S, Q, C, H, H, V};
-  float** ptrs[] = {&k.key, &k.value, &k.x, &k.xn, &k.q, &k.att, &k.attn_y, &k.tmp, &k.h1, &k.h3, &k.logits};
-  int64_t total = 0;
-  for (int64_t s : sizes) total += (s + 15) / 16 * 16;
-  k.mem.resize(total);
-  int64_t off = 0;
-  for (int i = 0; i < 11; ++i) {
-    *ptrs[i] = k.mem.data() + off;
-    off += (sizes[i] + 15) / 16 * 16;
-  }
+  carve(k.mem, {{&k.key, L * S * KV},    // [L, S, KV]
+                {&k.value, L * S * KV},  // [L, S, KV]
+                {&k.x, C},               // [C]
+                {&k.xn, C},              // [C]
+                {&k.q, Q},               // [Q]
+                {&k.att, S},             // [S]
+                {&k.attn_y, Q},          // [Q]
+                {&k.tmp, C},             // [C]
+                {&k.h1, H},              // [H]
+                {&k.h3, H},              // [H]
+                {&k.logits, V}});        // [V]
 }
 
 // One query position attending over cached keys/values 0..pos of one layer.
@@ -77,7 +79,6 @@ const float* Llama::step(int token, int pos) {
   if (kc.mem.empty()) reset_cache();
   const int64_t C = c.dim, KV = c.kv_dim(), H = c.hidden_dim, S = c.seq_len;
   Context ctx;
-  ctx.training = false;
 
   nn::embedding_forward(&token, m.p.token_embd, kc.x, 1, C);
   for (int l = 0; l < c.n_layers; ++l) {

@@ -84,6 +84,7 @@ struct Llama::Impl {
   LlamaConfig cfg;
   bool base_trainable = false;  // embedding / norms / untied classifier
   Buffer<float> params, grads;  // non-slot parameters and their gradients
+  int64_t n_base = 0;           // elements of the non-slot parameters (params also holds padding)
   BaseTensors p, g;             // g is all-null when the base is frozen
   std::vector<LlamaLayer> layers;
   Context ctx;

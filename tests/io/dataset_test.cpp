@@ -245,7 +245,7 @@ TEST(Dataset, BadInput) {
   EXPECT_NE(error_of([&] { read_documents(dir + "/missing.txt"); }).find(dir + "/missing.txt"), std::string::npos);
   // a real binary file: the tokenizer model
   std::string bin = test::shared_dir() + "/models/stories260K/tok512.bin";
-  if (test::exists(bin)) {
+  if (test::have_shared(bin)) {
     EXPECT_NE(error_of([&] { read_documents(bin); }).find(bin), std::string::npos);
   }
   EXPECT_THROW(pack_documents({{"", "a"}}, tok, 0, false, "mem"), Error);

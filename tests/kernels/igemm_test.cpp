@@ -13,14 +13,13 @@
 #include "test_util.h"
 
 using namespace qtune;
-using kernels::IgemmKernel;
+using kernels::Isa;
 
 namespace {
 
-constexpr IgemmKernel kAllKernels[] = {IgemmKernel::scalar, IgemmKernel::avx2, IgemmKernel::avx512bw,
-                                       IgemmKernel::avx512vnni};
-constexpr kernels::SimdPath kAllPaths[] = {kernels::SimdPath::scalar, kernels::SimdPath::avx2,
-                                           kernels::SimdPath::avx512};
+// Every level (kernels/cpu_features.h): avx512f runs igemm's AVX2 loops, avx512bw and
+// avx512vnni their own.
+constexpr Isa kAllLevels[] = {Isa::scalar, Isa::avx2, Isa::avx512f, Isa::avx512bw, Isa::avx512vnni};
 
 enum class Offsets { integral, fractional };
 
@@ -54,8 +53,8 @@ bool same_bytes(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
-// Runs every supported kernel, every supported SimdPath and the dispatcher on one problem and
-// expects y bit-identical to ref::igemm. Returns how many non-scalar runs it made.
+// Runs every supported level and the dispatcher on one problem and expects y bit-identical to
+// ref::igemm. Returns how many non-scalar runs it made.
 int expect_all_paths_equal_ref(const std::vector<int8_t>& xq, const std::vector<float>& a, const QuantMatrix& W,
                                int64_t n, bool acc, Rng& rng, const std::string& what) {
   std::vector<float> y0(static_cast<size_t>(n * W.rows));
@@ -63,18 +62,12 @@ int expect_all_paths_equal_ref(const std::vector<int8_t>& xq, const std::vector<
   auto yr = y0;
   kernels::ref::igemm(xq.data(), a.data(), W, yr.data(), n, acc);
   int simd = 0;
-  for (auto k : kAllKernels) {
-    if (!kernels::igemm_kernel_supported(k)) continue;
+  for (auto k : kAllLevels) {
+    if (!kernels::isa_supported(k)) continue;
     auto y = y0;
     kernels::igemm(xq.data(), a.data(), W, y.data(), n, acc, k);
-    EXPECT_TRUE(same_bytes(y, yr)) << what << " kernel " << kernels::igemm_kernel_name(k);
-    simd += k != IgemmKernel::scalar;
-  }
-  for (auto p : kAllPaths) {
-    if (!kernels::simd_path_supported(p)) continue;
-    auto y = y0;
-    kernels::igemm(xq.data(), a.data(), W, y.data(), n, acc, p);
-    EXPECT_TRUE(same_bytes(y, yr)) << what << " path " << int(p);
+    EXPECT_TRUE(same_bytes(y, yr)) << what << " level " << kernels::isa_name(k);
+    simd += k != Isa::scalar;
   }
   auto y = y0;
   kernels::igemm(xq.data(), a.data(), W, y.data(), n, acc);
@@ -115,7 +108,7 @@ TEST(IGemm, EveryPathEqualsReferenceExactly) {
             simd += expect_all_paths_equal_ref(xq, a, W, n, acc, rng, what);
           }
         }
-  if (kernels::simd_path_supported(kernels::SimdPath::avx2)) {
+  if (kernels::isa_supported(Isa::avx2)) {
     EXPECT_GT(simd, 0);
   }
 }
@@ -209,11 +202,11 @@ TEST(IGemm, ExtremeValuesStayExact) {
     std::vector<float> yr(n * out);
     kernels::ref::igemm(xq.data(), a.data(), W, yr.data(), n, false);
     EXPECT_TRUE(same_bytes(yr, want)) << cs.bits << " " << in;
-    for (auto k : kAllKernels) {
-      if (!kernels::igemm_kernel_supported(k)) continue;
+    for (auto k : kAllLevels) {
+      if (!kernels::isa_supported(k)) continue;
       std::vector<float> y(n * out);
       kernels::igemm(xq.data(), a.data(), W, y.data(), n, false, k);
-      EXPECT_TRUE(same_bytes(y, want)) << cs.bits << " " << in << " " << kernels::igemm_kernel_name(k);
+      EXPECT_TRUE(same_bytes(y, want)) << cs.bits << " " << in << " " << kernels::isa_name(k);
     }
   }
 }
@@ -325,8 +318,8 @@ TEST(QuantizeActivations, EveryPathMatchesFakeQuantFormula) {
     for (int64_t c = 0; c < in; ++c) x[in + c] = specials[c % std::size(specials)] * 0.25f;
     std::fill(x.begin() + 2 * in, x.begin() + 3 * in, 0.0f);  // token 2: all zero
     for (float st : {0.0f, 0.25f, 0.02f}) {
-      for (auto p : kAllPaths) {
-        if (!kernels::simd_path_supported(p)) continue;
+      for (auto p : kAllLevels) {
+        if (!kernels::isa_supported(p)) continue;
         std::vector<int8_t> q(n * in);
         std::vector<float> s(n);
         kernels::quantize_activations(x.data(), n, in, st, q.data(), s.data(), p);
@@ -337,7 +330,7 @@ TEST(QuantizeActivations, EveryPathMatchesFakeQuantFormula) {
           EXPECT_EQ(s[t], want_s) << t;
           for (int64_t c = 0; c < in; ++c) {
             const float r = std::clamp(std::round(x[t * in + c] / s[t]), -127.0f, 127.0f);
-            ASSERT_EQ(q[t * in + c], static_cast<int8_t>(r)) << "path " << int(p) << " in " << in << " t " << t
+            ASSERT_EQ(q[t * in + c], static_cast<int8_t>(r)) << "path " << kernels::isa_name(p) << " in " << in << " t " << t
                                                              << " c " << c << " x " << x[t * in + c];
           }
         }
@@ -354,8 +347,8 @@ TEST(QuantizeActivations, RejectsBadInput) {
   std::vector<float> longer(100, 1.0f);
   longer[77] = -inf;
   std::vector<int8_t> ql(100);
-  for (auto p : kAllPaths) {
-    if (!kernels::simd_path_supported(p)) continue;
+  for (auto p : kAllLevels) {
+    if (!kernels::isa_supported(p)) continue;
     EXPECT_THROW(kernels::quantize_activations(x, 2, 2, 0.0f, q, s, p), Error);
     EXPECT_THROW(kernels::quantize_activations(longer.data(), 1, 100, 0.0f, ql.data(), s, p), Error);
     longer[77] = std::nanf("");

@@ -99,7 +99,8 @@ TEST(QGemm, DoubleMatchesDequantizedReference) {
 // Every SIMD path this CPU supports equals the scalar path (and the dequantized reference).
 TEST(QGemv, EveryPathMatchesScalar) {
   Rng rng(13);
-  const kernels::SimdPath paths[] = {kernels::SimdPath::scalar, kernels::SimdPath::avx2, kernels::SimdPath::avx512};
+  const kernels::Isa paths[] = {kernels::Isa::scalar, kernels::Isa::avx2, kernels::Isa::avx512f,
+                                kernels::Isa::avx512bw, kernels::Isa::avx512vnni};
   int tested = 0;
   for (const auto& c : cases()) {
     if (c.spec.bits > 4) continue;
@@ -109,11 +110,11 @@ TEST(QGemv, EveryPathMatchesScalar) {
     std::vector<float> yr(c.out);
     kernels::ref::matmul_nt(x.data(), wd.data(), yr.data(), 1, c.in, c.out, false);
     for (auto p : paths) {
-      if (!kernels::simd_path_supported(p)) continue;
+      if (!kernels::isa_supported(p)) continue;
       std::vector<float> y(c.out, 1.0f);
       kernels::qgemv4(x.data(), q, y.data(), false, p);
       EXPECT_LT(test::rel_err(y.data(), yr.data(), y.size()), 1e-5)
-          << "path " << int(p) << " in " << c.in << " out " << c.out << " group " << c.spec.group;
+          << "path " << kernels::isa_name(p) << " in " << c.in << " out " << c.out << " group " << c.spec.group;
       ++tested;
     }
   }
@@ -132,10 +133,10 @@ TEST(QGemv, DotKernelsAllAlignments) {
       double want = 0;
       for (int64_t c = c0; c < c1; ++c) want += double((codes[c / 2] >> ((c & 1) * 4)) & 0xF) * x[c];
       EXPECT_NEAR(kernels::qdot4_scalar(codes.data(), x.data(), c0, c1), want, 1e-4);
-      if (kernels::simd_path_supported(kernels::SimdPath::avx2)) {
+      if (kernels::isa_supported(kernels::Isa::avx2)) {
         EXPECT_NEAR(kernels::qdot4_avx2(codes.data(), x.data(), c0, c1), want, 1e-4) << c0 << " " << c1;
       }
-      if (kernels::simd_path_supported(kernels::SimdPath::avx512)) {
+      if (kernels::isa_supported(kernels::Isa::avx512f)) {
         EXPECT_NEAR(kernels::qdot4_avx512(codes.data(), x.data(), c0, c1), want, 1e-4) << c0 << " " << c1;
       }
     }
@@ -153,10 +154,10 @@ TEST(QGemv, RowKernelsMatchScalar) {
     for (int64_t gs : {16, 32, 48, 96}) {
       double want = 0;
       for (int64_t c = 0; c < in; ++c) want += double(scale[c / gs]) * ((codes[c / 2] >> ((c & 1) * 4)) & 0xF) * x[c];
-      if (kernels::simd_path_supported(kernels::SimdPath::avx2)) {
+      if (kernels::isa_supported(kernels::Isa::avx2)) {
         EXPECT_NEAR(kernels::qrow4_avx2(codes.data(), x.data(), scale.data(), in, gs), want, 1e-3) << in << " " << gs;
       }
-      if (kernels::simd_path_supported(kernels::SimdPath::avx512)) {
+      if (kernels::isa_supported(kernels::Isa::avx512f)) {
         EXPECT_NEAR(kernels::qrow4_avx512(codes.data(), x.data(), scale.data(), in, gs), want, 1e-3) << in << " " << gs;
       }
     }
@@ -194,8 +195,26 @@ TEST(QGemm, SameResultForAnyThreadCount) {
   kernels::set_num_threads(0);
 }
 
-TEST(Kernels, CpuFeaturesNamesAPath) {
+TEST(Kernels, CpuFeaturesNamesTheLevel) {
   const std::string f = kernels::cpu_features();
-  EXPECT_TRUE(f == "avx512-vnni" || f == "avx512" || f == "avx2" || f == "scalar") << f;
-  EXPECT_EQ(f == "avx512-vnni", kernels::has_avx512_vnni()) << f;
+  EXPECT_EQ(f, kernels::isa_name(kernels::cpu_isa()));
+  EXPECT_TRUE(f == "avx512-vnni" || f == "avx512bw" || f == "avx512f" || f == "avx2" || f == "scalar") << f;
+  EXPECT_TRUE(kernels::isa_supported(kernels::Isa::scalar));
+  EXPECT_TRUE(kernels::isa_supported(kernels::cpu_isa()));
+}
+
+// QTUNE_CPU caps the detected level by name; it never raises it, and a wrong name is an error.
+TEST(Kernels, QtuneCpuCapsTheLevel) {
+  using kernels::Isa;
+  EXPECT_EQ(kernels::capped_isa(Isa::avx512vnni, nullptr), Isa::avx512vnni);
+  EXPECT_EQ(kernels::capped_isa(Isa::avx512vnni, ""), Isa::avx512vnni);
+  EXPECT_EQ(kernels::capped_isa(Isa::avx512vnni, "scalar"), Isa::scalar);
+  EXPECT_EQ(kernels::capped_isa(Isa::avx512vnni, "avx2"), Isa::avx2);
+  EXPECT_EQ(kernels::capped_isa(Isa::avx512vnni, "avx512bw"), Isa::avx512bw);
+  EXPECT_EQ(kernels::capped_isa(Isa::avx2, "avx512-vnni"), Isa::avx2);
+  EXPECT_EQ(kernels::capped_isa(Isa::scalar, "avx512f"), Isa::scalar);
+  for (auto i : {Isa::scalar, Isa::avx2, Isa::avx512f, Isa::avx512bw, Isa::avx512vnni})
+    EXPECT_EQ(kernels::capped_isa(Isa::avx512vnni, kernels::isa_name(i)), i);
+  EXPECT_THROW(kernels::capped_isa(Isa::avx2, "sse4"), Error);
+  EXPECT_THROW(kernels::capped_isa(Isa::avx2, "AVX2"), Error);
 }

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <vector>
 
 #include "core/file.h"
@@ -39,16 +38,6 @@ std::vector<Required> required_tensors(const LlamaConfig& c) {
     r.push_back({n("ffn_up"), {H, D}});
   }
   return r;
-}
-
-// The first 4 bytes of the file (fewer if it is shorter); throws Error naming a missing path.
-std::string sniff(const std::string& path) {
-  QT_CHECK(file_exists(path), "{}: no such file", path);
-  std::ifstream in(path, std::ios::binary);
-  QT_CHECK(in.good(), "{}: cannot open", path);
-  char buf[4] = {};
-  in.read(buf, sizeof buf);
-  return std::string(buf, size_t(in.gcount()));
 }
 
 }  // namespace
@@ -114,7 +103,7 @@ void quantize_projections(ModelFile& m, const QuantSpec& spec) {
 }
 
 ModelFile load_model(const std::string& path) {
-  const std::string head = sniff(path);
+  const std::string head = read_file_head(path, 4);  // only regular files (core/file.h)
   QT_CHECK(!head.empty(), "{}: file is empty", path);
   if (head == "GGUF") return load_gguf_model(path);
   // llama2.c v1 starts with the magic; anything else is taken as a legacy header, which

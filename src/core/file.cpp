@@ -86,6 +86,9 @@ static void remove_stale_temps(const std::string& path) {
 }
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    fail("{}: cannot write: it is {}, not a regular file", path_, file_kind(st.st_mode));
   remove_stale_temps(path_);
   tmp_ = fmt::format("{}.tmp.{}", path_, ::getpid());
   f_ = std::fopen(tmp_.c_str(), "wb");

@@ -94,7 +94,9 @@ class Reader {
 
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path);  // opens the temp file; throws Error naming path
+  // Opens the temp file; throws Error naming path, also when path exists and is not a regular
+  // file (renaming over a directory fails late, over a device would replace the device node).
+  explicit AtomicFile(std::string path);
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
   ~AtomicFile();

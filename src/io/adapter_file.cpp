@@ -98,7 +98,7 @@ AdapterFile read_adapter(const std::string& path) {
   GgufFile f(path);
   const std::string type = f.has("general.type") ? f.get_str("general.type") : "";
   if (type == kCheckpointType) return read_checkpoint(f);
-  QT_CHECK(type == "adapter", "{}: not an adapter or qtune checkpoint (general.type is '{}')", path, type);
+  QT_CHECK(type == "adapter", "{}: not an adapter or qtune checkpoint (general.type is '{}')", path, excerpt(type));
   if (f.has("adapter.type") && f.get_str("adapter.type") == "qtune") return read_qtune_adapter(f);
   LoraGguf lora = load_lora_gguf(f);
   AdapterFile a;

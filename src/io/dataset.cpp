@@ -44,7 +44,7 @@ Document parse_json_line(std::string_view line, const std::string& where) {
   try {
     j = nlohmann::json::parse(line);
   } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", where, e.what());
+    fail("{}: invalid JSON: {}", where, excerpt(e.what(), 200));  // it may quote a huge token
   }
   QT_CHECK(j.is_object(), "{}: expected a JSON object with \"text\" or \"prompt\"+\"completion\"", where);
   auto str = [&](const char* key) {

@@ -43,7 +43,8 @@ int get_pos_int(const GgufFile& f, const std::string& key) {
 
 LlamaConfig read_config(const GgufFile& f) {
   const std::string arch = f.get_str("general.architecture");
-  QT_CHECK(arch == "llama", "{}: key 'general.architecture': '{}' is not supported (only 'llama')", f.path(), arch);
+  QT_CHECK(arch == "llama", "{}: key 'general.architecture': '{}' is not supported (only 'llama')", f.path(),
+           excerpt(arch));
   const std::string p = "llama.";
   LlamaConfig c;
   c.seq_len = get_pos_int(f, p + "context_length");
@@ -88,11 +89,11 @@ void read_act(const GgufFile& f, ModelFile& m) {
   for (const auto& [key, v] : f.metadata()) {
     if (key.compare(0, kActScale.size(), kActScale) != 0) continue;
     const std::string stem = key.substr(kActScale.size());
-    QT_CHECK(is_model_stem(m.config, stem), "{}: key '{}': '{}' is not a projection of this model", f.path(), key,
-             stem);
+    QT_CHECK(is_model_stem(m.config, stem), "{}: key '{}': '{}' is not a projection of this model", f.path(),
+             excerpt(key), excerpt(stem));
     const float s = f.get_f32(key);
     QT_CHECK(std::isfinite(s) && s > 0, "{}: key '{}': activation scale {} must be finite and positive", f.path(),
-             key, s);
+             excerpt(key), s);
     m.act_scales[stem] = s;
   }
 }

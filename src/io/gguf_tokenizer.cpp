@@ -185,7 +185,7 @@ GgufVocab read_gguf_vocab(const GgufFile& f) {
   const std::string& p = f.path();
   std::string model = f.get_str("tokenizer.ggml.model");
   QT_CHECK(model == "llama", "{}: key 'tokenizer.ggml.model': '{}' is not supported (only 'llama', SentencePiece)",
-           p, model);
+           p, excerpt(model));
   GgufVocab v;
   v.tokens = f.get_arr_str("tokenizer.ggml.tokens");
   size_t n = v.tokens.size();

@@ -68,6 +68,28 @@ void validate_model(const ModelFile& m) {
   }
 }
 
+void check_finite(const std::string& file, const std::string& name, const Tensor& t) {
+  const int64_t i = first_non_finite(t.ptr(), int64_t(t.data.size()));
+  if (i >= 0)
+    fail("{}: tensor '{}': element {} is {} (weights must be finite)", file, excerpt(name), index_str(t.shape, i),
+         t.data[size_t(i)]);
+}
+
+void check_model_finite(const ModelFile& m) {
+  for (const auto& [name, t] : m.tensors) check_finite(m.path, name, t);
+  for (const auto& [name, planes] : m.quantized)
+    for (size_t p = 0; p < planes.size(); ++p) {
+      const QuantMatrix& q = planes[p];
+      const Shape shape = {q.rows, q.groups_per_row()};
+      for (const auto* what : {&q.scale, &q.zero}) {
+        const int64_t i = first_non_finite(what->data(), int64_t(what->size()));
+        if (i >= 0)
+          fail("{}: tensor '{}': plane {} {} {} is {} (weights must be finite)", m.path, excerpt(name), p,
+               what == &q.scale ? "scale" : "zero point", index_str(shape, i), (*what)[size_t(i)]);
+      }
+    }
+}
+
 Tensor weight_as_float(const ModelFile& m, const std::string& name) {
   if (auto it = m.tensors.find(name); it != m.tensors.end()) {
     Tensor t(it->second.shape);
@@ -105,10 +127,11 @@ void quantize_projections(ModelFile& m, const QuantSpec& spec) {
 ModelFile load_model(const std::string& path) {
   const std::string head = read_file_head(path, 4);  // only regular files (core/file.h)
   QT_CHECK(!head.empty(), "{}: file is empty", path);
-  if (head == "GGUF") return load_gguf_model(path);
   // llama2.c v1 starts with the magic; anything else is taken as a legacy header, which
   // load_llama2c validates (header values and exact file size).
-  return load_llama2c(path);
+  ModelFile m = head == "GGUF" ? load_gguf_model(path) : load_llama2c(path);
+  check_model_finite(m);
+  return m;
 }
 
 }  // namespace qtune

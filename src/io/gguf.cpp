@@ -1,5 +1,6 @@
 #include "io/gguf.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <unordered_set>
@@ -242,6 +243,19 @@ void GgufFile::check_tensor_data() {
              "{}: tensor '{}': data at offset {} (+{} bytes, data section at {}) runs beyond end of file ({} bytes)",
              p, t.name, t.offset, t.nbytes, data_offset_, size);
     t.data = file_->data() + data_offset_ + t.offset;
+  }
+  // Two tensors sharing bytes would be one tensor's data read twice under two names (llama.cpp
+  // demands sequential offsets, so no valid file does it). Sorted by offset, each must end
+  // before the next begins.
+  std::vector<const GgufTensorInfo*> by_offset;
+  for (const auto& t : tensors_) by_offset.push_back(&t);
+  std::stable_sort(by_offset.begin(), by_offset.end(),
+                   [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
+  for (size_t k = 1; k < by_offset.size(); k++) {
+    const GgufTensorInfo &a = *by_offset[k - 1], &b = *by_offset[k];
+    QT_CHECK(a.offset + a.nbytes <= b.offset,
+             "{}: tensor '{}': data at offset {} overlaps tensor '{}' (offset {}, {} bytes)", p, excerpt(b.name),
+             b.offset, excerpt(a.name), a.offset, a.nbytes);
   }
 }
 

@@ -3,7 +3,9 @@
 
 #include <cmath>
 #include <algorithm>
+#include <cstdio>
 #include <map>
+#include <unordered_set>
 
 #include "io/gguf.h"
 
@@ -98,6 +100,23 @@ void read_act(const GgufFile& f, ModelFile& m) {
   }
 }
 
+// A tensor qtune would not read is an error, not silently ignored: an extra block (block_count
+// too small), a bias or any other tensor qtune's llama does not compute with would make the
+// model qtune runs differ from the file (llama.cpp also refuses a file with extra tensors).
+// "<stem>.scale" tensors are check_int_extras' business.
+void check_known_tensors(const GgufFile& f, const LlamaConfig& c) {
+  const auto names = model_tensor_names(c);
+  const std::unordered_set<std::string> known(names.begin(), names.end());
+  for (const auto& t : f.tensors()) {
+    if (known.count(t.name) || t.name.ends_with(".scale")) continue;
+    int layer = -1;
+    if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) == 1 && layer >= c.n_layers)
+      fail("{}: tensor '{}': there is no block {} (llama.block_count is {})", f.path(), excerpt(t.name), layer,
+           c.n_layers);
+    fail("{}: tensor '{}' is not a tensor of a llama model (qtune would ignore it)", f.path(), excerpt(t.name));
+  }
+}
+
 }  // namespace
 
 ModelFile load_gguf_model(const GgufFile& f) {
@@ -105,6 +124,7 @@ ModelFile load_gguf_model(const GgufFile& f) {
   m.path = f.path();
   m.format = "gguf";
   m.config = read_config(f);
+  check_known_tensors(f, m.config);
   std::vector<std::string> int_names;
   for (const auto& name : model_tensor_names(m.config)) {
     const GgufTensorInfo* t = f.find_tensor(name);

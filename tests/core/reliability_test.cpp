@@ -3,11 +3,13 @@
 // device, messages quoting file content stay one short printable line, and the finite check.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -100,6 +102,27 @@ TEST(AtomicFileTarget, DirectoryOrDeviceIsRefusedNamingTheOutput) {
   // A write error names the output, never the temp file.
   const std::string nodir = dir + "/no/such/dir/x.gguf";
   EXPECT_EQ(error_of([&] { write_text_file_atomic(nodir, "x"); }), nodir + ": cannot write: No such file or directory");
+}
+
+TEST(AtomicFileTarget, WriteFailureNamesTheOutputNotTheTempFile) {
+  const std::string dir = test::scratch_dir(), p = dir + "/big.gguf";
+  // A 4 KB file size limit makes the write fail with EFBIG, as a full disk fails it with ENOSPC.
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  const std::string msg = error_of([&] {
+    AtomicFile f(p);
+    f.write_str(std::string(1 << 16, 'x'));
+    f.commit();
+  });
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_EQ(msg, p + ": write failed: File too large");
+  EXPECT_EQ(msg.find(".tmp."), std::string::npos) << msg;
+  EXPECT_EQ(std::system(("test -z \"$(ls -A '" + dir + "')\"").c_str()), 0) << "temp file left behind";
 }
 
 TEST(Messages, NonPrintableBytesAreEscaped) {

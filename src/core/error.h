@@ -8,6 +8,7 @@
 #include <fmt/ranges.h>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace qtune {
 
@@ -15,9 +16,23 @@ struct Error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// s with every byte that would not print as itself escaped as \xNN: C0 controls (NUL, newline,
+// ESC, ...), DEL, the UTF-8 encodings of C1 controls and bytes that are not well-formed UTF-8.
+// fail() applies it to every message, so file content quoted in one can neither cut it short
+// (printf stops at a NUL) nor break the one-line contract nor drive the terminal.
+std::string printable(std::string_view s);
+
+// File content quoted in a message (a key, a token, a line of JSON): printable(s), cut after
+// max_chars characters with "…" appended, so a 1 MB string makes a short message.
+std::string excerpt(std::string_view s, size_t max_chars = 80);
+
+// What fail() throws: printable(message), and a message of more than 2000 characters keeps its
+// first 1000 and last 200 around "…" (a safety net for file content quoted without excerpt()).
+std::string error_line(std::string_view message);
+
 template <class... A>
 [[noreturn]] void fail(fmt::format_string<A...> f, A&&... args) {
-  throw Error(fmt::format(f, std::forward<A>(args)...));
+  throw Error(error_line(fmt::format(f, std::forward<A>(args)...)));
 }
 
 [[noreturn]] void assert_failed(const char* expr, const char* file, int line);

@@ -16,20 +16,46 @@
 
 namespace qtune {
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("{}: not a regular file", path);
+std::string file_kind(unsigned mode) {
+  switch (mode & S_IFMT) {
+    case S_IFREG: return "a regular file";
+    case S_IFDIR: return "a directory";
+    case S_IFIFO: return "a FIFO";
+    case S_IFSOCK: return "a socket";
+    case S_IFCHR: return "a character device";
+    case S_IFBLK: return "a block device";
+    case S_IFLNK: return "a symbolic link";
+    default: return "not a file";
   }
-  size_ = static_cast<size_t>(st.st_size);
+}
+
+int open_for_reading(const std::string& path, size_t* size) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) fail("{}: no such file", path);
+    fail("{}: cannot open: {}", path, std::strerror(errno));
+  }
+  if (!S_ISREG(st.st_mode)) fail("{}: not a regular file ({})", path, file_kind(st.st_mode));
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) fail("{}: cannot open: {}", path, std::strerror(errno));
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const int err = errno;
+    ::close(fd);
+    if (!S_ISREG(st.st_mode)) fail("{}: not a regular file ({})", path, file_kind(st.st_mode));
+    fail("{}: cannot open: {}", path, std::strerror(err));
+  }
+  if (size) *size = static_cast<size_t>(st.st_size);
+  return fd;
+}
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+  const int fd = open_for_reading(path, &size_);
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
+      const int err = errno;
       ::close(fd);
-      fail("{}: cannot map: {}", path, std::strerror(errno));
+      fail("{}: cannot map: {}", path, std::strerror(err));
     }
     data_ = static_cast<const uint8_t*>(p);
   }
@@ -62,6 +88,9 @@ static void remove_stale_temps(const std::string& path) {
 }
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+    fail("{}: cannot write: it is {}, not a regular file", path_, file_kind(st.st_mode));
   remove_stale_temps(path_);
   tmp_ = fmt::format("{}.tmp.{}", path_, ::getpid());
   f_ = std::fopen(tmp_.c_str(), "wb");
@@ -116,6 +145,26 @@ void AtomicFile::commit() {
 std::string read_text_file(const std::string& path) {
   MappedFile f(path);
   return std::string(reinterpret_cast<const char*>(f.data()), f.size());
+}
+
+std::string read_file_head(const std::string& path, size_t n) {
+  const int fd = open_for_reading(path);
+  std::string head(n, '\0');
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t k = ::read(fd, head.data() + got, n - got);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) {
+      const int err = errno;
+      ::close(fd);
+      fail("{}: cannot read: {}", path, std::strerror(err));
+    }
+    if (k == 0) break;
+    got += size_t(k);
+  }
+  ::close(fd);
+  head.resize(got);
+  return head;
 }
 
 void write_text_file_atomic(const std::string& path, std::string_view text) {

@@ -2,6 +2,9 @@
 //
 // MappedFile: read-only mmap of a whole file; readers take bounds-checked views with
 // Reader, which throws qtune::Error naming the file and the field on any overrun.
+// Every input is opened through open_for_reading(): only regular files are read, so a FIFO with
+// no writer, a directory or a device is an Error naming the path rather than a hang, a
+// misleading "file is empty" or an endless read.
 // AtomicFile: writes go to "<path>.tmp.<pid>" and are renamed over <path> on commit(); a
 // destroyed-but-uncommitted AtomicFile removes its temp file, so a failed write never leaves
 // a half-written output.
@@ -17,9 +20,19 @@
 
 namespace qtune {
 
+// What a path that is not a regular file is ("a directory", "a FIFO", "a socket", ...).
+std::string file_kind(unsigned mode);
+
+// Opens a regular file read-only and returns its descriptor (the caller closes it). Throws
+// Error "<path>: no such file", "<path>: not a regular file (a FIFO)" etc., or "<path>: cannot
+// open: <reason>". A stat() first means a device or FIFO is never opened (opening one can block
+// or have side effects); the open is O_NONBLOCK and re-checked with fstat(), so a path swapped
+// for a FIFO in between cannot block either. *size receives the file size when given.
+int open_for_reading(const std::string& path, size_t* size = nullptr);
+
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path);  // throws Error if missing/unreadable
+  explicit MappedFile(const std::string& path);  // throws Error (open_for_reading)
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
   ~MappedFile();
@@ -81,7 +94,9 @@ class Reader {
 
 class AtomicFile {
  public:
-  explicit AtomicFile(std::string path);  // opens the temp file; throws Error naming path
+  // Opens the temp file; throws Error naming path, also when path exists and is not a regular
+  // file (renaming over a directory fails late, over a device would replace the device node).
+  explicit AtomicFile(std::string path);
   AtomicFile(const AtomicFile&) = delete;
   AtomicFile& operator=(const AtomicFile&) = delete;
   ~AtomicFile();
@@ -102,7 +117,9 @@ class AtomicFile {
   size_t written_ = 0;
 };
 
-std::string read_text_file(const std::string& path);  // whole file; throws Error if missing
+std::string read_text_file(const std::string& path);  // whole file; throws Error (open_for_reading)
+// The first n bytes of a file (fewer if it is shorter); throws Error (open_for_reading).
+std::string read_file_head(const std::string& path, size_t n);
 void write_text_file_atomic(const std::string& path, std::string_view text);
 bool file_exists(const std::string& path);
 

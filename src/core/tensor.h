@@ -38,4 +38,10 @@ using TensorMap = std::map<std::string, Tensor>;
 
 std::string shape_str(const Shape& s);
 
+// Index of the first NaN or ±Inf in p[0..n), or -1 when all are finite. One pass that the
+// compiler vectorizes: cheap enough to run on every weight a model file loads.
+int64_t first_non_finite(const float* p, int64_t n);
+// "[3, 7]": the index of element i of a tensor of shape s, outermost first.
+std::string index_str(const Shape& s, int64_t i);
+
 }  // namespace qtune

@@ -1,5 +1,8 @@
 #include "io/adapter_file.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
 #include "io/gguf.h"
 #include "io/lora_gguf.h"
@@ -94,11 +97,13 @@ void write_qtune_adapter(const std::string& path, const TensorMap& adapters, con
   w.write(path);
 }
 
-AdapterFile read_adapter(const std::string& path) {
-  GgufFile f(path);
+namespace {
+
+AdapterFile read_any_adapter(const GgufFile& f) {
+  const std::string& path = f.path();
   const std::string type = f.has("general.type") ? f.get_str("general.type") : "";
   if (type == kCheckpointType) return read_checkpoint(f);
-  QT_CHECK(type == "adapter", "{}: not an adapter or qtune checkpoint (general.type is '{}')", path, type);
+  QT_CHECK(type == "adapter", "{}: not an adapter or qtune checkpoint (general.type is '{}')", path, excerpt(type));
   if (f.has("adapter.type") && f.get_str("adapter.type") == "qtune") return read_qtune_adapter(f);
   LoraGguf lora = load_lora_gguf(f);
   AdapterFile a;
@@ -108,6 +113,22 @@ AdapterFile read_adapter(const std::string& path) {
   a.lora_alpha = lora.alpha;
   a.run = get_run_settings(f);
   a.state = get_state(f);
+  return a;
+}
+
+}  // namespace
+
+AdapterFile read_adapter(const std::string& path) {
+  GgufFile f(path);
+  AdapterFile a = read_any_adapter(f);
+  // A NaN in an adapter would turn every merged weight it touches into NaN (check_finite).
+  QT_CHECK(std::isfinite(a.lora_alpha), "{}: key 'adapter.lora.alpha': {} is not finite", path, a.lora_alpha);
+  for (const auto& [name, t] : a.adapters) check_finite(path, name, t);
+  for (const auto& [name, t] : a.state) {
+    const int64_t i = first_non_finite(t.ptr(), t.numel());
+    QT_CHECK(i < 0, "{}: key '{}{}': value [{}] is {} (must be finite)", path, kState, excerpt(name), i,
+             t.data[size_t(std::max<int64_t>(i, 0))]);
+  }
   return a;
 }
 

@@ -2,6 +2,8 @@
 #include "io/dataset.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -12,6 +14,19 @@
 namespace qtune {
 
 namespace {
+
+// The file name's extension, lowercased (".JSONL" → ".jsonl"), or "" when it has none.
+std::string extension(const std::string& path) {
+  const size_t slash = path.rfind('/'), dot = path.rfind('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
+  std::string ext = path.substr(dot);
+  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return ext;
+}
+
+constexpr std::string_view kBom = "\xef\xbb\xbf";  // U+FEFF: an encoding mark, not text
+
+std::string_view strip_bom(std::string_view s) { return s.starts_with(kBom) ? s.substr(kBom.size()) : s; }
 
 bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos; }
 
@@ -38,7 +53,7 @@ Document parse_json_line(std::string_view line, const std::string& where) {
   try {
     j = nlohmann::json::parse(line);
   } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", where, e.what());
+    fail("{}: invalid JSON: {}", where, excerpt(e.what(), 200));  // it may quote a huge token
   }
   QT_CHECK(j.is_object(), "{}: expected a JSON object with \"text\" or \"prompt\"+\"completion\"", where);
   auto str = [&](const char* key) {
@@ -65,14 +80,24 @@ Document parse_json_line(std::string_view line, const std::string& where) {
 }  // namespace
 
 std::vector<Document> read_documents(const std::string& path, bool whole_file) {
-  QT_CHECK(file_exists(path), "{}: no such file", path);
-  const std::string content = read_text_file(path);
-  QT_CHECK(!content.empty(), "{}: file is empty", path);
+  const std::string ext = extension(path);
+  // A .json file usually holds one JSON document (an array of records), not JSON Lines; reading
+  // it as either lines or text would train on the wrong thing, so it is refused.
+  QT_CHECK(ext != ".json",
+           "{}: .json files are not read: training data is JSON Lines (.jsonl, one object per line) or text; "
+           "rename the file to .jsonl if it is JSON Lines",
+           path);
+  const std::string file = read_text_file(path);
+  QT_CHECK(!file.empty(), "{}: file is empty", path);
+  // A leading byte order mark (Windows editors write one) would become the first tokens.
+  const std::string content(strip_bom(file));
   const std::vector<std::string_view> lines = text_lines(content, path);
   std::vector<Document> docs;
-  if (path.ends_with(".jsonl")) {
+  if (ext == ".jsonl") {
+    // Each line too: concatenated JSONL files keep their marks.
     for (size_t i = 0; i < lines.size(); ++i)
-      if (!blank(lines[i])) docs.push_back(parse_json_line(lines[i], fmt::format("{}:{}", path, i + 1)));
+      if (!blank(lines[i]))
+        docs.push_back(parse_json_line(strip_bom(lines[i]), fmt::format("{}:{}", path, i + 1)));
   } else if (whole_file) {
     if (!blank(content)) docs.push_back({"", content});
   } else {

@@ -4,7 +4,10 @@
 // Formats
 //   .txt   one document per non-empty line (default), or the whole file as one document.
 //   .jsonl one JSON object per non-empty line: {"text": ...} or {"prompt": ..., "completion": ...}
-//          (loss only on the completion). Any other extension is read as .txt.
+//          (loss only on the completion). Any other extension is read as .txt, except .json,
+//          which is refused (it usually holds one JSON array, not JSON Lines). Extensions
+//          match in any case (.JSONL). A leading UTF-8 byte order mark is dropped (of the
+//          file, and of each .jsonl line).
 // Packing: every document becomes BOS + tokens (+ EOS if asked); the documents are concatenated
 // into one stream, cut into windows of seq+1 tokens with stride seq (window i starts at token
 // i*seq), inputs = w[0..seq), targets = w[1..seq]. A target is -1 (no loss) where the predicted
@@ -34,7 +37,8 @@ struct DataOptions {
 };
 
 // Reads and validates the documents of a file. Throws Error naming file (and line) for a
-// missing/empty file, no documents, NUL bytes, invalid UTF-8, or a malformed JSON line.
+// missing/empty/non-regular file, a .json file, no documents, NUL bytes, invalid UTF-8, or a
+// malformed JSON line.
 std::vector<Document> read_documents(const std::string& path, bool whole_file = false);
 
 // Flat windows, row-major [n_windows, seq_len].

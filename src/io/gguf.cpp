@@ -1,5 +1,6 @@
 #include "io/gguf.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <unordered_set>
@@ -178,8 +179,8 @@ void GgufFile::parse() {
   std::unordered_set<std::string> seen;
   for (uint64_t k = 0; k < n_kv; k++) {
     std::string key = read_string(r, fmt::format("metadata key #{}", k));
-    QT_CHECK(seen.insert(key).second, "{}: duplicate metadata key '{}'", p, key);
-    std::string what = fmt::format("key '{}'", key);
+    QT_CHECK(seen.insert(key).second, "{}: duplicate metadata key '{}'", p, excerpt(key));
+    std::string what = fmt::format("key '{}'", excerpt(key));
     uint32_t t = r.get<uint32_t>(what.c_str());
     QT_CHECK(valid_type(t), "{}: {}: unknown value type {}", p, what, t);
     kv_.emplace_back(key, read_value(r, GgufType(t), what, false));
@@ -202,10 +203,10 @@ void GgufFile::parse_tensor_infos(Reader& r, uint64_t n_tensors) {
   for (uint64_t k = 0; k < n_tensors; k++) {
     GgufTensorInfo t;
     t.name = read_string(r, fmt::format("tensor #{} name", k));
-    std::string what = fmt::format("tensor '{}'", t.name);
+    std::string what = fmt::format("tensor '{}'", excerpt(t.name));
     QT_CHECK(!t.name.empty() && t.name.size() <= kMaxNameLen, "{}: tensor #{}: name length {} is not in 1..{}",
              p, k, t.name.size(), kMaxNameLen);
-    QT_CHECK(seen.insert(t.name).second, "{}: duplicate tensor name '{}'", p, t.name);
+    QT_CHECK(seen.insert(t.name).second, "{}: duplicate tensor name '{}'", p, excerpt(t.name));
     uint32_t n_dims = r.get<uint32_t>(what.c_str());
     QT_CHECK(n_dims >= 1 && n_dims <= kMaxDims, "{}: {}: n_dims {} is not in 1..{}", p, what, n_dims, kMaxDims);
     int64_t numel = 1;
@@ -243,6 +244,19 @@ void GgufFile::check_tensor_data() {
              p, t.name, t.offset, t.nbytes, data_offset_, size);
     t.data = file_->data() + data_offset_ + t.offset;
   }
+  // Two tensors sharing bytes would be one tensor's data read twice under two names (llama.cpp
+  // demands sequential offsets, so no valid file does it). Sorted by offset, each must end
+  // before the next begins.
+  std::vector<const GgufTensorInfo*> by_offset;
+  for (const auto& t : tensors_) by_offset.push_back(&t);
+  std::stable_sort(by_offset.begin(), by_offset.end(),
+                   [](const GgufTensorInfo* a, const GgufTensorInfo* b) { return a->offset < b->offset; });
+  for (size_t k = 1; k < by_offset.size(); k++) {
+    const GgufTensorInfo &a = *by_offset[k - 1], &b = *by_offset[k];
+    QT_CHECK(a.offset + a.nbytes <= b.offset,
+             "{}: tensor '{}': data at offset {} overlaps tensor '{}' (offset {}, {} bytes)", p, excerpt(b.name),
+             b.offset, excerpt(a.name), a.offset, a.nbytes);
+  }
 }
 
 const GgufValue* GgufFile::find(const std::string& key) const {
@@ -253,7 +267,7 @@ const GgufValue* GgufFile::find(const std::string& key) const {
 
 const GgufValue& GgufFile::need(const std::string& key) const {
   const GgufValue* v = find(key);
-  QT_CHECK(v, "{}: key '{}': missing", path(), key);
+  QT_CHECK(v, "{}: key '{}': missing", path(), excerpt(key));
   return *v;
 }
 
@@ -269,14 +283,14 @@ namespace {
 __int128 as_int(const GgufValue& v, const std::string& file, const std::string& key, const char* want) {
   if (is_unsigned(v.type)) return __int128(v.u);
   if (is_signed(v.type)) return __int128(v.i);
-  fail("{}: key '{}': expected {}, found {}", file, key, want, gguf_type_name(v.type));
+  fail("{}: key '{}': expected {}, found {}", file, excerpt(key), want, gguf_type_name(v.type));
 }
 
 template <class T>
 T int_in_range(const GgufValue& v, const std::string& file, const std::string& key, const char* want) {
   __int128 x = as_int(v, file, key, want);
   QT_CHECK(x >= __int128(std::numeric_limits<T>::min()) && x <= __int128(std::numeric_limits<T>::max()),
-           "{}: key '{}': value {} does not fit in {}", file, key, int64_t(x), want);
+           "{}: key '{}': value {} does not fit in {}", file, excerpt(key), int64_t(x), want);
   return T(x);
 }
 
@@ -293,17 +307,19 @@ uint64_t GgufFile::get_u64(const std::string& key) const {
 }
 float GgufFile::get_f32(const std::string& key) const {
   const GgufValue& v = need(key);
-  QT_CHECK(is_float(v.type), "{}: key '{}': expected float32, found {}", path(), key, gguf_type_name(v.type));
+  QT_CHECK(is_float(v.type), "{}: key '{}': expected float32, found {}", path(), excerpt(key),
+           gguf_type_name(v.type));
   return float(v.f);
 }
 bool GgufFile::get_bool(const std::string& key) const {
   const GgufValue& v = need(key);
-  QT_CHECK(v.type == GgufType::BOOL, "{}: key '{}': expected bool, found {}", path(), key, gguf_type_name(v.type));
+  QT_CHECK(v.type == GgufType::BOOL, "{}: key '{}': expected bool, found {}", path(), excerpt(key),
+           gguf_type_name(v.type));
   return v.u != 0;
 }
 std::string GgufFile::get_str(const std::string& key) const {
   const GgufValue& v = need(key);
-  QT_CHECK(v.type == GgufType::STRING, "{}: key '{}': expected string, found {}", path(), key,
+  QT_CHECK(v.type == GgufType::STRING, "{}: key '{}': expected string, found {}", path(), excerpt(key),
            gguf_type_name(v.type));
   return v.str;
 }
@@ -311,7 +327,7 @@ std::string GgufFile::get_str(const std::string& key) const {
 std::vector<std::string> GgufFile::get_arr_str(const std::string& key) const {
   const GgufValue& v = need(key);
   QT_CHECK(v.type == GgufType::ARRAY && v.elem_type == GgufType::STRING,
-           "{}: key '{}': expected an array of strings, found {}", path(), key, gguf_type_name(v.type));
+           "{}: key '{}': expected an array of strings, found {}", path(), excerpt(key), gguf_type_name(v.type));
   std::vector<std::string> out;
   out.reserve(v.arr.size());
   for (const auto& e : v.arr) out.push_back(e.str);
@@ -331,7 +347,7 @@ std::vector<float> GgufFile::get_arr_f32(const std::string& key) const {
 std::vector<int32_t> GgufFile::get_arr_i32(const std::string& key) const {
   const GgufValue& v = need(key);
   QT_CHECK(v.type == GgufType::ARRAY && (is_signed(v.elem_type) || is_unsigned(v.elem_type)),
-           "{}: key '{}': expected an array of integers", path(), key);
+           "{}: key '{}': expected an array of integers", path(), excerpt(key));
   std::vector<int32_t> out;
   out.reserve(v.arr.size());
   for (const auto& e : v.arr) out.push_back(int_in_range<int32_t>(e, path(), key, "int32"));

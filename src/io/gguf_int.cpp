@@ -265,7 +265,7 @@ void check_int_extras(const GgufFile& f, const std::vector<std::string>& int_nam
     const std::string target = key.substr(key.find('.', 6) + 1);
     const GgufTensorInfo* w = type_of(target);
     const bool ok = w && (exact ? is_block(w->type) : w->type == GgmlType::I8 || w->type == GgmlType::I16);
-    QT_CHECK(ok, "{}: key '{}': '{}' is not {} weight of the model", f.path(), key, target,
+    QT_CHECK(ok, "{}: key '{}': '{}' is not {} weight of the model", f.path(), excerpt(key), excerpt(target),
              exact ? "a Q8_0/Q4_0/Q4_1" : "an I8/I16");
   }
 }

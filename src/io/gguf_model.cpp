@@ -3,7 +3,9 @@
 
 #include <cmath>
 #include <algorithm>
+#include <cstdio>
 #include <map>
+#include <unordered_set>
 
 #include "io/gguf.h"
 
@@ -43,7 +45,8 @@ int get_pos_int(const GgufFile& f, const std::string& key) {
 
 LlamaConfig read_config(const GgufFile& f) {
   const std::string arch = f.get_str("general.architecture");
-  QT_CHECK(arch == "llama", "{}: key 'general.architecture': '{}' is not supported (only 'llama')", f.path(), arch);
+  QT_CHECK(arch == "llama", "{}: key 'general.architecture': '{}' is not supported (only 'llama')", f.path(),
+           excerpt(arch));
   const std::string p = "llama.";
   LlamaConfig c;
   c.seq_len = get_pos_int(f, p + "context_length");
@@ -88,12 +91,29 @@ void read_act(const GgufFile& f, ModelFile& m) {
   for (const auto& [key, v] : f.metadata()) {
     if (key.compare(0, kActScale.size(), kActScale) != 0) continue;
     const std::string stem = key.substr(kActScale.size());
-    QT_CHECK(is_model_stem(m.config, stem), "{}: key '{}': '{}' is not a projection of this model", f.path(), key,
-             stem);
+    QT_CHECK(is_model_stem(m.config, stem), "{}: key '{}': '{}' is not a projection of this model", f.path(),
+             excerpt(key), excerpt(stem));
     const float s = f.get_f32(key);
     QT_CHECK(std::isfinite(s) && s > 0, "{}: key '{}': activation scale {} must be finite and positive", f.path(),
-             key, s);
+             excerpt(key), s);
     m.act_scales[stem] = s;
+  }
+}
+
+// A tensor qtune would not read is an error, not silently ignored: an extra block (block_count
+// too small), a bias or any other tensor qtune's llama does not compute with would make the
+// model qtune runs differ from the file (llama.cpp also refuses a file with extra tensors).
+// "<stem>.scale" tensors are check_int_extras' business.
+void check_known_tensors(const GgufFile& f, const LlamaConfig& c) {
+  const auto names = model_tensor_names(c);
+  const std::unordered_set<std::string> known(names.begin(), names.end());
+  for (const auto& t : f.tensors()) {
+    if (known.count(t.name) || t.name.ends_with(".scale")) continue;
+    int layer = -1;
+    if (std::sscanf(t.name.c_str(), "blk.%d.", &layer) == 1 && layer >= c.n_layers)
+      fail("{}: tensor '{}': there is no block {} (llama.block_count is {})", f.path(), excerpt(t.name), layer,
+           c.n_layers);
+    fail("{}: tensor '{}' is not a tensor of a llama model (qtune would ignore it)", f.path(), excerpt(t.name));
   }
 }
 
@@ -104,6 +124,7 @@ ModelFile load_gguf_model(const GgufFile& f) {
   m.path = f.path();
   m.format = "gguf";
   m.config = read_config(f);
+  check_known_tensors(f, m.config);
   std::vector<std::string> int_names;
   for (const auto& name : model_tensor_names(m.config)) {
     const GgufTensorInfo* t = f.find_tensor(name);

@@ -54,7 +54,7 @@ struct Hparams {
 Hparams read_hparams(const GgufFile& f, Violations& v) {
   const GgufValue* arch = typed(f, "general.architecture", GgufType::STRING, true, v);
   if (arch && arch->str != "llama")
-    v.push_back(fmt::format("key 'general.architecture' is '{}', not 'llama'", arch->str));
+    v.push_back(fmt::format("key 'general.architecture' is '{}', not 'llama'", excerpt(arch->str)));
   Hparams h;
   const std::string p = "llama.";
   get_u32(f, p + "context_length", true, v);

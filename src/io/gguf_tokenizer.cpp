@@ -9,7 +9,7 @@ namespace qtune {
 
 namespace {
 
-constexpr int kTypeNormal = 1, kTypeUnknown = 2, kTypeControl = 3, kTypeByte = 6;
+constexpr int kTypeNormal = 1, kTypeUnknown = 2, kTypeControl = 3, kTypeUnused = 5, kTypeByte = 6;
 const std::string kSpace = "\xe2\x96\x81";  // "▁" U+2581, SentencePiece's visible space
 
 // Length of the UTF-8 sequence starting with byte c (a stray continuation byte counts as 1,
@@ -185,7 +185,7 @@ GgufVocab read_gguf_vocab(const GgufFile& f) {
   const std::string& p = f.path();
   std::string model = f.get_str("tokenizer.ggml.model");
   QT_CHECK(model == "llama", "{}: key 'tokenizer.ggml.model': '{}' is not supported (only 'llama', SentencePiece)",
-           p, model);
+           p, excerpt(model));
   GgufVocab v;
   v.tokens = f.get_arr_str("tokenizer.ggml.tokens");
   size_t n = v.tokens.size();
@@ -195,6 +195,16 @@ GgufVocab read_gguf_vocab(const GgufFile& f) {
                                                 : std::vector<int32_t>(n, kTypeNormal);
   QT_CHECK(v.scores.size() == n, "{}: key 'tokenizer.ggml.scores': {} scores for {} tokens", p, v.scores.size(), n);
   QT_CHECK(v.types.size() == n, "{}: key 'tokenizer.ggml.token_type': {} types for {} tokens", p, v.types.size(), n);
+  // An empty token: SentencePiece refuses empty pieces, and llama.cpp loads one only as a
+  // placeholder (renamed "[EMPTY_<id>]", with a warning) that no text encodes to. So qtune accepts
+  // an empty token as a control or unused placeholder and rejects it as a token that encodes
+  // text (normal, unknown, user-defined, byte): a vocabulary of those would silently tokenize
+  // everything to byte or unknown tokens.
+  for (size_t i = 0; i < n; i++)
+    QT_CHECK(!v.tokens[i].empty() || v.types[i] == kTypeControl || v.types[i] == kTypeUnused,
+             "{}: key 'tokenizer.ggml.tokens': token {} is empty (type {}): only a control ({}) or unused ({}) "
+             "token may be empty",
+             p, i, v.types[i], kTypeControl, kTypeUnused);
   v.bos = int(f.get_u32_or("tokenizer.ggml.bos_token_id", 1));
   v.eos = int(f.get_u32_or("tokenizer.ggml.eos_token_id", 2));
   v.unk = int(f.get_u32_or("tokenizer.ggml.unknown_token_id", 0));

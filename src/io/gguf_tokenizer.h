@@ -7,6 +7,9 @@
 //   3. symbols that are not tokens are re-split along the merges that built them, and
 //      characters that never formed a token are emitted as byte tokens "<0xXX>".
 // Reads tokenizer.ggml.model (must be "llama"), tokens, scores, token_type, bos/eos/unk ids.
+// A token string may be empty only for a control (type 3) or unused (5) token: a placeholder
+// that no text encodes to, as llama.cpp loads it ("[EMPTY_<id>]"); an empty normal, unknown,
+// user-defined or byte token is an Error (SentencePiece itself has no empty pieces).
 #pragma once
 #include <memory>
 #include <string>

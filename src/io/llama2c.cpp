@@ -148,8 +148,7 @@ ModelFile load_llama2c(const std::string& path) {
     if (s.name.empty()) continue;
     Tensor t(s.shape);
     std::memcpy(t.ptr(), p, bytes);
-    for (int64_t i = 0; i < t.numel(); ++i)
-      QT_CHECK(std::isfinite(t.ptr()[i]), "{}: tensor {} has a non-finite value at index {}", path, s.name, i);
+    check_finite(path, s.name, t);
     m.tensors.emplace(s.name, std::move(t));
   }
   validate_model(m);

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
 #include <vector>
 
 #include "core/file.h"
@@ -41,16 +40,6 @@ std::vector<Required> required_tensors(const LlamaConfig& c) {
   return r;
 }
 
-// The first 4 bytes of the file (fewer if it is shorter); throws Error naming a missing path.
-std::string sniff(const std::string& path) {
-  QT_CHECK(file_exists(path), "{}: no such file", path);
-  std::ifstream in(path, std::ios::binary);
-  QT_CHECK(in.good(), "{}: cannot open", path);
-  char buf[4] = {};
-  in.read(buf, sizeof buf);
-  return std::string(buf, size_t(in.gcount()));
-}
-
 }  // namespace
 
 void validate_model(const ModelFile& m) {
@@ -77,6 +66,28 @@ void validate_model(const ModelFile& m) {
     QT_CHECK(t.data.size() == size_t(t.numel()), "{}: tensor {} holds {} values, its shape needs {}", m.path,
              req.name, t.data.size(), t.numel());
   }
+}
+
+void check_finite(const std::string& file, const std::string& name, const Tensor& t) {
+  const int64_t i = first_non_finite(t.ptr(), int64_t(t.data.size()));
+  if (i >= 0)
+    fail("{}: tensor '{}': element {} is {} (weights must be finite)", file, excerpt(name), index_str(t.shape, i),
+         t.data[size_t(i)]);
+}
+
+void check_model_finite(const ModelFile& m) {
+  for (const auto& [name, t] : m.tensors) check_finite(m.path, name, t);
+  for (const auto& [name, planes] : m.quantized)
+    for (size_t p = 0; p < planes.size(); ++p) {
+      const QuantMatrix& q = planes[p];
+      const Shape shape = {q.rows, q.groups_per_row()};
+      for (const auto* what : {&q.scale, &q.zero}) {
+        const int64_t i = first_non_finite(what->data(), int64_t(what->size()));
+        if (i >= 0)
+          fail("{}: tensor '{}': plane {} {} {} is {} (weights must be finite)", m.path, excerpt(name), p,
+               what == &q.scale ? "scale" : "zero point", index_str(shape, i), (*what)[size_t(i)]);
+      }
+    }
 }
 
 Tensor weight_as_float(const ModelFile& m, const std::string& name) {
@@ -114,12 +125,13 @@ void quantize_projections(ModelFile& m, const QuantSpec& spec) {
 }
 
 ModelFile load_model(const std::string& path) {
-  const std::string head = sniff(path);
+  const std::string head = read_file_head(path, 4);  // only regular files (core/file.h)
   QT_CHECK(!head.empty(), "{}: file is empty", path);
-  if (head == "GGUF") return load_gguf_model(path);
   // llama2.c v1 starts with the magic; anything else is taken as a legacy header, which
   // load_llama2c validates (header values and exact file size).
-  return load_llama2c(path);
+  ModelFile m = head == "GGUF" ? load_gguf_model(path) : load_llama2c(path);
+  check_model_finite(m);
+  return m;
 }
 
 }  // namespace qtune

@@ -57,6 +57,12 @@ struct ModelFile {
 // Throws Error naming the tensor if a required tensor is missing or has the wrong shape.
 void validate_model(const ModelFile& m);
 
+// Throws Error "<file>: tensor '<name>': element [r, c] is nan (...)" at the first NaN or Inf
+// of t: a non-finite weight makes every output NaN, and nothing downstream says why.
+void check_finite(const std::string& file, const std::string& name, const Tensor& t);
+// check_finite on every float tensor and on the scales and zero points of every integer plane.
+void check_model_finite(const ModelFile& m);
+
 // The float value of a weight, from `tensors` or dequantized from its planes.
 Tensor weight_as_float(const ModelFile& m, const std::string& name);
 // Moves every integer weight into `tensors` as float (for tools that need float weights).
@@ -66,7 +72,8 @@ void dequantize_all(ModelFile& m);
 void quantize_projections(ModelFile& m, const QuantSpec& spec);
 
 // Sniffs the format (GGUF magic, llama2.c v1 "ak42" magic, else llama2.c legacy header) and
-// loads it. Throws Error naming the file for anything inconsistent.
+// loads it. Throws Error naming the file for anything inconsistent, and naming the tensor for a
+// NaN or Inf weight (check_model_finite).
 ModelFile load_model(const std::string& path);
 
 }  // namespace qtune

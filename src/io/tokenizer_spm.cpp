@@ -10,8 +10,9 @@ namespace qtune {
 
 SpmTokenizer::SpmTokenizer(const std::string& path)
     : path_(path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
-  QT_CHECK(file_exists(path), "{}: no such file", path);
-  const auto status = sp_->Load(path);
+  // From bytes read through core/file.h, not sp_->Load(path): that opens the path itself and
+  // would block on a FIFO.
+  const auto status = sp_->LoadFromSerializedProto(read_text_file(path));
   QT_CHECK(status.ok(), "{}: not a valid SentencePiece model: {}", path, status.ToString());
   QT_CHECK(sp_->GetPieceSize() >= 3, "{}: SentencePiece model has {} pieces, expected at least 3", path,
            sp_->GetPieceSize());

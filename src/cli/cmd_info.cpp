@@ -173,7 +173,7 @@ int cmd_info(int argc, char** argv) {
   app.add_option("model", model, "model file (llama2.c checkpoint v0/v1, or GGUF)")->required();
   app.add_flag("--json", json, "print JSON instead of text");
   QT_PARSE(app, argc, argv);
-  check_paths({{"model", model}}, {});
+  check_paths({{"FILE", model}}, {});
   if (const std::string kind = adapter_kind(model); !kind.empty()) {
     const nlohmann::json j = adapter_json(model, kind);
     if (json)

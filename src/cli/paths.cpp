@@ -9,18 +9,11 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/file.h"
 
 namespace qtune::cli {
 
 namespace {
-
-const char* kind_of(mode_t m) {
-  if (S_ISDIR(m)) return "a folder";
-  if (S_ISFIFO(m)) return "a FIFO";
-  if (S_ISSOCK(m)) return "a socket";
-  if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
-  return "not a regular file";
-}
 
 std::string folder_of(const std::string& path) {
   const size_t slash = path.rfind('/');
@@ -50,7 +43,7 @@ Checked check_input(const NamedPath& in) {
   struct stat st {};
   QT_CHECK(::stat(in.path.c_str(), &st) == 0, "{} {}: {}", in.flag, in.path,
            errno == ENOENT ? "no such file" : std::strerror(errno));
-  QT_CHECK(S_ISREG(st.st_mode), "{} {}: is {}, not a file", in.flag, in.path, kind_of(st.st_mode));
+  QT_CHECK(S_ISREG(st.st_mode), "{} {}: not a regular file ({})", in.flag, in.path, file_kind(st.st_mode));
   c.exists = true, c.dev = st.st_dev, c.ino = st.st_ino, c.abs = absolute(in.path);
   return c;
 }
@@ -60,14 +53,17 @@ Checked check_output(const NamedPath& out) {
   Checked c{out};
   struct stat st {};
   if (::stat(out.path.c_str(), &st) == 0) {
-    QT_CHECK(S_ISREG(st.st_mode), "{} {}: is {}; give a file name", out.flag, out.path, kind_of(st.st_mode));
+    QT_CHECK(S_ISREG(st.st_mode), "{} {}: cannot write: it is {}, not a regular file", out.flag, out.path,
+             file_kind(st.st_mode));
     c.exists = true, c.dev = st.st_dev, c.ino = st.st_ino;
   }
   const std::string folder = folder_of(out.path);
   struct stat fs {};
-  QT_CHECK(::stat(folder.c_str(), &fs) == 0, "{} {}: folder '{}' does not exist", out.flag, out.path, folder);
-  QT_CHECK(S_ISDIR(fs.st_mode), "{} {}: '{}' is not a folder", out.flag, out.path, folder);
-  QT_CHECK(::access(folder.c_str(), W_OK) == 0, "{} {}: folder '{}' is not writable", out.flag, out.path, folder);
+  QT_CHECK(::stat(folder.c_str(), &fs) == 0, "{} {}: cannot write: directory '{}' does not exist", out.flag,
+           out.path, folder);
+  QT_CHECK(S_ISDIR(fs.st_mode), "{} {}: cannot write: '{}' is not a directory", out.flag, out.path, folder);
+  QT_CHECK(::access(folder.c_str(), W_OK) == 0, "{} {}: cannot write: directory '{}' is not writable", out.flag,
+           out.path, folder);
   c.abs = absolute(out.path);
   return c;
 }

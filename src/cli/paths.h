@@ -16,8 +16,8 @@ struct NamedPath {
 
 // Throws Error (one line naming the flag and the path) when
 //  - an input is missing or not a regular file (a folder, a FIFO that would block forever);
-//  - an output is "", a folder or another non-regular file, or its folder is missing, not a
-//    folder or not writable;
+//  - an output is "", a directory or another non-regular file, or its directory is missing, not
+//    a directory or not writable;
 //  - two outputs are the same file, or an output is the same file as an input (same device and
 //    inode, or the same absolute path), except the pairs in `may_equal` (e.g. --checkpoint may be
 //    the --resume file it replaces).

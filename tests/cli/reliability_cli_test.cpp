@@ -73,9 +73,9 @@ TEST(CliReliability, BadOutputsFailFirstAndWriteNothing) {
   const std::string ok = in.dir + "/o.gguf";
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {train_args(in, in.dir + "/missing/o.gguf", 100000), "does not exist"},
-      {train_args(in, in.dir + "/folder", 100000), "is a folder"},
+      {train_args(in, in.dir + "/folder", 100000), "it is a directory"},
       {train_args(in, "", 100000), "empty path"},
-      {train_args(in, in.dir + "/afile/o.gguf", 100000), "not a folder"},
+      {train_args(in, in.dir + "/afile/o.gguf", 100000), "not a directory"},
       {with(train_args(in, ok, 100000), {"--report", in.dir + "/missing/r.json"}), "--report"},
       {with(train_args(in, ok, 100000), {"--checkpoint", in.dir + "/folder"}), "--checkpoint"},
       {{"merge", "-m", in.model, "--adapter", in.model, "--out", in.dir + "/missing/m.gguf"}, "--out"},

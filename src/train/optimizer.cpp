@@ -64,7 +64,8 @@ double clip_grad_norm(const std::vector<Param<float>>& params, double max_norm) 
 static const char* nan_or_inf(double x) { return std::isnan(x) ? "NaN" : "Inf"; }
 
 void check_finite(double loss, double grad_norm, const std::vector<Param<float>>& params, int64_t step) {
-  if (!std::isfinite(loss)) fail("loss became {} at step {}; lower --lr", nan_or_inf(loss), step);
+  // Before the update: the params, and every checkpoint written so far, stay finite.
+  if (!std::isfinite(loss)) fail("loss became {} at step {}; start again with a lower --lr (earlier checkpoints are intact)", nan_or_inf(loss), step);
   if (std::isfinite(grad_norm)) return;
   // Name the first tensor with a bad gradient; the norm can also overflow from finite values.
   for (const auto& p : params)

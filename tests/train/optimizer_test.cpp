@@ -93,7 +93,7 @@ TEST(CheckFinite, RefusesNaNLossAndNamesBadGradient) {
     check_finite(std::nan(""), 1.0, ps, 7);
     FAIL() << "NaN loss accepted";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "loss became NaN at step 7; lower --lr");
+    EXPECT_STREQ(e.what(), "loss became NaN at step 7; start again with a lower --lr (earlier checkpoints are intact)");
   }
   ga[1] = std::numeric_limits<float>::infinity();
   const double norm = clip_grad_norm(ps, 1.0);

@@ -114,7 +114,7 @@ TEST(Trainer, NaNLossStopsWithClearError) {
     train(ref, data, nullptr, o);
     FAIL() << "a NaN loss was accepted";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "loss became NaN at step 3; lower --lr");
+    EXPECT_STREQ(e.what(), "loss became NaN at step 3; start again with a lower --lr (earlier checkpoints are intact)");
   }
   for (float x : m.E) ASSERT_TRUE(std::isfinite(x));  // the bad step was not applied
 }

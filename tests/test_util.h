@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/error.h"
+
 namespace qtune::test {
 
 // The shared/ folder with models and data: $QTUNE_SHARED_DIR when set (so one build can be
@@ -66,6 +68,17 @@ inline bool have_shared(const std::string& path) {
   if (exists(path)) return true;
   if (kRequireShared) ADD_FAILURE() << shared_absent(path);
   return false;
+}
+
+// The message of the qtune::Error that f() throws, or "(no error)".
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const ::qtune::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace qtune::test

@@ -23,15 +23,7 @@ using namespace qtune;
 
 namespace {
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 // Fails the test (SIGALRM kills the binary) instead of hanging if `f` blocks, e.g. in open() of a
 // FIFO that has no writer.

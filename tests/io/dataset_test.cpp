@@ -33,15 +33,7 @@ std::string write_file(const std::string& dir, const std::string& name, const st
   return p;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(Text, Utf8Validation) {
   EXPECT_EQ(find_invalid_utf8("plain ascii"), std::string::npos);

@@ -26,15 +26,7 @@
 namespace qtune {
 namespace {
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 // As error_of, but SIGALRM ends the binary (a failure, not a hang) if f blocks.
 template <class F>

@@ -11,7 +11,14 @@ namespace qtune {
 SpmTokenizer::SpmTokenizer(const std::string& path)
     : path_(path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
   QT_CHECK(file_exists(path), "{}: no such file", path);
-  const auto status = sp_->Load(path);
+  sentencepiece::util::Status status;
+  try {
+    status = sp_->Load(path);
+  } catch (const std::exception& e) {
+    // libsentencepiece throws on some malformed models instead of returning a status, e.g. its
+    // trie builder (darts) on a piece that is a lone NUL byte.
+    fail("{}: not a valid SentencePiece model: {}", path, e.what());
+  }
   QT_CHECK(status.ok(), "{}: not a valid SentencePiece model: {}", path, status.ToString());
   QT_CHECK(sp_->GetPieceSize() >= 3, "{}: SentencePiece model has {} pieces, expected at least 3", path,
            sp_->GetPieceSize());

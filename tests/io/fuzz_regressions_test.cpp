@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "io/gguf.h"
 #include "io/gguf_model.h"
+#include "io/tokenizer.h"
+#include "io/tokenizer_spm.h"
 #include "test_util.h"
 
 namespace qtune {
@@ -49,6 +51,36 @@ TEST(FuzzRegression, GgufHugeBlockCountIsRefusedBeforeListingTensors) {
     const std::string e = error_of([&] { load_gguf_model(path); });
     EXPECT_NE(e.find("n_layers is " + std::to_string(blocks) + ", expected 1..1024"), std::string::npos) << e;
   }
+}
+
+// Protobuf helpers for a hand-made SentencePiece ModelProto.
+std::string varint(uint64_t v) {
+  std::string out;
+  for (; v >= 0x80; v >>= 7) out += char(uint8_t(v) | 0x80);
+  return out + char(uint8_t(v));
+}
+std::string bytes_field(int field, const std::string& b) { return varint(uint64_t(field) << 3 | 2) + varint(b.size()) + b; }
+std::string piece(const std::string& text, int type) {
+  const float score = -1.0f;
+  std::string s = bytes_field(1, text) + varint(2 << 3 | 5);
+  s.append(reinterpret_cast<const char*>(&score), 4);
+  return bytes_field(1, s + varint(3 << 3) + varint(uint64_t(type)));
+}
+
+// fuzz_spm_model (crash): a unigram .model with a piece that is one NUL byte made
+// libsentencepiece's trie builder throw Darts::Details::Exception ("zero-length key") out of
+// SentencePieceProcessor::Load — not a qtune::Error, so `qtune` terminated.
+TEST(FuzzRegression, SpmNulPieceIsAnErrorNotATerminate) {
+  const std::string path = test::scratch_dir() + "/nul.model";
+  const std::string trainer = varint(3 << 3) + varint(1);  // model_type: UNIGRAM
+  const std::string normalizer = bytes_field(1, "identity");
+  write_bytes(path, piece("<unk>", 2) + piece("<s>", 3) + piece("</s>", 3) + piece("a", 1) +
+                        piece(std::string(1, '\0'), 1) + bytes_field(2, trainer) + bytes_field(3, normalizer));
+  const std::string e = error_of([&] { SpmTokenizer t(path); });
+  EXPECT_NE(e.find("not a valid SentencePiece model"), std::string::npos) << e;
+  EXPECT_NE(e.find(path), std::string::npos) << e;
+  // and through the sniffing loader, as `qtune --tokenizer` uses it
+  EXPECT_NE(error_of([&] { load_tokenizer(path); }), "");
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ log=$work/log
 rc=$?
 stat_of() { grep -m1 "^stat::$1:" "$log" | awk '{print $2}'; }
 runs=$(stat_of number_of_executed_units) rate=$(stat_of average_exec_per_sec) rss=$(stat_of peak_rss_mb)
-echo "$name: ${runs:-?} executions in ${secs} s (${rate:-?} exec/s), corpus $(ls "$work/corpus" | wc -l) files," \
+echo "$name: ${runs:-?} executions in ${SECONDS} s (${rate:-?} exec/s), corpus $(ls "$work/corpus" | wc -l) files," \
   "peak RSS ${rss:-?} MB, exit $rc"
 if [ "$rc" -ne 0 ]; then
   tail -n 60 "$log"

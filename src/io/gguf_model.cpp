@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "io/gguf.h"
+#include "io/llama2c.h"  // check_llama_config
 
 namespace qtune {
 
@@ -68,6 +69,8 @@ LlamaConfig read_config(const GgufFile& f) {
   else
     c.vocab_size = emb->ne.size() == 2 ? int(emb->ne[1]) : 0;
   c.tied_classifier = f.find_tensor("output.weight") == nullptr;
+  // Before anything is sized by it: block_count = 2^31 − 1 would list 19 billion tensor names.
+  check_llama_config(c, f.path());
   return c;
 }
 

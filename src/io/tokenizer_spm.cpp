@@ -12,7 +12,15 @@ SpmTokenizer::SpmTokenizer(const std::string& path)
     : path_(path), sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
   // From bytes read through core/file.h, not sp_->Load(path): that opens the path itself and
   // would block on a FIFO.
-  const auto status = sp_->LoadFromSerializedProto(read_text_file(path));
+  const std::string bytes = read_text_file(path);
+  sentencepiece::util::Status status;
+  try {
+    status = sp_->LoadFromSerializedProto(bytes);
+  } catch (const std::exception& e) {
+    // libsentencepiece throws on some malformed models instead of returning a status, e.g. its
+    // trie builder (darts) on a piece that is a lone NUL byte.
+    fail("{}: not a valid SentencePiece model: {}", path, e.what());
+  }
   QT_CHECK(status.ok(), "{}: not a valid SentencePiece model: {}", path, status.ToString());
   QT_CHECK(sp_->GetPieceSize() >= 3, "{}: SentencePiece model has {} pieces, expected at least 3", path,
            sp_->GetPieceSize());

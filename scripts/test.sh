@@ -21,7 +21,7 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Releas
   -DQTUNE_SANITIZE_TESTS=OFF -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
 cmake --build build-fuzz -j"$jobs" --target qtune_fuzz
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DQTUNE_SANITIZE_TESTS=ON -DQTUNE_REQUIRE_SHARED=ON \
-  -DQTUNE_SHARED_DIR="$shared" -DQTUNE_FUZZ_BUILD="$PWD/build-fuzz" >/dev/null
+  -DQTUNE_SHARED_DIR="$shared" -DQTUNE_FUZZ_BUILD="$PWD/build-fuzz" -DCMAKE_CXX_COMPILER_LAUNCHER=ccache >/dev/null
 cmake --build build -j"$jobs"
 cd build
 ctest -j"$jobs" --output-on-failure --timeout 900 "$@"

@@ -81,6 +81,16 @@ std::string error_of(F&& f) {
   return "(no error)";
 }
 
+// As error_of, but SIGALRM ends the binary (a failure, not a hang) if f blocks, e.g. in open()
+// of a FIFO that has no writer.
+template <class F>
+std::string error_within_10s(F&& f) {
+  ::alarm(10);
+  std::string msg = error_of(f);
+  ::alarm(0);
+  return msg;
+}
+
 }  // namespace qtune::test
 
 // Ends the test when a file from shared/ is absent: a failure when shared/ is required (see

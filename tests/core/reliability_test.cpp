@@ -25,15 +25,7 @@ namespace {
 
 using test::error_of;
 
-// Fails the test (SIGALRM kills the binary) instead of hanging if `f` blocks, e.g. in open() of a
-// FIFO that has no writer.
-template <class F>
-std::string error_within_10s(F&& f) {
-  ::alarm(10);
-  std::string msg = error_of(f);
-  ::alarm(0);
-  return msg;
-}
+using test::error_within_10s;
 
 std::string make_fifo(const std::string& dir) {
   std::string p = dir + "/fifo";

@@ -28,14 +28,7 @@ namespace {
 
 using test::error_of;
 
-// As error_of, but SIGALRM ends the binary (a failure, not a hang) if f blocks.
-template <class F>
-std::string error_within_10s(F&& f) {
-  ::alarm(10);
-  std::string msg = error_of(f);
-  ::alarm(0);
-  return msg;
-}
+using test::error_within_10s;
 
 bool has(const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; }
 

@@ -19,8 +19,11 @@ std::vector<std::string> RunResult::err_lines() const {
 
 namespace {
 
-// fork + exec with stdout/stderr redirected to the given files.
-int start(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+// fork + exec with stdout/stderr redirected to the given files. limit_seconds > 0: the child
+// sets alarm() before exec (alarms survive execve), so a qtune that blocks is killed by SIGALRM
+// (exit 128 + 14) instead of hanging the test.
+int start(const std::vector<std::string>& args, const std::string& out, const std::string& err,
+          unsigned limit_seconds) {
   std::vector<std::string> full = {QTUNE_BINARY};
   full.insert(full.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -33,6 +36,7 @@ int start(const std::vector<std::string>& args, const std::string& out, const st
     if (fo < 0 || fe < 0) ::_exit(127);
     ::dup2(fo, 1);
     ::dup2(fe, 2);
+    if (limit_seconds > 0) ::alarm(limit_seconds);
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
@@ -55,10 +59,10 @@ int wait_qtune(int pid) {
   return -1;
 }
 
-RunResult run_qtune(const std::vector<std::string>& args) {
+RunResult run_qtune(const std::vector<std::string>& args, unsigned limit_seconds) {
   std::string base = temp_base();
   RunResult r;
-  int pid = start(args, base + ".out", base + ".err");
+  int pid = start(args, base + ".out", base + ".err", limit_seconds);
   r.code = wait_qtune(pid);
   r.out = read_file(base + ".out");
   r.err = read_file(base + ".err");
@@ -68,7 +72,7 @@ RunResult run_qtune(const std::vector<std::string>& args) {
 }
 
 int spawn_qtune(const std::vector<std::string>& args, const std::string& dir) {
-  return start(args, dir + "/bg.out", dir + "/bg.err");
+  return start(args, dir + "/bg.out", dir + "/bg.err", 0);
 }
 
 std::string read_file(const std::string& path) {

@@ -17,8 +17,9 @@ struct RunResult {
   std::vector<std::string> err_lines() const;
 };
 
-// Runs QTUNE_BINARY with args (no shell: arguments are passed as they are).
-RunResult run_qtune(const std::vector<std::string>& args);
+// Runs QTUNE_BINARY with args (no shell: arguments are passed as they are). A run longer than
+// limit_seconds is killed by SIGALRM (code 142): a test fails rather than hangs.
+RunResult run_qtune(const std::vector<std::string>& args, unsigned limit_seconds = 600);
 // Starts it in the background (stdout/stderr to files under dir); returns the pid.
 int spawn_qtune(const std::vector<std::string>& args, const std::string& dir);
 // waitpid + exit status as run_qtune reports it.

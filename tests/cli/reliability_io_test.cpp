@@ -24,36 +24,8 @@ namespace {
 
 constexpr unsigned kLimitSeconds = 60;  // generous on a loaded machine; a FIFO would block forever
 
-// run_qtune, but the child calls alarm() before exec (alarms survive execve): a qtune that
-// blocks, e.g. in open() of a FIFO without a writer, is killed by SIGALRM (exit 128 + 14).
-RunResult run_bounded(const std::vector<std::string>& args) {
-  static int counter = 0;
-  const std::string base = std::string(std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
-                           "/qtune_rel_run_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
-  std::vector<std::string> full = {QTUNE_BINARY};
-  full.insert(full.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : full) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    int fo = ::open((base + ".out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int fe = ::open((base + ".err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fo < 0 || fe < 0) ::_exit(127);
-    ::dup2(fo, 1);
-    ::dup2(fe, 2);
-    ::alarm(kLimitSeconds);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  RunResult r;
-  r.code = wait_qtune(pid);
-  r.out = read_file(base + ".out");
-  r.err = read_file(base + ".err");
-  std::remove((base + ".out").c_str());
-  std::remove((base + ".err").c_str());
-  return r;
-}
+// A qtune that blocks, e.g. in open() of a FIFO without a writer, is killed (run_qtune's alarm).
+RunResult run_bounded(const std::vector<std::string>& args) { return run_qtune(args, kLimitSeconds); }
 
 ::testing::AssertionResult IsBadInputInTime(const RunResult& r, const std::string& needle) {
   if (r.code == 128 + SIGALRM)

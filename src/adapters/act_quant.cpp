@@ -71,6 +71,7 @@ class ActQuant final : public Linear<T> {
   Tensor base_weight() const override { return inner_->base_weight(); }
   const char* method() const override { return inner_->method(); }
   int64_t weight_bytes() const override { return inner_->weight_bytes(); }
+  int64_t adapter_bytes() const override { return inner_->adapter_bytes(); }
 
  private:
   static T max_abs(const T* b, const T* e) {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "adapters/intlora.h"
+#include "adapters/loldu.h"
 #include "adapters/methods.h"
 #include "adapters/qalora.h"
 #include "core/error.h"
@@ -11,23 +12,49 @@ namespace qtune {
 
 namespace {
 
+// --rank resolved for this weight: full → min(out, in). The LDU slice has at most min(out, in)
+// pivots, so a LoLDU rank above that is an error.
+int slot_rank(const MethodOptions& o, const std::string& name, const Tensor& w) {
+  const int64_t most = std::min(w.shape[0], w.shape[1]);
+  if (o.rank == kFullRank) return static_cast<int>(most);
+  QT_CHECK(!method_info(o.method).loldu || o.rank <= most,
+           "--rank {} is above min(out, in) = {} of {} [{}, {}] (an LDU slice has at most that many pivots; "
+           "--rank full takes them all)", o.rank, most, name, w.shape[0], w.shape[1]);
+  return o.rank;
+}
+
+LolduConfig loldu_config(const MethodOptions& o, int rank) {
+  LolduConfig c;
+  c.rank = rank;
+  c.sigma0 = o.alpha / static_cast<float>(rank);
+  c.init = o.loldu_init;
+  c.train_scale = o.loldu_train_scale;
+  return c;
+}
+
 // The slot without activation quantization.
 template <class T>
 std::unique_ptr<Linear<T>> make_method_linear(const MethodOptions& o, const std::string& name, const Tensor& w,
                                               bool targeted, Rng& rng) {
   if (o.method == "full") return make_dense<T>(name, w, targeted);
-  if (o.method == "lora") return targeted ? make_lora<T>(name, w, o.rank, o.alpha, rng) : make_dense<T>(name, w, false);
+  const MethodInfo& m = method_info(o.method);
+  const int rank = slot_rank(o, name, w);
+  if (!m.quantized_base && !targeted) return make_dense<T>(name, w, false);
+  if (o.method == "lora") return make_lora<T>(name, w, rank, o.alpha, rng);
+  if (o.method == "loldu") return make_loldu<T>(name, w, std::nullopt, loldu_config(o, rank), rng);
   const QuantSpec spec = base_quant_spec(o);
   // every slot's base is quantized; qlora's targeted slots carry an adapter, and a slot without
   // one (non-targeted, any quantized method) is the frozen b-bit base, merged as its integers
-  if (o.method == "qlora" || !targeted) return make_qlora<T>(name, w, spec, targeted, o.rank, o.alpha, rng);
-  if (o.method == "qalora") return make_qalora<T>(name, w, spec, o.rank, rng, o.scale_lr, o.lsq_grad_scale);
+  if (o.method == "qlora" || !targeted) return make_qlora<T>(name, w, spec, targeted, rank, o.alpha, rng);
+  if (o.method == "qloldu") return make_loldu<T>(name, w, spec, loldu_config(o, rank), rng);
+  if (o.method == "qaloldu") return make_qaloldu<T>(name, w, spec, loldu_config(o, rank), rng);
+  if (o.method == "qalora") return make_qalora<T>(name, w, spec, rank, rng, o.scale_lr, o.lsq_grad_scale);
   IntLoraOptions io;
   io.shift = o.method == "intlora-shift";
   io.spec = spec;
   io.vmc = o.vmc;
   io.vmc_alpha = o.vmc_alpha;
-  return make_intlora<T>(name, w, io, o.rank, rng);
+  return make_intlora<T>(name, w, io, rank, rng);
 }
 
 }  // namespace

@@ -79,6 +79,9 @@ class Linear {
   virtual Tensor base_weight() const = 0;
   virtual const char* method() const = 0;
   virtual int64_t weight_bytes() const = 0;  // memory held by this slot's weights + adapters
+  // The adapter's part of weight_bytes: its tensors, trained and frozen (LoLDU's L_r, Ū_r, P),
+  // without gradients and optimizer state; 0 for a slot without an adapter.
+  virtual int64_t adapter_bytes() const { return 0; }
 
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }

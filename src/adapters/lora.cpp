@@ -53,6 +53,7 @@ class Lora final : public Linear<T> {
 
   const char* method() const override { return "lora"; }
   int64_t weight_bytes() const override { return static_cast<int64_t>(W0_.size() * sizeof(T)) + branch_.bytes(); }
+  int64_t adapter_bytes() const override { return branch_.bytes(); }
 
  private:
   std::string name_;

@@ -11,14 +11,17 @@ namespace qtune {
 
 const std::vector<MethodInfo>& methods() {
   // default_lr: the best learning rate of the KJV sweeps (README "Learning rates").
-  //                                  adapter lora_scale quantized integer intlora lr
+  //                                  adapter lora_scale quantized integer intlora loldu lr
   static const std::vector<MethodInfo> m = {
-      {"full", false, false, false, false, false, 3e-3f},
-      {"lora", true, true, false, false, false, 1e-2f},
-      {"qlora", true, true, true, false, false, 1e-2f},
-      {"qalora", true, false, true, true, false, 1e-2f},
-      {"intlora-mul", true, false, true, true, true, 1e-2f},
-      {"intlora-shift", true, false, true, true, true, 1e-2f},
+      {"full", false, false, false, false, false, false, 3e-3f},
+      {"lora", true, true, false, false, false, false, 1e-2f},
+      {"qlora", true, true, true, false, false, false, 1e-2f},
+      {"qalora", true, false, true, true, false, false, 1e-2f},
+      {"intlora-mul", true, false, true, true, true, false, 1e-2f},
+      {"intlora-shift", true, false, true, true, true, false, 1e-2f},
+      {"loldu", true, false, false, false, false, true, 1e-1f},
+      {"qloldu", true, false, true, false, false, true, 1e-1f},
+      {"qaloldu", true, false, true, true, false, true, 1e-1f},
   };
   return m;
 }
@@ -40,23 +43,24 @@ bool applies(Applies a, const MethodInfo& m) {
     case Applies::all: return true;
     case Applies::adapter: return m.adapter;
     case Applies::lora_scale: return m.lora_scale;
+    case Applies::alpha: return m.lora_scale || m.loldu;
     case Applies::quantized_base: return m.quantized_base;
     case Applies::qalora: return std::string(m.name) == "qalora";
     case Applies::intlora: return m.intlora;
+    case Applies::loldu: return m.loldu;
   }
   return false;
 }
 
-const char* applies_str(Applies a) {
-  switch (a) {
-    case Applies::all: return "every method";
-    case Applies::adapter: return "the adapter methods (not full)";
-    case Applies::lora_scale: return "lora and qlora";
-    case Applies::quantized_base: return "qlora, qalora, intlora-mul and intlora-shift";
-    case Applies::qalora: return "qalora";
-    case Applies::intlora: return "intlora-mul and intlora-shift";
-  }
-  return "";
+std::string applies_str(Applies a) {
+  if (a == Applies::all) return "every method";
+  std::vector<std::string> names;
+  for (const auto& m : methods())
+    if (applies(a, m)) names.emplace_back(m.name);
+  if (names.size() == 1) return names[0];
+  const std::string last = names.back();
+  names.pop_back();
+  return fmt::format("{} and {}", fmt::join(names, ", "), last);
 }
 
 // ---- values as strings ---------------------------------------------------------------------
@@ -66,6 +70,7 @@ std::string option_value_str(int v) { return std::to_string(v); }
 std::string option_value_str(float v) { return fmt::format("{}", v); }  // shortest round-trip form
 std::string option_value_str(bool v) { return v ? "true" : "false"; }
 std::string option_value_str(const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, ",")); }
+std::string rank_str(int rank) { return rank == kFullRank ? "full" : std::to_string(rank); }
 
 void parse_option_value(const std::string& s, std::string& out) { out = s; }
 
@@ -106,8 +111,15 @@ std::string valid_values(const OptionInfo& info) {
   if (!info.choices.empty()) return fmt::format("{}", fmt::join(info.choices, ", "));
   if (info.positive) return "> 0";
   if (info.min == -HUGE_VAL) return "";
-  if (info.max >= (1 << 20)) return fmt::format(">= {}", info.min);
-  return fmt::format("{}..{}", info.min, info.max);
+  std::string v = info.max >= (1 << 20) ? fmt::format(">= {}", info.min) : fmt::format("{}..{}", info.min, info.max);
+  for (const auto& n : info.named) v += " or " + n.first;
+  return v;
+}
+
+bool is_named(int v, const OptionInfo& info) {
+  for (const auto& n : info.named)
+    if (v == n.second) return true;
+  return false;
 }
 
 bool is_choice(const std::string& s, const OptionInfo& info) {
@@ -124,6 +136,8 @@ std::string invalid_part(const T& v, const OptionInfo& info) {
   } else if constexpr (std::is_same_v<T, std::string>) {
     if (!is_choice(v, info)) return "'" + v + "'";
   } else if constexpr (std::is_arithmetic_v<T> && !std::is_same_v<T, bool>) {
+    if constexpr (std::is_same_v<T, int>)
+      if (is_named(v, info)) return "";
     const double x = v;
     if (!std::isfinite(x) || x < info.min || x > info.max || (info.positive && !(x > 0)) ||
         !is_choice(option_value_str(v), info))
@@ -147,7 +161,7 @@ RunSettings settings_of(const MethodOptions& o) {
   const MethodInfo& m = method_info(o.method);
   RunSettings s;
   o.for_each([&](const auto& value, const OptionInfo& info) {
-    if (applies(info.applies, m)) s.emplace_back(info.name, option_value_str(value));
+    if (applies(info.applies, m)) s.emplace_back(info.name, option_value_str(value, info));
   });
   return s;
 }
@@ -163,7 +177,7 @@ MethodOptions options_from_settings(const RunSettings& s, const std::string& whe
     QT_CHECK(v, "{}: has no run setting '{}' (qtune.run.{}), which --method {} needs (written by another version "
              "of qtune?)", where, info.name, info.name, *method);
     try {
-      parse_option_value(*v, value);
+      parse_option_value(*v, value, info);
     } catch (const Error& e) {
       fail("{}: run setting '{}': {}", where, info.name, e.what());
     }

@@ -12,6 +12,7 @@
 #pragma once
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -26,9 +27,11 @@ enum class Applies {
   all,
   adapter,         // every method that trains an adapter (all but full)
   lora_scale,      // lora, qlora: the alpha/rank scale of the B·A branch
-  quantized_base,  // qlora and the integer methods: the base is stored b-bit
+  alpha,           // lora, qlora (alpha/rank scales B·A) and the LoLDU methods (σ starts at alpha/rank)
+  quantized_base,  // the base is stored b-bit
   qalora,
   intlora,         // intlora-mul, intlora-shift
+  loldu,           // loldu, qloldu, qaloldu
 };
 
 struct MethodInfo {
@@ -38,6 +41,7 @@ struct MethodInfo {
   bool quantized_base;  // the frozen base is b-bit integers
   bool integer;         // merges exactly into integers (no PTQ)
   bool intlora;
+  bool loldu;           // the LDU-slice adapter (adapters/loldu.h)
   // The default --lr: the best of the 400-step KJV sweep (bench/integer_kjv.sh sweep;
   // bench/results/{integer_kjv_sweep,full_lr_sweep}.json; README "Learning rates"), so that a
   // run with default flags is a fair one.
@@ -49,8 +53,11 @@ const std::vector<MethodInfo>& methods();
 // Throws Error naming the valid methods for an unknown name.
 const MethodInfo& method_info(const std::string& name);
 bool applies(Applies a, const MethodInfo& m);
-// "qalora", "lora and qlora", ... — for messages and --help.
-const char* applies_str(Applies a);
+// The methods an option applies to in words ("qalora", "lora and qlora", ...), for messages and --help.
+std::string applies_str(Applies a);
+
+// --rank full: the slot's min(out, in), resolved per weight (adapters/factory.cpp).
+constexpr int kFullRank = -1;
 
 struct OptionInfo {
   const char* name;          // --<name>; run setting "qtune.run.<name>"; report key with '-' → '_'
@@ -61,6 +68,9 @@ struct OptionInfo {
   double max = HUGE_VAL;
   bool positive = false;             // numbers: also > 0
   std::vector<std::string> choices = {};  // strings, ints, list items: the valid values ({} = any)
+  // ints: words that stand for a value outside [min, max] ({"full", kFullRank}); the flag, the
+  // run setting and the report use the word.
+  std::vector<std::pair<std::string, int>> named = {};
 };
 
 // How to build the slots of a model being trained, from finetune's flags.
@@ -80,6 +90,8 @@ struct MethodOptions {
   std::string vmc = "abs-max";
   float vmc_alpha = 1.5f;
   bool zero_free = false;
+  std::string loldu_init = "uniform";
+  bool loldu_train_scale = false;
 
   // Run modes, not options of a training run (never recorded): inference (eval, generate)
   // builds every slot frozen (make_inference_linear), with no gradient buffers, whatever
@@ -123,6 +135,26 @@ void parse_option_value(const std::string& s, int& out);
 void parse_option_value(const std::string& s, float& out);
 void parse_option_value(const std::string& s, bool& out);
 void parse_option_value(const std::string& s, std::vector<std::string>& out);
+// The same with an option's named values (OptionInfo::named) in words.
+template <class T>
+std::string option_value_str(const T& v, const OptionInfo& info) {
+  if constexpr (std::is_same_v<T, int>)
+    for (const auto& [word, value] : info.named)
+      if (v == value) return word;
+  return option_value_str(v);
+}
+template <class T>
+void parse_option_value(const std::string& s, T& out, const OptionInfo& info) {
+  if constexpr (std::is_same_v<T, int>)
+    for (const auto& [word, value] : info.named)
+      if (s == word) {
+        out = value;
+        return;
+      }
+  parse_option_value(s, out);
+}
+// "8", or "full" for kFullRank.
+std::string rank_str(int rank);
 
 // Method properties by name (throw Error for an unknown method).
 inline bool is_integer_method(const std::string& m) { return method_info(m).integer; }
@@ -139,10 +171,13 @@ template <class Self, class V>
 void MethodOptions::visit_options(Self& o, V& v) {
   using A = Applies;
   static const OptionInfo kMethod{.name = "method", .help = "fine-tuning method", .choices = method_names()};
-  static const OptionInfo kRank{.name = "rank", .help = "adapter rank", .applies = A::adapter, .alias = "-r",
-                                .min = 1, .max = 1 << 20};
-  static const OptionInfo kAlpha{.name = "alpha", .help = "LoRA alpha: the B·A branch is scaled by alpha/rank",
-                                 .applies = A::lora_scale, .positive = true};  // 0 would train a no-op
+  static const OptionInfo kRank{.name = "rank", .help = "adapter rank, or full: min(out, in) of each weight",
+                                .applies = A::adapter, .alias = "-r", .min = 1, .max = 1 << 20,
+                                .named = {{"full", kFullRank}}};
+  static const OptionInfo kAlpha{.name = "alpha",
+                                 .help = "LoRA alpha: the B·A branch is scaled by alpha/rank (LoLDU: the scale "
+                                         "sigma starts at alpha/rank)",
+                                 .applies = A::alpha, .positive = true};  // 0 would train a no-op
   static const OptionInfo kBits{.name = "bits", .help = "bits of the quantized base", .applies = A::quantized_base,
                                 .min = 2, .max = 8};
   static const OptionInfo kGroup{.name = "group",
@@ -181,6 +216,14 @@ void MethodOptions::visit_options(Self& o, V& v) {
   static const OptionInfo kZeroFree{.name = "zero-free",
                                     .help = "quantize the base on a grid without 0, so every weight can be adapted",
                                     .applies = A::intlora};
+  static const OptionInfo kLolduInit{.name = "loldu-init",
+                                     .help = "initial z: lu (the pivots d) | uniform (U(-|mu|/2, |mu|/2), mu = "
+                                             "mean(d): the paper's best) | constant (mu) | normal (N(mu, std(d)))",
+                                     .applies = A::loldu, .choices = {"lu", "uniform", "constant", "normal"}};
+  static const OptionInfo kLolduTrainScale{.name = "loldu-train-scale",
+                                           .help = "train the scalar sigma too (the paper; its released code trains "
+                                                   "z only)",
+                                           .applies = A::loldu};
   v(o.method, kMethod);
   v(o.rank, kRank);
   v(o.alpha, kAlpha);
@@ -196,6 +239,8 @@ void MethodOptions::visit_options(Self& o, V& v) {
   v(o.vmc, kVmc);
   v(o.vmc_alpha, kVmcAlpha);
   v(o.zero_free, kZeroFree);
+  v(o.loldu_init, kLolduInit);
+  v(o.loldu_train_scale, kLolduTrainScale);
 }
 
 }  // namespace qtune

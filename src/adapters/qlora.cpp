@@ -61,6 +61,7 @@ class QLora final : public Linear<T> {
 
   const char* method() const override { return branch_ ? "qlora" : "frozen-quant"; }
   int64_t weight_bytes() const override { return W0q_.bytes() + (branch_ ? branch_->bytes() : 0); }
+  int64_t adapter_bytes() const override { return branch_ ? branch_->bytes() : 0; }
 
  private:
   std::string name_;

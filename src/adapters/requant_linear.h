@@ -1,6 +1,6 @@
 // adapters/requant_linear.h — the shared skeleton of the adapters whose effective weight is
 // recomputed in every pass from a frozen integer base and a low-rank delta B·A (qalora,
-// intlora-mul, intlora-shift):
+// intlora-mul, intlora-shift; qaloldu's delta is P·L_r·diag(c)·Ū_r instead):
 //
 //   W'[o, :] = f_o((B·A)[o, :])                       Derived::effective_row
 //   y        = x·W'ᵀ
@@ -8,9 +8,11 @@
 //   dBA, W' = Derived::backward_row(G)                the STE masks and factors (and any
 //                                                     row-local gradients, e.g. a learned scale),
 //                                                     and W' again for dx, in one element pass
-//   dB += dBA·Aᵀ     dA += Bᵀ·dBA     dx += dy·W'
+//   dB += dBA·Aᵀ     dA += Bᵀ·dBA     dx += dy·W'       Derived::factor_grads
 //
 //   A: [r, in] Kaiming-uniform a=√5, i.e. U(−1/√in, 1/√in)       B: [out, r] zeros (starts as the base)
+//
+// A Derived with a delta of its own passes rank 0 (no A, B) and hides delta_row and factor_grads.
 //
 // Memory: W' and G are never held for the whole matrix — kTile rows at a time, in thread-local
 // scratch (core/buffer.h) shared by every slot of one method. Determinism: (B·A)[o, :] is
@@ -35,7 +37,8 @@ class RequantLinear : public Linear<T>, public SteProbed {
 
   RequantLinear(const std::string& name, int64_t in, int64_t out, int rank, Rng& rng)
       : Linear<T>(in, out), name_(name), rank_(rank) {
-    QT_CHECK(rank >= 1, "{}: rank = {} is invalid (must be >= 1)", name, rank);
+    QT_CHECK(rank >= 0, "{}: rank = {} is invalid (must be >= 1)", name, rank);
+    if (rank == 0) return;  // Derived brings its own delta
     A_.resize(static_cast<size_t>(rank * in));
     B_.resize(static_cast<size_t>(out * rank));
     dA_.resize(A_.size());
@@ -57,7 +60,7 @@ class RequantLinear : public Linear<T>, public SteProbed {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < nr; ++i) {
         T* row = wt + i * in;
-        ba_row(r0 + i, row);
+        self().delta_row(r0 + i, row);
         self().effective_row(r0 + i, row, row);
       }
       kernels::matmul_nt(x, wt, yt, n, in, nr, false);
@@ -84,12 +87,11 @@ class RequantLinear : public Linear<T>, public SteProbed {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < nr; ++i) {
         T* row = wt + i * in;
-        ba_row(r0 + i, row);
+        self().delta_row(r0 + i, row);
         self().backward_row(r0 + i, row, gt + i * in, row);  // gt row: dL/dW' → dL/d(BA); row: B·A → W'
       }
-      if (dx) kernels::matmul_nn(d, wt, dx, n, in, nr, true);                          // dx += dy_t·W'_t
-      kernels::matmul_nt(gt, A_.data(), dB_.data() + r0 * rank_, nr, in, rank_, true);  // dB_t += dBA·Aᵀ
-      kernels::matmul_tn(B_.data() + r0 * rank_, gt, dA_.data(), nr, in, rank_, true);  // dA += B_tᵀ·dBA
+      if (dx) kernels::matmul_nn(d, wt, dx, n, in, nr, true);  // dx += dy_t·W'_t
+      self().factor_grads(gt, r0, nr);
     }
   }
 
@@ -97,6 +99,7 @@ class RequantLinear : public Linear<T>, public SteProbed {
   int64_t weight_bytes() const override {
     return self().base_bytes() + static_cast<int64_t>((A_.size() + B_.size()) * sizeof(T));
   }
+  int64_t adapter_bytes() const override { return static_cast<int64_t>((A_.size() + B_.size()) * sizeof(T)); }
 
  protected:
   // Appends "<name>.lora_a" [r, in] and "<name>.lora_b" [out, r].
@@ -106,8 +109,27 @@ class RequantLinear : public Linear<T>, public SteProbed {
     p.push_back({name_ + ".lora_b", B_.data(), dB_.data(), out * rank_, {out, rank_}});
   }
 
-  // Calls f(o, ba) for every row o (rows in parallel), ba = (B·A)[o, :] in a scratch row the
-  // callee may overwrite. For merges.
+  // row[0..in) = (B·A)[o, :], summed j = 0..r−1 by the calling thread (deterministic).
+  void delta_row(int64_t o, T* row) const {
+    const int64_t in = this->in_;
+    std::fill(row, row + in, T(0));
+    const T* b = B_.data() + o * rank_;
+    for (int j = 0; j < rank_; ++j) {
+      const T bj = b[j];
+      const T* a = A_.data() + j * in;
+      for (int64_t k = 0; k < in; ++k) row[k] += bj * a[k];
+    }
+  }
+
+  // The factors' gradients from dBA = dL/d(B·A) of rows [r0, r0 + nr) ([nr, in]).
+  void factor_grads(const T* dba, int64_t r0, int64_t nr) {
+    const int64_t in = this->in_;
+    kernels::matmul_nt(dba, A_.data(), dB_.data() + r0 * rank_, nr, in, rank_, true);  // dB_t += dBA·Aᵀ
+    kernels::matmul_tn(B_.data() + r0 * rank_, dba, dA_.data(), nr, in, rank_, true);  // dA += B_tᵀ·dBA
+  }
+
+  // Calls f(o, delta) for every row o (rows in parallel), delta = Derived::delta_row(o) in a
+  // scratch row the callee may overwrite. For merges.
   template <class F>
   void for_each_row(F&& f) const {
     const int64_t in = this->in_, out = this->out_;
@@ -116,7 +138,7 @@ class RequantLinear : public Linear<T>, public SteProbed {
       T* row = scratch<T, RequantLinear>(0, in);
 #pragma omp for schedule(static)
       for (int64_t o = 0; o < out; ++o) {
-        ba_row(o, row);
+        self().delta_row(o, row);
         f(o, row);
       }
     }
@@ -128,18 +150,6 @@ class RequantLinear : public Linear<T>, public SteProbed {
  private:
   const Derived& self() const { return static_cast<const Derived&>(*this); }
   Derived& self() { return static_cast<Derived&>(*this); }
-
-  // row[0..in) = (B·A)[o, :], summed j = 0..r−1 by the calling thread (deterministic).
-  void ba_row(int64_t o, T* row) const {
-    const int64_t in = this->in_;
-    std::fill(row, row + in, T(0));
-    const T* b = B_.data() + o * rank_;
-    for (int j = 0; j < rank_; ++j) {
-      const T bj = b[j];
-      const T* a = A_.data() + j * in;
-      for (int64_t k = 0; k < in; ++k) row[k] += bj * a[k];
-    }
-  }
 
   Buffer<T> A_, B_, dA_, dB_;  // A [r, in], B [out, r], grads alike
 };

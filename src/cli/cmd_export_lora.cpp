@@ -29,9 +29,9 @@ int cmd_export_lora(int argc, char** argv) {
   check_paths(in, {{"--out", out}});
 
   TrainedAdapter a = read_trained_adapter(adapter);
-  QT_CHECK(!is_integer_method(a.method.method),
+  QT_CHECK(method_info(a.method.method).lora_scale,
            "{}: a {} adapter is not an additive LoRA (llama.cpp cannot apply it); use `qtune merge` to get the "
-           "integer model",
+           "merged model",
            adapter, a.method.method);
   ModelFile mf;
   if (!base.empty()) mf = load_model(base);
@@ -44,7 +44,7 @@ int cmd_export_lora(int argc, char** argv) {
     std::remove(out.c_str());
     fail("{}: would not load in llama.cpp: {}", adapter, problems.front());
   }
-  std::printf("wrote %s (%zu tensors, rank %d, alpha %g)\n", out.c_str(), a.adapters.size(), a.method.rank,
+  std::printf("wrote %s (%zu tensors, rank %s, alpha %g)\n", out.c_str(), a.adapters.size(), rank_str(a.method.rank).c_str(),
               a.method.alpha);
   return 0;
 }

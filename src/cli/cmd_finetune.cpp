@@ -107,8 +107,8 @@ nlohmann::json curve_json(const TrainResult& r) {
   return {{"loss_curve", loss}, {"val_curve", val}};
 }
 
-nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const TrainResult& r,
-                           const std::map<std::string, double>& stats) {
+nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const TrainResult& r, const Llama& model) {
+  const std::map<std::string, double> stats = model.stats();
   nlohmann::json j = curve_json(r);
   j.update({{"command", "finetune"},
             {"model", a.init_config.empty() ? a.model.model : "init:" + a.init_config},
@@ -128,6 +128,8 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
             {"tokens_per_second", r.tokens_per_second},
             {"peak_rss_bytes", r.peak_rss_bytes},
             {"trainable_params", r.trainable_params},
+            // the adapters' tensors, trained and frozen (LoLDU's L_r, Ū_r, P), without grads or optimizer state
+            {"adapter_state_bytes", model.adapter_bytes()},
             {"wall_seconds", r.wall_seconds},
             {"resumed_from_step", r.first_step - 1}});
   j.update(intlora_stats_json(stats));
@@ -144,8 +146,9 @@ void write_output(Llama& model, const FinetuneArgs& a) {
 }  // namespace
 
 int cmd_finetune(int argc, char** argv) {
-  CLI::App app{"Fine-tune a model on text: adapters (lora, qlora, and the integer methods qalora, intlora-mul, "
-               "intlora-shift, whose merge is exact in integers), or all weights (--method full).",
+  CLI::App app{"Fine-tune a model on text: adapters (lora, qlora; LoLDU: loldu, qloldu; and the integer methods "
+               "qalora, intlora-mul, intlora-shift, qaloldu, whose merge is exact in integers), or all weights "
+               "(--method full).",
                "qtune finetune"};
   FinetuneArgs a;
   add_flags(app, a);
@@ -179,7 +182,7 @@ int cmd_finetune(int argc, char** argv) {
   TrainResult r = train(ref, source, split.val.n_windows > 0 ? &val : nullptr, a.train);
 
   write_output(model, a);
-  write_report(a.report, report_json(a, split, r, model.stats()));
+  write_report(a.report, report_json(a, split, r, model));
   if (r.first_step > 1) std::printf("resumed from step %lld of %s\n", static_cast<long long>(r.first_step - 1),
                                     a.train.resume.c_str());
   std::printf("final loss %.4f", r.loss_curve.empty() ? 0.0 : r.loss_curve.back().loss);

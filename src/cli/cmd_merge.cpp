@@ -52,9 +52,9 @@ void post_training_quantize(ModelFile& m, const QuantSpec& spec, const QuantSpec
 
 int cmd_merge(int argc, char** argv) {
   CLI::App app{"Merge an adapter (from `qtune finetune`, a training checkpoint, or a llama.cpp LoRA GGUF) into its "
-               "base model. qalora / intlora-mul / intlora-shift merge exactly into integer weights (no PTQ); "
-               "lora / qlora merge into float weights, or with --bits into b-bit integers by post-training "
-               "quantization.",
+               "base model. qalora / intlora-mul / intlora-shift / qaloldu merge exactly into integer weights (no "
+               "PTQ); lora / qlora / loldu / qloldu merge into float weights, or with --bits into b-bit integers by "
+               "post-training quantization.",
                "qtune merge"};
   ModelArgs ma;
   add_model_flags(app, ma, /*with_tokenizer=*/true);
@@ -121,8 +121,8 @@ int cmd_merge(int argc, char** argv) {
             {"inexact_weights", inexact}});
   j.update(intlora_stats_json(model.stats()));
   write_report(report, j);
-  std::printf("merged %s (%s, rank %d, %zu tensors) into %s → %s (%s%s)\n", adapter.c_str(),
-              a.method.method.c_str(), a.method.rank, a.adapters.size(), ma.model.c_str(), out.c_str(), what.c_str(),
+  std::printf("merged %s (%s, rank %s, %zu tensors) into %s → %s (%s%s)\n", adapter.c_str(),
+              a.method.method.c_str(), rank_str(a.method.rank).c_str(), a.adapters.size(), ma.model.c_str(), out.c_str(), what.c_str(),
               merged.act_bits == 8 ? ", int8 activations recorded" : "");
   return 0;
 }

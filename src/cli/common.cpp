@@ -67,8 +67,12 @@ nlohmann::json options_json(const MethodOptions& m) {
     if (!applies(info.applies, method)) return;
     std::string key = info.name;
     std::replace(key.begin(), key.end(), '-', '_');
-    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, float>)
+    using V = std::decay_t<decltype(value)>;
+    if constexpr (std::is_same_v<V, float>)
       j[key] = std::stod(option_value_str(value));  // 0.1, not the float's 0.10000000149011612
+    else if constexpr (std::is_same_v<V, int>)
+      if (option_value_str(value, info) != option_value_str(value)) j[key] = option_value_str(value, info);  // "full"
+      else j[key] = value;
     else
       j[key] = value;
   });
@@ -186,6 +190,7 @@ nlohmann::json intlora_stats_json(const std::map<std::string, double>& stats) {
   auto get = [&](const char* k) { return stats.count(k) ? stats.at(k) : 0.0; };
   if (get("weights") > 0) j["intlora_zero_weight_share"] = get("zero_weights") / get("weights");
   if (get("update_sq") > 0) j["intlora_lost_update_share"] = get("update_sq_on_zero_weights") / get("update_sq");
+  if (stats.count("loldu_zero_pivots")) j["loldu_zero_pivots"] = get("loldu_zero_pivots");  // treated as 0 (adapters/ldu.h)
   return j;
 }
 

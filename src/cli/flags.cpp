@@ -24,6 +24,21 @@ CLI::Option* add_one(CLI::App& app, T& field, const OptionInfo& info) {
   std::string help = info.help;
   if (std::string(info.name) == "method") help += fmt::format(": {}", fmt::join(info.choices, " | "));
   if (info.applies != Applies::all) help += std::string(" [") + applies_str(info.applies) + "]";
+  if constexpr (std::is_same_v<T, int>) {
+    if (!info.named.empty()) {
+      // the word becomes its value before CLI11 parses the int; the value typed as a number is refused
+      const CLI::Validator words(
+          [&info](std::string& s) {
+            for (const auto& [word, value] : info.named) {
+              if (s == word) s = std::to_string(value);
+              else if (s == std::to_string(value)) return fmt::format("{} is invalid (valid: {}..{} or {})", s, info.min, info.max, word);
+            }
+            return std::string();
+          },
+          "");
+      return app.add_option(names, field, help)->transform(words)->default_str(option_value_str(field, info));
+    }
+  }
   if constexpr (std::is_same_v<T, bool>) {
     return app.add_flag(names, field, help);
   } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
@@ -79,9 +94,10 @@ void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule) {
   app.add_option("--steps", t.steps, "optimizer updates in all (a resumed run continues up to this)")
       ->capture_default_str()
       ->check(kPositive);
+  std::vector<std::string> defaults;
+  for (const auto& m : methods()) defaults.push_back(fmt::format("{} {}", m.name, m.default_lr));
   app.add_option("--lr", t.lr,
-                 "peak learning rate (default: the method's measured best — full 3e-3; lora, qlora, qalora, "
-                 "intlora-mul, intlora-shift 1e-2)")
+                 fmt::format("peak learning rate (default: the method's measured best: {})", fmt::join(defaults, ", ")))
       ->check(kPositive);
   app.add_option("--min-lr", t.min_lr, "learning rate at the end of linear/cosine decay")->capture_default_str();
   app.add_option("--warmup", t.warmup, "linear warmup steps from 0")->capture_default_str()->check(kNonNegative);

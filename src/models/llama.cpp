@@ -169,6 +169,13 @@ int64_t Llama::weight_bytes() const {
   return n;
 }
 
+int64_t Llama::adapter_bytes() const {
+  int64_t n = 0;
+  for (auto& layer : impl_->layers)
+    for (int i = 0; i < kNumProjections; ++i) n += slot_ref(layer, i)->adapter_bytes();
+  return n;
+}
+
 ModelFile Llama::merged(int64_t* inexact) const {
   const Impl& m = *impl_;
   const int64_t C = cfg_.dim, V = cfg_.vocab_size;

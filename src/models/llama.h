@@ -56,6 +56,7 @@ class Llama {
   int64_t num_params() const;     // all parameters of the model (base + adapters)
   int64_t num_trainable() const;
   int64_t weight_bytes() const;   // memory of all weights as held (quantized slots count packed)
+  int64_t adapter_bytes() const;  // the adapters' part of it (Linear::adapter_bytes)
 
   // Single-token inference with a KV cache (positions 0, 1, 2, ...). Returns logits [vocab].
   void reset_cache();

@@ -71,6 +71,19 @@ TEST(GradCheck, Full) { check_gradients(opts("full"), 1); }
 TEST(GradCheck, Lora) { check_gradients(opts("lora"), 2); }
 TEST(GradCheck, QLora) { check_gradients(opts("qlora"), 2); }
 
+// LoLDU: z (and σ) on a float and on a b-bit base (docs/METHODS.md §5).
+TEST(GradCheck, Loldu) {
+  for (const char* m : {"loldu", "qloldu"})
+    for (bool train_scale : {false, true})
+      for (const char* init : {"lu", "uniform", "constant", "normal"}) {
+        auto o = opts(m);
+        o.loldu_train_scale = train_scale;
+        o.loldu_init = init;
+        SCOPED_TRACE(std::string(m) + " " + init);
+        check_gradients(o, train_scale ? 2 : 1);
+      }
+}
+
 TEST(GradCheck, QLoraGroupedSymmetric3Bit) {
   auto o = opts("qlora");
   o.bits = 3;
@@ -82,7 +95,7 @@ TEST(GradCheck, QLoraGroupedSymmetric3Bit) {
 
 // Frozen slots (non-targeted) still pass gradients to x and own no parameters.
 TEST(GradCheck, FrozenSlotsPassDx) {
-  for (const char* m : {"full", "lora", "qlora"}) {
+  for (const char* m : {"full", "lora", "qlora", "loldu", "qloldu", "qaloldu"}) {
     Rng rng(7);
     Tensor w = random_weight(rng);
     auto lin = make_linear<double>(opts(m), "blk.0.ffn_up", w, false, rng);

@@ -57,6 +57,8 @@ void randomize_params(Linear<double>& lin, Rng& rng, double b_scale) {
     for (int64_t i = 0; i < p.numel; ++i) {
       if (p.name.find("qalora_scale") != std::string::npos) p.value[i] *= 1.0 + 0.1 * rng.normal();
       else if (p.name.find("lora_b") != std::string::npos) p.value[i] = rng.normal() * b_scale;
+      else if (p.name.find("loldu_z") != std::string::npos) p.value[i] += rng.normal() * b_scale;
+      else if (p.name.find("loldu_scale") != std::string::npos) p.value[i] *= 1.0 + 0.1 * rng.normal();
     }
 }
 
@@ -97,6 +99,18 @@ void check_ste_gradients(const MethodOptions& o, double b_scale, size_t expect_p
 }  // namespace
 
 TEST(IntegerMethodsGrad, QaLora) { check_ste_gradients(opts("qalora"), 0.3, 3); }
+
+TEST(IntegerMethodsGrad, QaLoldu) {
+  for (int bits : {4, 8})
+    for (bool train_scale : {false, true})
+      for (const char* init : {"uniform", "lu"}) {
+        auto o = opts("qaloldu");
+        o.bits = bits;
+        o.loldu_train_scale = train_scale;
+        o.loldu_init = init;
+        check_ste_gradients(o, 0.05, train_scale ? 2 : 1);
+      }
+}
 
 TEST(IntegerMethodsGrad, QaLoraGroupedSymmetric3Bit) {
   auto o = opts("qalora");
@@ -242,6 +256,8 @@ std::unique_ptr<Linear<float>> trained_slot(const MethodOptions& o, const Tensor
       for (int64_t i = 0; i < p.numel; ++i) p.value[i] = static_cast<float>(rng.normal() * b_scale);
     else if (p.name.find("qalora_scale") != std::string::npos)
       for (int64_t i = 0; i < p.numel; ++i) p.value[i] *= static_cast<float>(1.0 + 0.05 * rng.normal());
+    else if (p.name.find("loldu_z") != std::string::npos)
+      for (int64_t i = 0; i < p.numel; ++i) p.value[i] += static_cast<float>(rng.normal() * b_scale);
   return lin;
 }
 
@@ -251,10 +267,10 @@ TEST(IntegerMerge, MergedIntegersEqualTheTrainingForwardExactly) {
   Rng rng(11);
   for (int64_t in : {64, 172}) {
     Tensor w = random_weight(rng, 40, in);
-    for (const char* m : {"qalora", "intlora-mul", "intlora-shift"})
+    for (const char* m : {"qalora", "intlora-mul", "intlora-shift", "qaloldu"})
       for (int bits : {4, 8})
         for (bool zf : {false, true}) {
-          if (zf && std::string(m) == "qalora") continue;
+          if (zf && (std::string(m) == "qalora" || std::string(m) == "qaloldu")) continue;
           auto o = opts(m);
           o.bits = bits;
           o.zero_free = zf;
@@ -270,7 +286,11 @@ TEST(IntegerMerge, MergedIntegersEqualTheTrainingForwardExactly) {
           EXPECT_EQ(0, std::memcmp(train.ptr(), merged.ptr(), train.numel() * sizeof(float)))
               << "max diff " << test::rel_err(merged.ptr(), train.ptr(), train.numel());
           // QA-LoRA deploys in the base's own b-bit format; MUL at 4 bits fits int8 (Q8_0-able)
-          if (std::string(m) == "qalora") EXPECT_EQ(d.planes[0].spec.bits, bits);
+          if (std::string(m) == "qalora" || std::string(m) == "qaloldu") EXPECT_EQ(d.planes[0].spec.bits, bits);
+          if (std::string(m) == "qaloldu") {  // the update moved integers: the merge is not the base
+            Tensor base = lin->base_weight();
+            EXPECT_NE(0, std::memcmp(base.ptr(), merged.ptr(), base.numel() * sizeof(float)));
+          }
           if (std::string(m) == "intlora-mul" && bits == 4 && !zf) EXPECT_EQ(d.planes[0].spec.bits, 8);
         }
   }
@@ -279,7 +299,7 @@ TEST(IntegerMerge, MergedIntegersEqualTheTrainingForwardExactly) {
 TEST(IntegerMerge, MergedForwardMatchesTrainingForwardOnRandomInputs) {
   Rng rng(12);
   Tensor w = random_weight(rng, 65, 100);
-  for (const char* m : {"qalora", "intlora-mul", "intlora-shift"}) {
+  for (const char* m : {"qalora", "intlora-mul", "intlora-shift", "qaloldu"}) {
     auto o = opts(m);
     auto lin = trained_slot(o, w, rng, 0.05);
     auto x = randn<float>(7 * 100, rng);
@@ -299,7 +319,7 @@ TEST(IntegerMerge, MergedForwardMatchesTrainingForwardOnRandomInputs) {
 TEST(IntegerMerge, Int8ActivationPathMatchesTrainingFakeQuant) {
   Rng rng(13);
   Tensor w = random_weight(rng, 65, 100);
-  for (const char* m : {"qalora", "intlora-mul", "intlora-shift"}) {
+  for (const char* m : {"qalora", "intlora-mul", "intlora-shift", "qaloldu"}) {
     auto o = opts(m);
     o.act_bits = 8;
     o.act_calib = 2;

@@ -26,6 +26,7 @@ T other_value(const T& def, const OptionInfo& info) {
       if (c != def && c != "full") return c;  // "full" has no adapter file
     return def + "x";
   } else if constexpr (std::is_same_v<T, int>) {
+    if (!info.named.empty()) return info.named[0].second;  // --rank full: the word must round-trip
     for (const auto& c : info.choices)
       if (c != std::to_string(def)) return std::stoi(c);
     return def + 1;

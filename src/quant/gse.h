@@ -1,5 +1,5 @@
 // quant/gse.h — GSE-INT(b, G, E): group-shared-exponent integers (GSQ-Tuning).
-// Spec: docs/METHODS.md §6. The GEMM on this format is kernels/gse_gemm.h.
+// Spec: docs/METHODS.md §7. The GEMM on this format is kernels/gse_gemm.h.
 //
 // A row-major [rows, cols] matrix is cut into groups of G consecutive values along each row
 // (along cols: the reduction axis of the GEMM that will consume it; the last group of a row is

@@ -1,4 +1,4 @@
-// The GSE-INT codec of docs/METHODS.md §6 (quant/gse.h): exponent rules, per-element error
+// The GSE-INT codec of docs/METHODS.md §7 (quant/gse.h): exponent rules, per-element error
 // bounds for every (b, G, rule), OCP MXINT8 equivalence on hand-computed blocks, stochastic
 // rounding (unbiased, reproducible, thread-count independent), odd shapes, extremes, bad input
 // and spec strings.

@@ -217,7 +217,8 @@ TEST(GseGemm, BadShapesThrow) {
   std::vector<float> c(12);
   EXPECT_NE(error_of([&] { kernels::gse_gemm(A, B, c.data(), false); }).find("A [3, 40] and B [4, 41] differ in k"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { kernels::ref::gse_gemm(A, B16, c.data(), false); }).find("grouped differently (G = 32 and 16)"),
+  EXPECT_NE(error_of([&] { kernels::ref::gse_gemm(A, B16, c.data(), false); })
+                .find("grouped differently (G = 32 and 16)"),
             std::string::npos);
   GseMatrix broken = A;
   broken.exps.resize(1);

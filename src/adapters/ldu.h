@@ -1,5 +1,5 @@
 // adapters/ldu.h — the rank-r LDU slice of a pretrained weight, which LoLDU adapts
-// (docs/METHODS.md §5).
+// (docs/METHODS.md §7).
 //
 //   W = P·L·U                      LU with partial (row) pivoting; W: [out, in]
 //   d = diag(U), Ū = U / d[:,None] (unit diagonal)          so W = P·L·diag(d)·Ū
@@ -43,7 +43,7 @@ LduSlice ldu_slice(const float* w, int64_t out, int64_t in, int64_t rank, bool k
 // itself: exact zeros in the first r rows and the first r columns.
 std::vector<double> permuted_residual(const LduSlice& s, double sigma0, const std::vector<double>& z0);
 
-// The initial z (docs/METHODS.md §5), μ = mean(d_r): "lu" z = d_r; "uniform" U(−|μ|/2, |μ|/2);
+// The initial z (docs/METHODS.md §7), μ = mean(d_r): "lu" z = d_r; "uniform" U(−|μ|/2, |μ|/2);
 // "constant" μ; "normal" N(μ, std(d_r)). Draws from rng only for uniform and normal.
 std::vector<double> loldu_init_z(const std::vector<double>& d, const std::string& init, Rng& rng);
 

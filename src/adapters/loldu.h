@@ -1,4 +1,4 @@
-// adapters/loldu.h — the LoLDU methods (docs/METHODS.md §5; the adapter is loldu_branch.h):
+// adapters/loldu.h — the LoLDU methods (docs/METHODS.md §7; the adapter is loldu_branch.h):
 //
 //   loldu    float base:  y = x·W0ᵀ + (t ⊙ c)·(P·L_r)ᵀ                     merge: float (PTQ with --bits)
 //   qloldu   b-bit base:  y = x·deq(W0q)ᵀ + (t ⊙ c)·(P·L_r)ᵀ               merge: float, then PTQ

@@ -1,4 +1,4 @@
-// adapters/loldu_branch.h — LoLDU's adapter (docs/METHODS.md §5), shared by the three LoLDU slots
+// adapters/loldu_branch.h — LoLDU's adapter (docs/METHODS.md §7), shared by the three LoLDU slots
 // (loldu, qloldu: loldu.cpp; qaloldu: qaloldu.cpp).
 //
 //   W_res = W_base − σ0·P·L_r·diag(z0)·Ū_r        W_eff = W_res + σ·P·L_r·diag(z)·Ū_r

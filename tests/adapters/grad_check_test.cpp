@@ -71,7 +71,7 @@ TEST(GradCheck, Full) { check_gradients(opts("full"), 1); }
 TEST(GradCheck, Lora) { check_gradients(opts("lora"), 2); }
 TEST(GradCheck, QLora) { check_gradients(opts("qlora"), 2); }
 
-// LoLDU: z (and σ) on a float and on a b-bit base (docs/METHODS.md §5).
+// LoLDU: z (and σ) on a float and on a b-bit base (docs/METHODS.md §7).
 TEST(GradCheck, Loldu) {
   for (const char* m : {"loldu", "qloldu"})
     for (bool train_scale : {false, true})

@@ -1,4 +1,4 @@
-// LoLDU (docs/METHODS.md §5; adapters/ldu.h, loldu_branch.h, loldu.h): the LDU slice, the exact
+// LoLDU (docs/METHODS.md §7; adapters/ldu.h, loldu_branch.h, loldu.h): the LDU slice, the exact
 // zeros of the permuted residual, zero pivots, the start at the base for every init, and the
 // exact integer merge of qaloldu. Gradient checks: grad_check_test.cpp (loldu, qloldu) and
 // integer_methods_test.cpp (qaloldu, through the STE probe).

@@ -1,4 +1,4 @@
-// LoLDU end to end (docs/METHODS.md §5): the flags and their errors, the report's parameter and
+// LoLDU end to end (docs/METHODS.md §7): the flags and their errors, the report's parameter and
 // memory counts, info on the adapter, resume, and merges that evaluate as the training forward
 // (the merge exactness of every method, LoLDU's included, is final_validation_test.cpp).
 #include <gtest/gtest.h>

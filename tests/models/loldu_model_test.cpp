@@ -1,4 +1,4 @@
-// LoLDU on the real stories260K (docs/METHODS.md §5): every init starts the whole model at its base.
+// LoLDU on the real stories260K (docs/METHODS.md §7): every init starts the whole model at its base.
 #include <gtest/gtest.h>
 
 #include "adapters/ldu.h"

@@ -19,9 +19,9 @@ const std::vector<MethodInfo>& methods() {
       {"qalora", true, false, true, true, false, false, 1e-2f},
       {"intlora-mul", true, false, true, true, true, false, 1e-2f},
       {"intlora-shift", true, false, true, true, true, false, 1e-2f},
-      {"loldu", true, false, false, false, false, true, 1e-1f},
-      {"qloldu", true, false, true, false, false, true, 1e-1f},
-      {"qaloldu", true, false, true, true, false, true, 1e-1f},
+      {"loldu", true, false, false, false, false, true, 3e-2f},
+      {"qloldu", true, false, true, false, false, true, 3e-2f},
+      {"qaloldu", true, false, true, true, false, true, 3e-2f},
   };
   return m;
 }

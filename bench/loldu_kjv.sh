@@ -121,12 +121,13 @@ done | jq -s --slurpfile base "$OUT/base.json" --slurpfile b4 "$OUT/base.w4.json
 jq -r '
   def f: (. * 100 | round) as $x | "\($x / 100 | floor).\($x % 100 | tostring | if length < 2 then "0" + . else . end)";
   def row(r): [.rows[] | select(.row == r)][0];
-  def line(r; label): row(r) as $x | if $x == null then empty else
-    "| \(label) | \($x.merge) | \($x.lr) | \($x.trainable_params) | \($x.adapter_state_bytes / 1024 | floor) KiB | \($x.mean|f) ± \($x.std|f) |" end;
-  "| adapter | deployed as | lr | trainable params | adapter state | deployed perplexity |", "|---|---|---|---|---|---|",
-  "| none (base) | float | – | 0 | – | \(.base.float|f) |",
+  def line(r; name): row(r) as $x | if $x == null then empty else
+    "| \(name) | \($x.merge) | \($x.lr * 1e4 | round / 1e4) | \($x.trainable_params) | \($x.adapter_state_bytes / 1024 | floor) KiB | \($x.train_val_mean|f) | \($x.mean|f) ± \($x.std|f) |" end;
+  "| adapter | deployed as | lr | trainable params | adapter state | training forward | deployed perplexity |",
+  "|---|---|---|---|---|---|---|",
+  "| none (base) | float | – | 0 | – | – | \(.base.float|f) |",
   line("lora"; "LoRA r8"), line("loldu-r8"; "LoLDU r8"), line("loldu-full"; "LoLDU full rank"),
-  "| none (base, 4-bit PTQ) | 4-bit | – | 0 | – | \(.base.w4_ptq|f) |",
+  "| none (base, 4-bit PTQ) | 4-bit | – | 0 | – | – | \(.base.w4_ptq|f) |",
   line("qlora"; "QLoRA r8, W4 base"), line("qloldu-r8"; "LoLDU r8, W4 base"), line("qloldu-full"; "LoLDU full, W4 base"),
   line("qaloldu-r8"; "LoLDU r8, W4 base, exact route"), line("qaloldu-full"; "LoLDU full, W4 base, exact route")' \
   bench/results/loldu_kjv.json | tee bench/results/loldu_kjv.md

@@ -37,6 +37,7 @@ template <class T>
 std::unique_ptr<Linear<T>> make_method_linear(const MethodOptions& o, const std::string& name, const Tensor& w,
                                               bool targeted, Rng& rng) {
   if (o.method == "full") return make_dense<T>(name, w, targeted);
+  check_weight(name, w);  // before slot_rank reads the shape
   const MethodInfo& m = method_info(o.method);
   const int rank = slot_rank(o, name, w);
   if (!m.quantized_base && !targeted) return make_dense<T>(name, w, false);

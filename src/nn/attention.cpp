@@ -1,4 +1,4 @@
-// nn/attention.cpp — causal grouped-query self-attention (softmax(q·kᵀ/√hd)·v), explicit
+// nn/attention.cpp — causal or bidirectional grouped-query self-attention (softmax(q·kᵀ/√hd)·v), explicit
 // forward and backward. Query head h reads kv head h / (nh / nkv), as llama2.c does.
 #include <cmath>
 #include <vector>
@@ -8,10 +8,10 @@
 
 namespace qtune::nn {
 
-// q, out: [B, T, nh, hd]   k, v: [B, T, nkv, hd]   att: [B, nh, T, T] (zeros above the diagonal)
+// q, out: [B, T, nh, hd]   k, v: [B, T, nkv, hd]   att: [B, nh, T, T] (causal: zeros above the diagonal)
 template <class T>
 void attention_forward(const T* q, const T* k, const T* v, T* out, T* att, int64_t B, int64_t Tn, int64_t nh,
-                       int64_t nkv, int64_t hd) {
+                       int64_t nkv, int64_t hd, bool causal) {
   const int64_t group = nh / nkv;
   const T scale = T(1) / std::sqrt(T(hd));
 #pragma omp parallel for collapse(3) schedule(static) if (B * nh * Tn * Tn * hd >= kMinParallelWork)
@@ -21,34 +21,35 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* att, int64
         const int64_t kh = h / group;
         const T* qt = q + ((b * Tn + t) * nh + h) * hd;
         T* a = att + ((b * nh + h) * Tn + t) * Tn;  // a: [T]
+        const int64_t last = causal ? t : Tn - 1;   // the keys this query sees: 0..last
         // pass 1: scores and max (for a stable softmax)
         T mx = -INFINITY;
-        for (int64_t s = 0; s <= t; ++s) {
+        for (int64_t s = 0; s <= last; ++s) {
           const T* ks = k + ((b * Tn + s) * nkv + kh) * hd;
           T dot = 0;
           for (int64_t i = 0; i < hd; ++i) dot += qt[i] * ks[i];
           a[s] = dot * scale;
           if (a[s] > mx) mx = a[s];
         }
-        // pass 2: softmax over the causal prefix
+        // pass 2: softmax over the visible keys
         T sum = 0;
-        for (int64_t s = 0; s <= t; ++s) {
+        for (int64_t s = 0; s <= last; ++s) {
           a[s] = std::exp(a[s] - mx);
           sum += a[s];
         }
-        for (int64_t s = 0; s <= t; ++s) a[s] /= sum;
-        for (int64_t s = t + 1; s < Tn; ++s) a[s] = 0;
+        for (int64_t s = 0; s <= last; ++s) a[s] /= sum;
+        for (int64_t s = last + 1; s < Tn; ++s) a[s] = 0;
         // pass 3: weighted sum of values
         T* o = out + ((b * Tn + t) * nh + h) * hd;
         for (int64_t i = 0; i < hd; ++i) o[i] = 0;
-        for (int64_t s = 0; s <= t; ++s) {
+        for (int64_t s = 0; s <= last; ++s) {
           const T* vs = v + ((b * Tn + s) * nkv + kh) * hd;
           for (int64_t i = 0; i < hd; ++i) o[i] += a[s] * vs[i];
         }
       }
 }
 
-// Per (t, s ≤ t) with p = att:
+// Per (t, s ≤ last) with p = att (last = t when causal, else T − 1):
 //   dv[s] += p[t,s]·dout[t]        dp[t,s] = dout[t]·v[s]
 //   dz[t,s] = p[t,s]·(dp[t,s] − Σ_s' p[t,s']·dp[t,s'])       (softmax backward)
 //   dq[t] += scale·dz[t,s]·k[s]    dk[s] += scale·dz[t,s]·q[t]
@@ -56,7 +57,7 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* att, int64
 // handled by the same thread, so accumulation is race-free without atomics.
 template <class T>
 void attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* att, T* dq, T* dk, T* dv,
-                        int64_t B, int64_t Tn, int64_t nh, int64_t nkv, int64_t hd) {
+                        int64_t B, int64_t Tn, int64_t nh, int64_t nkv, int64_t hd, bool causal) {
   const int64_t group = nh / nkv;
   const T scale = T(1) / std::sqrt(T(hd));
 #pragma omp parallel for collapse(2) schedule(static) if (B * Tn * Tn * nh * hd >= kMinParallelWork)
@@ -69,8 +70,9 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
           const T* go = dout + ((b * Tn + t) * nh + h) * hd;
           const T* qt = q + ((b * Tn + t) * nh + h) * hd;
           T* dqt = dq + ((b * Tn + t) * nh + h) * hd;
+          const int64_t last = causal ? t : Tn - 1;
           T pdp = 0;
-          for (int64_t s = 0; s <= t; ++s) {
+          for (int64_t s = 0; s <= last; ++s) {
             const T* vs = v + ((b * Tn + s) * nkv + kh) * hd;
             T* dvs = dv + ((b * Tn + s) * nkv + kh) * hd;
             T dp = 0;
@@ -81,7 +83,7 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
             dz[s] = dp;
             pdp += p[s] * dp;
           }
-          for (int64_t s = 0; s <= t; ++s) {
+          for (int64_t s = 0; s <= last; ++s) {
             T g = scale * p[s] * (dz[s] - pdp);
             const T* ks = k + ((b * Tn + s) * nkv + kh) * hd;
             T* dks = dk + ((b * Tn + s) * nkv + kh) * hd;
@@ -95,13 +97,13 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
 }
 
 template void attention_forward<float>(const float*, const float*, const float*, float*, float*, int64_t, int64_t,
-                                       int64_t, int64_t, int64_t);
+                                       int64_t, int64_t, int64_t, bool);
 template void attention_forward<double>(const double*, const double*, const double*, double*, double*, int64_t,
-                                        int64_t, int64_t, int64_t, int64_t);
+                                        int64_t, int64_t, int64_t, int64_t, bool);
 template void attention_backward<float>(const float*, const float*, const float*, const float*, const float*,
-                                        float*, float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t);
+                                        float*, float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t, bool);
 template void attention_backward<double>(const double*, const double*, const double*, const double*,
                                          const double*, double*, double*, double*, int64_t, int64_t, int64_t,
-                                         int64_t, int64_t);
+                                         int64_t, int64_t, bool);
 
 }  // namespace qtune::nn

@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh demo       also what the demo needs (KJV text, sentencepiece trainer, jq)
 #   scripts/install-deps.sh reference  also Debian's PyTorch (to regenerate reference dumps, run peers)
 #   scripts/install-deps.sh fuzz       also clang with libFuzzer and its OpenMP (the fuzz/ harnesses)
+#   scripts/install-deps.sh dit        also Fashion-MNIST (IDX files under /usr/share/datasets/fashion-mnist)
 set -euo pipefail
 
 pkgs=(g++ cmake ninja-build pkg-config make libfmt-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
@@ -13,7 +14,8 @@ for extra in "$@"; do
     demo) pkgs+=(bible-kjv sentencepiece jq) ;;
     reference) pkgs+=(python3-torch python3-numpy libopenblas0-pthread) ;;
     fuzz) pkgs+=(clang libclang-rt-14-dev libomp-dev llvm ccache) ;;  # llvm: llvm-symbolizer for the reports
-    *) echo "install-deps.sh: unknown extra '$extra' (use: demo, reference, fuzz)" >&2; exit 2 ;;
+    dit) pkgs+=(dataset-fashion-mnist) ;;
+    *) echo "install-deps.sh: unknown extra '$extra' (use: demo, reference, fuzz, dit)" >&2; exit 2 ;;
   esac
 done
 

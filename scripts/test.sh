@@ -12,7 +12,7 @@ if [ ! -d "$shared" ]; then
   echo "error: shared folder $shared (models and data of the golden tests) is missing; set QTUNE_SHARED_DIR" >&2
   exit 1
 fi
-bash scripts/install-deps.sh fuzz
+bash scripts/install-deps.sh fuzz dit  # dit: Fashion-MNIST, which the io tests read
 jobs=$(nproc)
 # The libFuzzer harnesses (fuzz/) need clang: a build dir of their own. Its smoke tests (each
 # harness for 20 s, label fuzz) join the ctest run below through QTUNE_FUZZ_BUILD.

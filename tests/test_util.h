@@ -19,6 +19,11 @@ inline std::string shared_dir() {
   const char* env = std::getenv("QTUNE_SHARED_DIR");
   return env && *env ? std::string(env) : std::string(QTUNE_SHARED_DIR);
 }
+// Fashion-MNIST's folder: $QTUNE_FASHION_MNIST_DIR when set, else CMake's (Debian's package).
+inline std::string fashion_mnist_dir() {
+  const char* env = std::getenv("QTUNE_FASHION_MNIST_DIR");
+  return env && *env ? std::string(env) : std::string(QTUNE_FASHION_MNIST_DIR);
+}
 inline std::string test_data(const std::string& f) { return std::string(QTUNE_TEST_DATA) + "/" + f; }
 inline bool exists(const std::string& p) {
   struct stat st {};
@@ -62,6 +67,13 @@ inline std::string shared_absent(const std::string& path) {
                          : "");
 }
 
+inline std::string dataset_absent(const std::string& path) {
+  return "dataset absent: " + path +
+         (kRequireShared ? " (this build requires it: QTUNE_REQUIRE_SHARED=ON; bash scripts/install-deps.sh dit "
+                           "installs Debian's dataset-fashion-mnist, or set QTUNE_FASHION_MNIST_DIR)"
+                         : " (bash scripts/install-deps.sh dit)");
+}
+
 // For an optional check inside a test: whether `path` is there; when it is not and shared/ is
 // required, also records a failure.
 inline bool have_shared(const std::string& path) {
@@ -101,4 +113,13 @@ std::string error_within_10s(F&& f) {
     if (::qtune::test::exists(qt_shared_path_)) break;                                                \
     if (::qtune::test::kRequireShared) GTEST_FAIL() << ::qtune::test::shared_absent(qt_shared_path_); \
     GTEST_SKIP() << ::qtune::test::shared_absent(qt_shared_path_);                                    \
+  } while (0)
+
+// As QT_REQUIRE_SHARED, for a file of a dataset package (Fashion-MNIST).
+#define QT_REQUIRE_DATASET(path)                                                                       \
+  do {                                                                                                 \
+    const std::string qt_dataset_path_ = (path);                                                       \
+    if (::qtune::test::exists(qt_dataset_path_)) break;                                                \
+    if (::qtune::test::kRequireShared) GTEST_FAIL() << ::qtune::test::dataset_absent(qt_dataset_path_); \
+    GTEST_SKIP() << ::qtune::test::dataset_absent(qt_dataset_path_);                                   \
   } while (0)

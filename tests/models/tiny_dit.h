@@ -3,6 +3,7 @@
 // random_dit fills EVERY tensor with noise: DiT's own init zeroes adaLN and the output layer,
 // which would make most gradients 0 and a gradient check vacuous.
 #pragma once
+#include <cmath>
 #include <vector>
 
 #include "core/rng.h"
@@ -24,6 +25,31 @@ inline DitFile random_dit(const DitConfig& c, uint64_t seed = 5, double scale = 
   Rng rng(seed);
   for (const auto& [name, shape] : dit_tensor_shapes(c)) {
     Tensor t(shape);
+    for (auto& x : t.data) x = float(scale * rng.normal());
+    f.tensors[name] = std::move(t);
+  }
+  return f;
+}
+
+// The PyTorch golden test's DiT (tests/data/dit_tiny.gguf): Fashion-MNIST's shape with patch 4
+// (49 tokens), dim 32, 2 blocks of 4 heads, MLP ratio 4, 10 classes, DiT's 256 frequencies;
+// weights N(0, 1/in), 1-D tensors N(0, 0.1²), class embedding N(0, 0.3²) — all nonzero.
+inline DitConfig golden_dit_config() {
+  DitConfig c;
+  c.image = 28, c.channels = 1, c.patch = 4, c.dim = 32, c.depth = 2, c.heads = 4, c.mlp_ratio = 4;
+  c.num_classes = 10, c.freq_dim = 256;
+  return c;
+}
+
+inline DitFile golden_dit(uint64_t seed = 2024) {
+  const DitConfig c = golden_dit_config();
+  DitFile f;
+  f.config = c;
+  f.path = "golden-dit";
+  Rng rng(seed);
+  for (const auto& [name, shape] : dit_tensor_shapes(c)) {
+    Tensor t(shape);
+    const double scale = name == "y_embd.weight" ? 0.3 : shape.size() == 1 ? 0.1 : 1.0 / std::sqrt(double(shape[1]));
     for (auto& x : t.data) x = float(scale * rng.normal());
     f.tensors[name] = std::move(t);
   }

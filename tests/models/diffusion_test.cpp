@@ -91,7 +91,9 @@ TEST(Diffusion, DdimStepKeepsTheMarginal) {
     double var = 0;
     for (float v : x) var += double(v) * v / n;
     EXPECT_NEAR(var, 1 - ap, 0.02 * (1 - ap)) << "eta " << eta;
-    if (eta == 0) EXPECT_NEAR(x[7], std::sqrt((1 - ap) / (1 - at)) * xt[7], 1e-5);
+    if (eta == 0) {
+      EXPECT_NEAR(x[7], std::sqrt((1 - ap) / (1 - at)) * xt[7], 1e-5);
+    }
   }
 }
 

@@ -54,6 +54,7 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
   validate(opts);
   Impl& m = *impl_;
   m.cfg = cfg_;
+  m.ctx.seed = seed;
   // Full fine-tuning is the one method that also trains what sits outside the slots
   // (embedding, norms, classifier): every other method freezes the base by definition, so
   // this single method check decides ownership of non-slot gradients, not any math.
@@ -94,6 +95,8 @@ std::unique_ptr<Linear<float>> Llama::make_slot(const ModelFile& mf, const std::
 }
 
 Llama::~Llama() = default;
+
+void Llama::set_step(uint64_t micro_batch) { impl_->ctx.step = micro_batch; }
 
 Linear<float>& Llama::slot(int layer, const std::string& target) {
   QT_CHECK(layer >= 0 && layer < cfg_.n_layers, "layer {} out of range (model has {})", layer, cfg_.n_layers);

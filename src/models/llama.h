@@ -45,6 +45,9 @@ class Llama {
   const float* logits() const;  // [B, T, vocab] of the last forward
   // Backward of the last forward (which must have had targets); accumulates into grads.
   void backward();
+  // The micro-batch about to be trained, counted over the whole run from 0: with the seed, the
+  // key of stochastic GSE rounding (Context; --gemm gse:...,round=stochastic).
+  void set_step(uint64_t micro_batch);
   void zero_grad();
 
   std::vector<Param<float>> trainable();

@@ -75,6 +75,7 @@ struct Loop {
     double loss_sum = 0.0;
     for (int a = 0; a < o.grad_accum; ++a) {
       data.next(o.batch, o.seq, tokens.data(), targets.data(), rng);
+      model.set_step(static_cast<uint64_t>((s - 1) * o.grad_accum + a));
       loss_sum += model.forward(tokens.data(), targets.data(), o.batch, o.seq);
       model.backward();
     }

@@ -67,6 +67,13 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
   copy_in(mf, "output_norm.weight", m.p.output_norm, C);
   if (!cfg_.tied_classifier) copy_in(mf, "output.weight", m.p.output, cfg_.vocab_size * C);
 
+  if (const GemmMode gemm = gemm_mode(opts); gemm.gse && method_info(opts.method).gse_gemm && !opts.frozen) {
+    m.gse.emplace(gemm.spec, "output");
+    m.gse_attention = opts.gemm_attention;
+    // a frozen classifier is encoded once; a trained one (method full) per pass
+    if (!m.base_trainable) m.output_gse.emplace(m.p.output, cfg_.vocab_size, C, gemm.spec);
+  }
+
   Rng rng(seed);
   m.layers.resize(L);
   for (int l = 0; l < L; ++l) {

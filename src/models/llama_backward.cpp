@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/gse_gemm.h"
+#include "models/attention_gse.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 #include "nn/ops.h"
@@ -67,8 +69,12 @@ void Llama::Impl::backward_layer(int l) {
   std::memset(d.dq, 0, n * Q * sizeof(float));
   std::memset(d.dk, 0, n * KV * sizeof(float));
   std::memset(d.dv, 0, n * KV * sizeof(float));
-  nn::attention_backward(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
-                         cfg.head_dim());
+  if (gse_attention)
+    attention_backward_gse(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
+                           cfg.head_dim(), *gse, ctx, l);
+  else
+    nn::attention_backward(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
+                           cfg.head_dim());
   nn::rope_backward(d.dq, B, T, cfg.n_heads, cfg.head_dim(), cfg.rope_theta);
   nn::rope_backward(d.dk, B, T, cfg.n_kv_heads, cfg.head_dim(), cfg.rope_theta);
   std::memset(d.dxn, 0, n * C * sizeof(float));
@@ -76,6 +82,25 @@ void Llama::Impl::backward_layer(int l) {
   ly.k->backward(xn1, d.dk, d.dxn, n, ctx);
   ly.v->backward(xn1, d.dv, d.dxn, n, ctx);
   nn::rmsnorm_backward(d.dxn, x, p.attn_norm + l * C, a.rstd1 + l * n, d.dres, dattn_norm, n, C);
+}
+
+// logits = xf·Wᵀ → dxf = dlogits·W (into d.dxn), dW += dlogitsᵀ·xf. GSE: dlogits [N, V] ·
+// Wᵀ [C, V] reduces over V; dlogitsᵀ [V, N] · xfᵀ [C, N] over the tokens.
+void Llama::Impl::classifier_backward() {
+  const int64_t n = N(), C = cfg.dim, V = cfg.vocab_size;
+  if (!gse) {
+    kernels::matmul_nn(d.dlogits, p.output, d.dxn, n, C, V, false);
+    if (g.output) kernels::matmul_tn(d.dlogits, a.xf, g.output, n, C, V, true);
+    return;
+  }
+  using kernels::GseRole;
+  const GseMatrix& dq = kernels::gse_operand(GseRole::dy, d.dlogits, n, V, gse->grad(ctx, GseRole::dy));
+  const GseMatrix& wt =
+      output_gse ? output_gse->wt : kernels::gse_operand_t(GseRole::wt, p.output, V, C, gse->nearest());
+  kernels::gse_gemm(dq, wt, d.dxn, false);
+  if (g.output)
+    kernels::gse_gemm(kernels::gse_operand_t(GseRole::dyt, d.dlogits, n, V, gse->grad(ctx, GseRole::dyt)),
+                      kernels::gse_operand_t(GseRole::xt, a.xf, n, C, gse->nearest()), g.output, true);
 }
 
 void Llama::backward() {
@@ -87,9 +112,7 @@ void Llama::backward() {
   // loss → logits: [N, V]
   std::memset(m.d.dlogits, 0, N * V * sizeof(float));
   nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
-  // logits = xf · Wᵀ → dxf = dlogits · W (into d.dxn), dW += dlogitsᵀ · xf
-  kernels::matmul_nn(m.d.dlogits, m.p.output, m.d.dxn, N, C, V, false);
-  if (m.g.output) kernels::matmul_tn(m.d.dlogits, m.a.xf, m.g.output, N, C, V, true);
+  m.classifier_backward();
   // final norm → d res[L]
   std::memset(m.d.dres, 0, N * C * sizeof(float));
   const float* xL = m.a.res + cfg_.n_layers * N * C;

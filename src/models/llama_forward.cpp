@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/gse_gemm.h"
+#include "models/attention_gse.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 #include "nn/ops.h"
@@ -66,7 +68,10 @@ void Llama::Impl::forward_layer(int l) {
   nn::rope_forward(q, B, T, cfg.n_heads, cfg.head_dim(), cfg.rope_theta);
   nn::rope_forward(k, B, T, cfg.n_kv_heads, cfg.head_dim(), cfg.rope_theta);
   float* att = a.att + int64_t(l) * B * cfg.n_heads * T * T;
-  nn::attention_forward(q, k, v, attn_y, att, B, T, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim());
+  if (gse_attention)
+    attention_forward_gse(q, k, v, attn_y, att, B, T, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim(), *gse);
+  else
+    nn::attention_forward(q, k, v, attn_y, att, B, T, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim());
   ly.o->forward(attn_y, mid, n, ctx);
   for (int64_t i = 0; i < n * C; ++i) mid[i] += x[i];  // residual
 
@@ -77,6 +82,19 @@ void Llama::Impl::forward_layer(int l) {
   nn::swiglu_forward(h1, h3, swi, n * H);
   ly.down->forward(swi, out, n, ctx);
   for (int64_t i = 0; i < n * C; ++i) out[i] += mid[i];  // residual
+}
+
+// logits [N, V] = xf [N, C] · Wᵀ, W = output [V, C]; GSE: reduce over C (adapters/gse_slot.h).
+void Llama::Impl::classifier_forward() {
+  const int64_t n = N(), C = cfg.dim, V = cfg.vocab_size;
+  if (!gse) {
+    kernels::matmul_nt(a.xf, p.output, a.logits, n, C, V, false);
+    return;
+  }
+  using kernels::GseRole;
+  const GseMatrix& xq = kernels::gse_operand(GseRole::x, a.xf, n, C, gse->nearest());
+  kernels::gse_gemm(xq, output_gse ? output_gse->w : kernels::gse_operand(GseRole::w, p.output, V, C, gse->nearest()),
+                    a.logits, false);
 }
 
 float Llama::forward(const int* tokens, const int* targets, int B, int T) {
@@ -96,7 +114,7 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T) {
   for (int l = 0; l < cfg_.n_layers; ++l) m.forward_layer(l);
   const float* x = m.a.res + cfg_.n_layers * N * C;
   nn::rmsnorm_forward(x, m.p.output_norm, m.a.xf, m.a.rstdf, N, C, cfg_.norm_eps);
-  kernels::matmul_nt(m.a.xf, m.p.output, m.a.logits, N, C, V, false);  // logits: [N, V]
+  m.classifier_forward();  // logits: [N, V]
   if (!targets) return 0.0f;
   return float(nn::cross_entropy_forward(m.a.logits, targets, m.a.probs, N, V));
 }

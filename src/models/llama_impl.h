@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "adapters/gse_slot.h"
 #include "adapters/linear.h"
 #include "core/buffer.h"
 #include "io/model_file.h"
@@ -88,6 +89,12 @@ struct Llama::Impl {
   BaseTensors p, g;             // g is all-null when the base is frozen
   std::vector<LlamaLayer> layers;
   Context ctx;
+  // --gemm gse (docs/METHODS.md §9): the classifier's arithmetic (the slots carry their own), its
+  // frozen weight in both orientations (absent when the base trains: method full encodes it per
+  // pass), and whether attention's products run in GSE too (--gemm-attention).
+  std::optional<GseArith> gse;
+  std::optional<GseWeight> output_gse;
+  bool gse_attention = false;
 
   Buffer<float> act_mem, grad_mem;
   LlamaActs a;
@@ -102,6 +109,8 @@ struct Llama::Impl {
   void carve_grads();              // for the current (B, T), on first backward
   void forward_layer(int l);
   void backward_layer(int l);
+  void classifier_forward();   // logits = xf·Wᵀ
+  void classifier_backward();  // dxf = dlogits·W (into d.dxn), dW += dlogitsᵀ·xf when it trains
   int64_t N() const { return int64_t(B) * T; }
 };
 

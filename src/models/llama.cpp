@@ -74,6 +74,8 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
     if (!m.base_trainable) m.output_gse.emplace(m.p.output, cfg_.vocab_size, C, gemm.spec);
   }
 
+  m.save_gse = opts.save_act == "gse" && !opts.frozen;
+
   Rng rng(seed);
   m.layers.resize(L);
   for (int l = 0; l < L; ++l) {

@@ -27,6 +27,16 @@ struct SamplerOptions {
   uint64_t seed = 42;
 };
 
+// What a model holds, by purpose, in bytes — summed from the allocations themselves (buffer
+// sizes, not formulas), for the finetune report's `memory` object.
+struct MemoryBreakdown {
+  int64_t weights = 0;            // the base as held (float, b-bit, GSE forms) + its gradients when trained
+  int64_t adapters = 0;           // adapter tensors and their gradients
+  int64_t saved_activations = 0;  // what forward keeps for backward (float, or GSE + per-token floats)
+  int64_t logits = 0;             // the [N, V] tensors: logits, their softmax, their gradient
+  int64_t workspace = 0;          // per-layer gradients, the --save-act gse working set, GSE operands, slot scratch
+};
+
 class Llama {
  public:
   // Builds slots with make_linear(opts, ...) from mf's tensors; the float copies of weights
@@ -42,7 +52,9 @@ class Llama {
   // tokens, targets: [B, T] (T ≤ seq_len); targets < 0 are not counted. Returns the mean
   // cross-entropy over counted targets (0 when targets == nullptr: logits only).
   float forward(const int* tokens, const int* targets, int B, int T);
-  const float* logits() const;  // [B, T, vocab] of the last forward
+  // [B, T, vocab] of the last forward. Under --save-act gse, backward reuses this buffer for
+  // the logits' gradient, so read it before backward().
+  const float* logits() const;
   // Backward of the last forward (which must have had targets); accumulates into grads.
   void backward();
   // The micro-batch about to be trained, counted over the whole run from 0: with the seed, the
@@ -60,6 +72,7 @@ class Llama {
   int64_t num_trainable() const;
   int64_t weight_bytes() const;   // memory of all weights as held (quantized slots count packed)
   int64_t adapter_bytes() const;  // the adapters' part of it (Linear::adapter_bytes)
+  MemoryBreakdown memory() const;  // at the moment of the call (activations: the last forward's shape)
 
   // Single-token inference with a KV cache (positions 0, 1, 2, ...). Returns logits [vocab].
   void reset_cache();

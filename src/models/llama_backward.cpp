@@ -27,7 +27,7 @@ void Llama::Impl::carve_grads() {
                    {&d.dh1, n * H},        // [N, H]
                    {&d.dh3, n * H},        // [N, H]
                    {&d.dswi, n * H},       // [N, H]
-                   {&d.dlogits, n * V}});  // [N, V]
+                   {&d.dlogits, save_gse ? 0 : n * V}});  // [N, V]; --save-act gse: the logits' buffer
 }
 
 // On entry d.dres = ∂loss/∂res[l+1]; on exit d.dres = ∂loss/∂res[l].
@@ -35,18 +35,20 @@ void Llama::Impl::backward_layer(int l) {
   const int64_t n = N(), C = cfg.dim, H = cfg.hidden_dim;
   const int64_t Q = int64_t(cfg.n_heads) * cfg.head_dim(), KV = cfg.kv_dim();
   LlamaLayer& ly = layers[l];
-  const float* x = a.res + l * n * C;
-  const float* xn1 = a.xn1 + l * n * C;
-  const float* q = a.q + l * n * Q;
-  const float* k = a.k + l * n * KV;
-  const float* v = a.v + l * n * KV;
-  const float* att = a.att + int64_t(l) * B * cfg.n_heads * T * T;
-  const float* attn_y = a.attn_y + l * n * Q;
-  const float* mid = a.res_mid + l * n * C;
-  const float* xn2 = a.xn2 + l * n * C;
-  const float* h1 = a.h1 + l * n * H;
-  const float* h3 = a.h3 + l * n * H;
-  const float* swi = a.swi + l * n * H;
+  if (save_gse) restore_layer(l);
+  const int64_t i = li(l);
+  const float* x = res_at(l);
+  const float* xn1 = a.xn1 + i * n * C;
+  const float* q = a.q + i * n * Q;
+  const float* k = a.k + i * n * KV;
+  const float* v = a.v + i * n * KV;
+  const float* att = a.att + i * B * cfg.n_heads * T * T;
+  const float* attn_y = a.attn_y + i * n * Q;
+  const float* mid = a.res_mid + i * n * C;
+  const float* xn2 = a.xn2 + i * n * C;
+  const float* h1 = a.h1 + i * n * H;
+  const float* h3 = a.h3 + i * n * H;
+  const float* swi = a.swi + i * n * H;
   float* dattn_norm = g.attn_norm ? g.attn_norm + l * C : nullptr;  // null: base frozen
   float* dffn_norm = g.ffn_norm ? g.ffn_norm + l * C : nullptr;
 
@@ -89,17 +91,17 @@ void Llama::Impl::backward_layer(int l) {
 void Llama::Impl::classifier_backward() {
   const int64_t n = N(), C = cfg.dim, V = cfg.vocab_size;
   if (!gse) {
-    kernels::matmul_nn(d.dlogits, p.output, d.dxn, n, C, V, false);
-    if (g.output) kernels::matmul_tn(d.dlogits, a.xf, g.output, n, C, V, true);
+    kernels::matmul_nn(dlogits(), p.output, d.dxn, n, C, V, false);
+    if (g.output) kernels::matmul_tn(dlogits(), a.xf, g.output, n, C, V, true);
     return;
   }
   using kernels::GseRole;
-  const GseMatrix& dq = kernels::gse_operand(GseRole::dy, d.dlogits, n, V, gse->grad(ctx, GseRole::dy));
+  const GseMatrix& dq = kernels::gse_operand(GseRole::dy, dlogits(), n, V, gse->grad(ctx, GseRole::dy));
   const GseMatrix& wt =
       output_gse ? output_gse->wt : kernels::gse_operand_t(GseRole::wt, p.output, V, C, gse->nearest());
   kernels::gse_gemm(dq, wt, d.dxn, false);
   if (g.output)
-    kernels::gse_gemm(kernels::gse_operand_t(GseRole::dyt, d.dlogits, n, V, gse->grad(ctx, GseRole::dyt)),
+    kernels::gse_gemm(kernels::gse_operand_t(GseRole::dyt, dlogits(), n, V, gse->grad(ctx, GseRole::dyt)),
                       kernels::gse_operand_t(GseRole::xt, a.xf, n, C, gse->nearest()), g.output, true);
 }
 
@@ -110,12 +112,15 @@ void Llama::backward() {
   const int64_t N = m.N(), C = cfg_.dim, V = cfg_.vocab_size;
 
   // loss → logits: [N, V]
-  std::memset(m.d.dlogits, 0, N * V * sizeof(float));
-  nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
+  std::memset(m.dlogits(), 0, N * V * sizeof(float));
+  if (m.save_gse)
+    m.dlogits_from_saved(m.targets.data());
+  else
+    nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
   m.classifier_backward();
   // final norm → d res[L]
   std::memset(m.d.dres, 0, N * C * sizeof(float));
-  const float* xL = m.a.res + cfg_.n_layers * N * C;
+  const float* xL = m.res_at(cfg_.n_layers);
   nn::rmsnorm_backward(m.d.dxn, xL, m.p.output_norm, m.a.rstdf, m.d.dres, m.g.output_norm, N, C);
 
   for (int l = cfg_.n_layers - 1; l >= 0; --l) m.backward_layer(l);

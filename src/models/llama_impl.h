@@ -1,6 +1,7 @@
 // models/llama_impl.h — the private state of Llama, shared by its forward, backward and
 // generation files (not part of the contract; include only from src/models/).
 #pragma once
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,7 +29,10 @@ struct LlamaLayer {
 };
 
 // Saved activations of one forward at shape (B, T), N = B·T, carved from one Buffer.
-// H = hidden, Q = n_heads·head_dim, KV = kv_dim.
+// H = hidden, Q = n_heads·head_dim, KV = kv_dim. Under --save-act gse the per-layer tensors
+// hold ONE layer (L = 1 below: the float working set of the layer being computed), res holds
+// two rows (layer l reads row l % 2 and writes row (l + 1) % 2), probs is absent, and every
+// layer's copy is GSE in Impl::saved (llama_saved.cpp). rstd1, rstd2, xf, rstdf stay float.
 struct LlamaActs {
   float* res = nullptr;      // [L+1, N, C] residual stream: res[0] = embeddings, res[l+1] = layer l output
   float* res_mid = nullptr;  // [L, N, C] residual after the attention block
@@ -81,6 +85,13 @@ struct LlamaCache {
   float rstd = 0;
 };
 
+// One tensor backward reads, as --save-act gse stores it: [rows, cols] float in the working set.
+struct SavedView {
+  float* p;
+  int64_t rows, cols;
+};
+constexpr int kSavedPerLayer = 12;
+
 struct Llama::Impl {
   LlamaConfig cfg;
   bool base_trainable = false;  // embedding / norms / untied classifier
@@ -95,6 +106,13 @@ struct Llama::Impl {
   std::optional<GseArith> gse;
   std::optional<GseWeight> output_gse;
   bool gse_attention = false;
+  // --save-act gse: the activations backward needs, GSE-encoded per layer ([L][kSavedPerLayer],
+  // llama_saved.cpp) and the softmax of the logits [N, V], encoded a block of rows at a time
+  // through probs_block [kProbRows, V].
+  bool save_gse = false;
+  std::vector<GseMatrix> saved;
+  GseMatrix saved_probs;
+  Buffer<float> probs_block;
 
   Buffer<float> act_mem, grad_mem;
   LlamaActs a;
@@ -112,6 +130,18 @@ struct Llama::Impl {
   void classifier_forward();   // logits = xf·Wᵀ
   void classifier_backward();  // dxf = dlogits·W (into d.dxn), dW += dlogitsᵀ·xf when it trains
   int64_t N() const { return int64_t(B) * T; }
+  // Where layer l's activations sit: its row of the [L, ...] tensors, and res[l].
+  int64_t li(int l) const { return save_gse ? 0 : l; }
+  float* res_at(int l) const { return a.res + (save_gse ? l % 2 : l) * N() * cfg.dim; }
+  // The gradient of the logits [N, V]: its own buffer, or (--save-act gse) the logits' buffer.
+  float* dlogits() const { return save_gse ? a.logits : d.dlogits; }
+  // --save-act gse (llama_saved.cpp)
+  std::array<SavedView, kSavedPerLayer> saved_views(int l) const;  // in the order of `saved`
+  void carve_saved();                               // the GSE copies for the current (B, T)
+  void save_layer(int l);                           // working set → saved[l]
+  void restore_layer(int l);                        // saved[l] → working set
+  double loss_saving_probs(const int* targets);     // mean cross-entropy; softmax → saved_probs
+  void dlogits_from_saved(const int* targets);      // dlogits() = (softmax − onehot) / count
 };
 
 // Slot i of a layer, in the order of kProjections (io/projections.h).

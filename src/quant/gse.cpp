@@ -198,12 +198,36 @@ GseMatrix gse_encode(const float* x, int64_t rows, int64_t cols, const GseSpec& 
   return q;
 }
 
-void gse_decode(const GseMatrix& q, float* x) {
-  const int64_t cols = q.cols, G = q.spec.group;
-#pragma omp parallel for schedule(static) if (q.rows * cols > 65536)
-  for (int64_t r = 0; r < q.rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      x[r * cols + c] = static_cast<float>(std::ldexp(static_cast<double>(q.m(r, c)), q.e(r, c / G)));
+void gse_encode_rows(const float* x, int64_t r0, int64_t r1, const GseSpec& spec, GseMatrix& q) {
+  validate(spec);
+  QT_CHECK(0 <= r0 && r0 <= r1 && r1 <= q.rows && spec.group == q.spec.group &&
+               q.mant.size() == static_cast<size_t>(q.rows * q.stride()),
+           "GSE encode: rows [{}, {}) with G = {} do not fit a [{}, {}] matrix of G = {}", r0, r1, spec.group, q.rows,
+           q.cols, q.spec.group);
+  q.spec = spec;
+  const int64_t cols = q.cols, stride = q.stride(), ng = q.groups();
+  int64_t bad = -1;
+#pragma omp parallel for schedule(static) if ((r1 - r0) * cols > 65536)
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t c = encode_row(x + (r - r0) * cols, cols, r, spec, q.mant.data() + r * stride, q.exps.data() + r * ng);
+    if (c >= 0) {
+#pragma omp critical(qtune_gse_bad)
+      bad = bad < 0 ? r * cols + c : std::min(bad, r * cols + c);
+    }
+  }
+  QT_CHECK(bad < 0, "GSE encode: element (row {}, col {}) of a [{}, {}] matrix is not finite ({})", bad / cols,
+           bad % cols, q.rows, cols, x[bad - r0 * cols]);
 }
+
+void gse_decode_rows(const GseMatrix& q, int64_t r0, int64_t r1, float* x) {
+  QT_ASSERT(0 <= r0 && r0 <= r1 && r1 <= q.rows);
+  const int64_t cols = q.cols, G = q.spec.group;
+#pragma omp parallel for schedule(static) if ((r1 - r0) * cols > 65536)
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      x[(r - r0) * cols + c] = static_cast<float>(std::ldexp(static_cast<double>(q.m(r, c)), q.e(r, c / G)));
+}
+
+void gse_decode(const GseMatrix& q, float* x) { gse_decode_rows(q, 0, q.rows, x); }
 
 }  // namespace qtune

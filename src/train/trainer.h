@@ -116,6 +116,7 @@ struct TrainResult {
   int64_t final_val_windows = 0;                         // the whole validation set
   double tokens_per_second = 0;       // training tokens / training time (this session)
   int64_t peak_rss_bytes = 0;
+  int64_t optimizer_state_bytes = 0;  // AdamW's m and v
   int64_t trainable_params = 0;
   double wall_seconds = 0;
   int64_t first_step = 1;             // > 1 when resumed

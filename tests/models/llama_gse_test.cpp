@@ -126,3 +126,18 @@ TEST(LlamaGse, AttentionInGseNearFloat) {
   }
   EXPECT_GT(worst_grad(q5, f), 3 * worst_grad(q8, f));
 }
+
+// --save-act gse: the forward is the float one (saving is a copy), backward reads the GSE-INT8
+// copies — gradients within the 8-bit error; with --gemm gse too, both errors.
+TEST(LlamaGse, SavedActivationsInGse) {
+  for (const char* method : {"lora", "full"}) {
+    SCOPED_TRACE(method);
+    const Result f = run(method, "f32"), s = run(method, "f32", false, "gse");
+    EXPECT_EQ(s.logits, f.logits);
+    EXPECT_NEAR(s.loss, f.loss, 1e-6 * f.loss);
+    EXPECT_GT(worst_grad(s, f), 0.0);
+    EXPECT_LT(worst_grad(s, f), 0.05);
+    const Result both = run(method, "gse:b=8", true, "gse");
+    EXPECT_LT(worst_grad(both, f), 0.1);
+  }
+}

@@ -280,6 +280,30 @@ TEST(GseCodec, StochasticReproducibleAndThreadIndependent) {
   EXPECT_EQ(std::memcmp(a.mant.data(), d.mant.data(), a.mant.size()), 0);
 }
 
+// Encoding and decoding a block of rows at a time gives the whole-matrix bytes and values.
+TEST(GseCodec, RowBlocksEqualTheWholeMatrix) {
+  Rng rng(6);
+  const int64_t rows = 37, cols = 75;
+  const auto x = wild(rows, cols, rng);
+  for (GseRounding rnd : {GseRounding::nearest, GseRounding::stochastic}) {
+    GseSpec spec = spec_of(7, 32, GseRule::ceil, rnd);
+    spec.seed = 3;
+    const GseMatrix whole = gse_encode(x.data(), rows, cols, spec);
+    GseMatrix blocks = gse_zeros(rows, cols, spec);
+    for (int64_t r0 = 0; r0 < rows; r0 += 10)
+      gse_encode_rows(x.data() + r0 * cols, r0, std::min(rows, r0 + 10), spec, blocks);
+    EXPECT_EQ(std::memcmp(whole.mant.data(), blocks.mant.data(), whole.mant.size()), 0);
+    EXPECT_EQ(std::memcmp(whole.exps.data(), blocks.exps.data(), whole.exps.size() * 2), 0);
+    std::vector<float> all(rows * cols), part(rows * cols);
+    gse_decode(whole, all.data());
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) gse_decode_rows(blocks, r0, std::min(rows, r0 + 8), part.data() + r0 * cols);
+    EXPECT_EQ(all, part);
+  }
+  GseMatrix small = gse_zeros(4, cols, spec_of(8, 32, GseRule::ceil));
+  EXPECT_NE(error_of([&] { gse_encode_rows(x.data(), 2, 5, spec_of(8, 32, GseRule::ceil), small); }).find("do not fit"),
+            std::string::npos);
+}
+
 // Zero groups, short last groups, one column, subnormals and the float extremes.
 TEST(GseCodec, OddShapesAndExtremes) {
   const float tiny = std::numeric_limits<float>::denorm_min();

@@ -4,10 +4,13 @@
 // ilogb / ldexp comparisons (log2 of a float rounds, and a ceil or floor of a rounded log2 is
 // off by one at powers of two); x / 2^e is x · ldexp(1, −e) in double (a float times a power of
 // two in [2^−127, 2^155] never leaves double's normal range); rounding is std::round (half away
-// from zero) or the stochastic rule below, both exact on doubles.
+// from zero) or the stochastic rule below, both exact on doubles. The hot path (nearest rounding,
+// 2^−e a normal float) does the same in float SIMD lanes, exactly (round_group_nearest); decode
+// multiplies m by the float 2^e, exact wherever 2^e is a float.
 #include "quant/gse.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -34,6 +37,38 @@ inline double stochastic_round(double v, uint64_t seed, uint64_t index) {
   return v < 0 ? -r : r;
 }
 
+// Nearest rounding of one group in float, for exponents whose 2^−e is a normal float
+// (e ∈ [−126, 126]): v = x·2^−e is then exact (a float times a normal power of two; a product
+// that falls below 2^−126 is ≪ ½ and rounds to 0 either way), and half away from zero is
+// t + (f ≥ ½) − (f ≤ −½) with t = v truncated (conversion to int32: |v| ≤ Qmax + 1) and f = v − t
+// (exact). The same integer as std::round of the exact double v, with no libm call, so the loop
+// is SIMD.
+void round_group_nearest(const float* x, int64_t n, int e, int qmax, int8_t* m) {
+  const float inv = std::ldexp(1.0f, -e);
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) {
+    const float v = x[c] * inv;
+    const int32_t t = static_cast<int32_t>(v);
+    const float f = v - static_cast<float>(t);
+    int32_t r = t + (f >= 0.5f ? 1 : 0) - (f <= -0.5f ? 1 : 0);
+    r = r > qmax ? qmax : (r < -qmax ? -qmax : r);
+    m[c] = static_cast<int8_t>(r);
+  }
+}
+
+// max |x[c0..c1)|, or −1 when an element is not finite.
+float group_amax(const float* x, int64_t c0, int64_t c1) {
+  float amax = 0.0f;
+  bool finite = true;
+#pragma omp simd reduction(max : amax) reduction(&& : finite)
+  for (int64_t c = c0; c < c1; ++c) {
+    const float a = std::fabs(x[c]);
+    amax = std::max(amax, a);
+    finite = finite && a <= FLT_MAX;  // false for inf and NaN
+  }
+  return finite ? amax : -1.0f;
+}
+
 // One row x[cols] → mantissas m[stride] (the padding stays as it is: zero) and exps[ng].
 // Returns the first column holding a non-finite value, or −1.
 int64_t encode_row(const float* x, int64_t cols, int64_t row, const GseSpec& spec, int8_t* m, int16_t* exps) {
@@ -42,11 +77,10 @@ int64_t encode_row(const float* x, int64_t cols, int64_t row, const GseSpec& spe
   const bool stochastic = spec.rounding == GseRounding::stochastic;
   for (int64_t c0 = 0, g = 0; c0 < cols; c0 += G, ++g) {
     const int64_t c1 = std::min(cols, c0 + G);
-    float amax = 0.0f;
-    for (int64_t c = c0; c < c1; ++c) {
-      if (!std::isfinite(x[c])) return c;
-      amax = std::max(amax, std::fabs(x[c]));
-    }
+    const float amax = group_amax(x, c0, c1);
+    if (amax < 0.0f)
+      for (int64_t c = c0; c < c1; ++c)
+        if (!std::isfinite(x[c])) return c;
     if (amax == 0.0f) {  // all zero: e = emin, m = 0 (and no 2^−emin, which may overflow for E = 16)
       exps[g] = static_cast<int16_t>(spec.emin());
       std::fill(m + c0, m + c1, int8_t(0));
@@ -54,6 +88,10 @@ int64_t encode_row(const float* x, int64_t cols, int64_t row, const GseSpec& spe
     }
     const int e = gse_exponent(amax, spec);
     exps[g] = static_cast<int16_t>(e);
+    if (!stochastic && e >= -126 && e <= 126) {
+      round_group_nearest(x + c0, c1 - c0, e, spec.qmax(), m + c0);
+      continue;
+    }
     const double inv = std::ldexp(1.0, -e);  // exact: e ∈ [−155, 127] for a nonzero float group
     for (int64_t c = c0; c < c1; ++c) {
       const double v = static_cast<double>(x[c]) * inv;
@@ -224,8 +262,19 @@ void gse_decode_rows(const GseMatrix& q, int64_t r0, int64_t r1, float* x) {
   const int64_t cols = q.cols, G = q.spec.group;
 #pragma omp parallel for schedule(static) if ((r1 - r0) * cols > 65536)
   for (int64_t r = r0; r < r1; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      x[(r - r0) * cols + c] = static_cast<float>(std::ldexp(static_cast<double>(q.m(r, c)), q.e(r, c / G)));
+    for (int64_t c0 = 0; c0 < cols; c0 += G) {
+      const int e = q.e(r, c0 / G);
+      const int8_t* m = q.mant.data() + r * q.stride();
+      float* y = x + (r - r0) * cols;
+      const int64_t c1 = std::min(cols, c0 + G);
+      if (e < -149 || e > 127) {  // 2^e is not a float: through double (inf past the float range)
+        for (int64_t c = c0; c < c1; ++c) y[c] = static_cast<float>(std::ldexp(static_cast<double>(m[c]), e));
+        continue;
+      }
+      const float s = std::ldexp(1.0f, e);  // exact; m·2^e (|m| ≤ 127) is then a float exactly
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) y[c] = static_cast<float>(m[c]) * s;
+    }
 }
 
 void gse_decode(const GseMatrix& q, float* x) { gse_decode_rows(q, 0, q.rows, x); }

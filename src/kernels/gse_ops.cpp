@@ -18,7 +18,12 @@ struct GseOpsScratch;  // owner of this file's scratch: float 0 = a transposed o
 struct Operand {
   GseRole role;
   GseMatrix q;
+  const float* src = nullptr;  // what q encodes, and in which GseReuse scope (0: none)
+  uint64_t scope = 0;
 };
+
+uint64_t reuse_scope = 0;  // the open GseReuse scope, 0 when none
+uint64_t scopes_opened = 0;
 
 // Every shared operand; the main thread only (checked), so no lock. A deque: references handed
 // out stay valid when another operand is added.
@@ -28,12 +33,22 @@ std::deque<Operand>& operands() {
 }
 int64_t transpose_floats = 0;  // the largest transposition so far (its scratch is kept)
 
-GseMatrix& operand(GseRole role, int64_t rows, int64_t cols, int group) {
+Operand& operand(GseRole role, int64_t rows, int64_t cols, int group) {
   QT_ASSERT(!omp_in_parallel());
   for (Operand& o : operands())
-    if (o.role == role && o.q.rows == rows && o.q.cols == cols && o.q.spec.group == group) return o.q;
+    if (o.role == role && o.q.rows == rows && o.q.cols == cols && o.q.spec.group == group) return o;
   operands().push_back({role, GseMatrix{}});
-  return operands().back().q;
+  return operands().back();
+}
+
+// True when o already holds src encoded with spec in the open scope (roles x, xt only);
+// otherwise records that it is about to.
+bool reusable(Operand& o, const float* src, const GseSpec& spec) {
+  const bool input = o.role == GseRole::x || o.role == GseRole::xt;
+  if (input && reuse_scope != 0 && o.scope == reuse_scope && o.src == src && o.q.spec == spec) return true;
+  o.src = src;
+  o.scope = input ? reuse_scope : 0;
+  return false;
 }
 
 // y [cols, rows] = xᵀ, in 32×32 blocks (both sides stay in cache).
@@ -56,16 +71,23 @@ void gse_encode_t(const float* x, int64_t rows, int64_t cols, const GseSpec& spe
 }
 
 const GseMatrix& gse_operand(GseRole role, const float* x, int64_t rows, int64_t cols, const GseSpec& spec) {
-  GseMatrix& q = operand(role, rows, cols, spec.group);
-  gse_encode(x, rows, cols, spec, q);
-  return q;
+  Operand& o = operand(role, rows, cols, spec.group);
+  if (!reusable(o, x, spec)) gse_encode(x, rows, cols, spec, o.q);
+  return o.q;
 }
 
 const GseMatrix& gse_operand_t(GseRole role, const float* x, int64_t rows, int64_t cols, const GseSpec& spec) {
-  GseMatrix& q = operand(role, cols, rows, spec.group);
-  gse_encode_t(x, rows, cols, spec, q);
-  return q;
+  Operand& o = operand(role, cols, rows, spec.group);
+  if (!reusable(o, x, spec)) gse_encode_t(x, rows, cols, spec, o.q);
+  return o.q;
 }
+
+GseReuse::GseReuse() {
+  QT_ASSERT(reuse_scope == 0);
+  reuse_scope = ++scopes_opened;
+}
+
+GseReuse::~GseReuse() { reuse_scope = 0; }
 
 int64_t gse_operand_bytes() {
   int64_t n = transpose_floats * static_cast<int64_t>(sizeof(float));

@@ -34,6 +34,19 @@ enum class GseRole : int {
 const GseMatrix& gse_operand(GseRole role, const float* x, int64_t rows, int64_t cols, const GseSpec& spec);
 // xᵀ: x [rows, cols] → [cols, rows], encoded along the rows of x (the reduction of a ·ᵀ· product).
 const GseMatrix& gse_operand_t(GseRole role, const float* x, int64_t rows, int64_t cols, const GseSpec& spec);
+// Reuse of input encodings within a scope. While a GseReuse is alive, gse_operand (role x) and
+// gse_operand_t (role xt) return the encoding made earlier in the same scope from the same data
+// pointer, shape and spec instead of encoding again. The model opens one per layer pass, where
+// q, k and v (and gate and up) read one input, and writes no input after it is first encoded;
+// the caller owns that promise. Outside a scope every call encodes. Not nestable.
+class GseReuse {
+ public:
+  GseReuse();
+  ~GseReuse();
+  GseReuse(const GseReuse&) = delete;
+  GseReuse& operator=(const GseReuse&) = delete;
+};
+
 // Bytes held by every shared operand (mantissas and exponents as stored) and the float scratch
 // of the transpositions.
 int64_t gse_operand_bytes();

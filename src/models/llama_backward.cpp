@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/gse_gemm.h"
+#include "kernels/gse_ops.h"
 #include "models/attention_gse.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
@@ -36,6 +37,7 @@ void Llama::Impl::backward_layer(int l) {
   const int64_t Q = int64_t(cfg.n_heads) * cfg.head_dim(), KV = cfg.kv_dim();
   LlamaLayer& ly = layers[l];
   if (save_gse) restore_layer(l);
+  const kernels::GseReuse reuse;  // the layer's saved inputs are read-only from here on
   const int64_t i = li(l);
   const float* x = res_at(l);
   const float* xn1 = a.xn1 + i * n * C;

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/gse_gemm.h"
+#include "kernels/gse_ops.h"
 #include "models/attention_gse.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
@@ -53,6 +54,9 @@ void Llama::Impl::forward_layer(int l) {
   const int64_t Q = int64_t(cfg.n_heads) * cfg.head_dim(), KV = cfg.kv_dim();
   LlamaLayer& ly = layers[l];
   const int64_t i = li(l);
+  // q, k, v (and gate, up) encode their shared input once: nothing below rewrites an input
+  // after a slot has read it (kernels/gse_ops.h)
+  const kernels::GseReuse reuse;
   const float* x = res_at(l);  // x: [N, C]
   float* xn1 = a.xn1 + i * n * C;
   float* q = a.q + i * n * Q;    // q: [B, T, nh, hd]

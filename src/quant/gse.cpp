@@ -10,6 +10,7 @@
 #include "quant/gse.h"
 
 #include <algorithm>
+#include <bit>
 #include <cfloat>
 #include <charconv>
 #include <cmath>
@@ -44,7 +45,7 @@ inline double stochastic_round(double v, uint64_t seed, uint64_t index) {
 // (exact). The same integer as std::round of the exact double v, with no libm call, so the loop
 // is SIMD.
 void round_group_nearest(const float* x, int64_t n, int e, int qmax, int8_t* m) {
-  const float inv = std::ldexp(1.0f, -e);
+  const float inv = std::bit_cast<float>(static_cast<uint32_t>(127 - e) << 23);  // 2^−e, a normal float
 #pragma omp simd
   for (int64_t c = 0; c < n; ++c) {
     const float v = x[c] * inv;
@@ -194,18 +195,31 @@ GseMatrix gse_zeros(int64_t rows, int64_t cols, const GseSpec& spec) {
   return q;
 }
 
+namespace {
+
+// floor(log2 a) of a finite a > 0: the exponent field of a normal float (ilogb for subnormals).
+inline int floor_log2(float a) {
+  const int biased = static_cast<int>(std::bit_cast<uint32_t>(a) >> 23) & 0xff;
+  return biased ? biased - 127 : std::ilogb(a);
+}
+
+// 2^e as a double, built from its bits (e ∈ [−1022, 1023]; encoded groups need [−155, 130]).
+inline double pow2d(int e) { return std::bit_cast<double>(static_cast<uint64_t>(e + 1023) << 52); }
+
+}  // namespace
+
 int gse_exponent(float amax, const GseSpec& spec) {
   QT_ASSERT(std::isfinite(amax) && amax >= 0.0f);
   if (amax == 0.0f) return spec.emin();
   int e;
   if (spec.rule == GseRule::mx) {
-    e = std::ilogb(amax) - (spec.bits - 2);  // floor(log2 amax), exact for subnormals too
+    e = floor_log2(amax) - (spec.bits - 2);
   } else {
-    // the least e with amax ≤ Qmax·2^e. With amax ∈ [2^a, 2^(a+1)) and Qmax ∈ [2^q, 2^(q+1)),
-    // e = a − q satisfies Qmax·2^(e−1) < 2^a ≤ amax, so the answer is a − q or a − q + 1.
-    const double qmax = spec.qmax();
-    e = std::ilogb(amax) - std::ilogb(qmax);
-    if (std::ldexp(qmax, e) < static_cast<double>(amax)) ++e;
+    // the least e with amax ≤ Qmax·2^e. With amax ∈ [2^a, 2^(a+1)) and Qmax ∈ [2^q, 2^(q+1))
+    // (q = b − 2), e = a − q satisfies Qmax·2^(e−1) < 2^a ≤ amax, so the answer is a − q or
+    // a − q + 1; Qmax·2^e is exact in double.
+    e = floor_log2(amax) - (spec.bits - 2);
+    if (static_cast<double>(spec.qmax()) * pow2d(e) < static_cast<double>(amax)) ++e;
   }
   return std::clamp(e, spec.emin(), spec.emax());
 }

@@ -63,11 +63,12 @@ void transpose(const float* x, int64_t rows, int64_t cols, float* y) {
 
 }  // namespace
 
+// A weight's transposition (once, at construction: a buffer of its own, freed at once — the
+// classifier's is 32000 × 768 floats, too big to keep as scratch).
 void gse_encode_t(const float* x, int64_t rows, int64_t cols, const GseSpec& spec, GseMatrix& q) {
-  float* t = scratch<float, GseOpsScratch>(0, rows * cols);
-  if (!omp_in_parallel()) transpose_floats = std::max(transpose_floats, rows * cols);
-  transpose(x, rows, cols, t);
-  gse_encode(t, cols, rows, spec, q);
+  Buffer<float> t(static_cast<size_t>(rows * cols));
+  transpose(x, rows, cols, t.data());
+  gse_encode(t.data(), cols, rows, spec, q);
 }
 
 const GseMatrix& gse_operand(GseRole role, const float* x, int64_t rows, int64_t cols, const GseSpec& spec) {
@@ -76,9 +77,14 @@ const GseMatrix& gse_operand(GseRole role, const float* x, int64_t rows, int64_t
   return o.q;
 }
 
+// An activation's or gradient's transposition (every pass): through the kept scratch.
 const GseMatrix& gse_operand_t(GseRole role, const float* x, int64_t rows, int64_t cols, const GseSpec& spec) {
   Operand& o = operand(role, cols, rows, spec.group);
-  if (!reusable(o, x, spec)) gse_encode_t(x, rows, cols, spec, o.q);
+  if (reusable(o, x, spec)) return o.q;
+  float* t = scratch<float, GseOpsScratch>(0, rows * cols);
+  transpose_floats = std::max(transpose_floats, rows * cols);
+  transpose(x, rows, cols, t);
+  gse_encode(t, cols, rows, spec, o.q);
   return o.q;
 }
 

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "kernels/gemm.h"
 #include "kernels/gse_gemm.h"
 #include "kernels/gse_ops.h"
@@ -28,7 +29,7 @@ void Llama::Impl::carve_grads() {
                    {&d.dh1, n * H},        // [N, H]
                    {&d.dh3, n * H},        // [N, H]
                    {&d.dswi, n * H},       // [N, H]
-                   {&d.dlogits, save_gse ? 0 : n * V}});  // [N, V]; --save-act gse: the logits' buffer
+                   {&d.dlogits, save_gse ? 0 : n * V}});  // [N, V]; --save-act gse: a block in a.logits
 }
 
 // On entry d.dres = ∂loss/∂res[l+1]; on exit d.dres = ∂loss/∂res[l].
@@ -88,23 +89,30 @@ void Llama::Impl::backward_layer(int l) {
   nn::rmsnorm_backward(d.dxn, x, p.attn_norm + l * C, a.rstd1 + l * n, d.dres, dattn_norm, n, C);
 }
 
-// logits = xf·Wᵀ → dxf = dlogits·W (into d.dxn), dW += dlogitsᵀ·xf. GSE: dlogits [N, V] ·
-// Wᵀ [C, V] reduces over V; dlogitsᵀ [V, N] · xfᵀ [C, N] over the tokens.
-void Llama::Impl::classifier_backward() {
-  const int64_t n = N(), C = cfg.dim, V = cfg.vocab_size;
+// logits = xf·Wᵀ → dxf = dl·W (into d.dxn), dW += dlᵀ·xf, for rows [r0, r1) (dl: their rows of
+// dlogits). GSE: dl [n, V] · Wᵀ [C, V] reduces over V; dlᵀ [V, n] · xfᵀ [C, n] over the tokens
+// (a block's stochastic key is mixed with r0, so blocks round independently).
+void Llama::Impl::classifier_backward(int64_t r0, int64_t r1, const float* dl) {
+  const int64_t n = r1 - r0, C = cfg.dim, V = cfg.vocab_size;
+  const float* xf = a.xf + r0 * C;
   if (!gse) {
-    kernels::matmul_nn(dlogits(), p.output, d.dxn, n, C, V, false);
-    if (g.output) kernels::matmul_tn(dlogits(), a.xf, g.output, n, C, V, true);
+    kernels::matmul_nn(dl, p.output, d.dxn + r0 * C, n, C, V, false);
+    if (g.output) kernels::matmul_tn(dl, xf, g.output, n, C, V, true);
     return;
   }
   using kernels::GseRole;
-  const GseMatrix& dq = kernels::gse_operand(GseRole::dy, dlogits(), n, V, gse->grad(ctx, GseRole::dy));
+  auto grad = [&](GseRole role) {
+    GseSpec s = gse->grad(ctx, role);
+    s.seed = Rng::hash(s.seed, static_cast<uint64_t>(r0));
+    return s;
+  };
+  const GseMatrix& dq = kernels::gse_operand(GseRole::dy, dl, n, V, grad(GseRole::dy));
   const GseMatrix& wt =
       output_gse ? output_gse->wt : kernels::gse_operand_t(GseRole::wt, p.output, V, C, gse->nearest());
-  kernels::gse_gemm(dq, wt, d.dxn, false);
+  kernels::gse_gemm(dq, wt, d.dxn + r0 * C, false);
   if (g.output)
-    kernels::gse_gemm(kernels::gse_operand_t(GseRole::dyt, dlogits(), n, V, gse->grad(ctx, GseRole::dyt)),
-                      kernels::gse_operand_t(GseRole::xt, a.xf, n, C, gse->nearest()), g.output, true);
+    kernels::gse_gemm(kernels::gse_operand_t(GseRole::dyt, dl, n, V, grad(GseRole::dyt)),
+                      kernels::gse_operand_t(GseRole::xt, xf, n, C, gse->nearest()), g.output, true);
 }
 
 void Llama::backward() {
@@ -113,13 +121,14 @@ void Llama::backward() {
   m.carve_grads();
   const int64_t N = m.N(), C = cfg_.dim, V = cfg_.vocab_size;
 
-  // loss → logits: [N, V]
-  std::memset(m.dlogits(), 0, N * V * sizeof(float));
-  if (m.save_gse)
-    m.dlogits_from_saved(m.targets.data());
-  else
+  // loss → logits [N, V] → dxf (into d.dxn)
+  if (m.save_gse) {
+    m.classifier_backward_from_saved(m.targets.data());
+  } else {
+    std::memset(m.d.dlogits, 0, N * V * sizeof(float));
     nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
-  m.classifier_backward();
+    m.classifier_backward(0, N, m.d.dlogits);
+  }
   // final norm → d res[L]
   std::memset(m.d.dres, 0, N * C * sizeof(float));
   const float* xL = m.res_at(cfg_.n_layers);

@@ -1,5 +1,6 @@
 // models/llama_forward.cpp — the training/eval forward over a [B, T] batch (llm.c style):
 // every activation that backward needs is saved in one Buffer carved per (B, T).
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -39,7 +40,7 @@ void Llama::Impl::carve_acts(int newB, int newT) {
                   {&a.swi, Ls * N * H},        // [L, N, H]
                   {&a.xf, N * C},              // [N, C]
                   {&a.rstdf, N},               // [N]
-                  {&a.logits, N * V},          // [N, V]
+                  {&a.logits, (save_gse ? std::min(N, kLogitRows) : N) * V},  // [N, V]
                   {&a.probs, save_gse ? 0 : N * V}});  // [N, V]
   if (save_gse) {
     a.probs = nullptr;
@@ -94,17 +95,17 @@ void Llama::Impl::forward_layer(int l) {
   for (int64_t i = 0; i < n * C; ++i) out[i] += mid[i];  // residual
 }
 
-// logits [N, V] = xf [N, C] · Wᵀ, W = output [V, C]; GSE: reduce over C (adapters/gse_slot.h).
-void Llama::Impl::classifier_forward() {
-  const int64_t n = N(), C = cfg.dim, V = cfg.vocab_size;
+// out [r1 − r0, V] = xf[r0:r1] · Wᵀ, W = output [V, C]; GSE: reduce over C (adapters/gse_slot.h).
+void Llama::Impl::classifier_forward(int64_t r0, int64_t r1, float* out) {
+  const int64_t C = cfg.dim, V = cfg.vocab_size;
   if (!gse) {
-    kernels::matmul_nt(a.xf, p.output, a.logits, n, C, V, false);
+    kernels::matmul_nt(a.xf + r0 * C, p.output, out, r1 - r0, C, V, false);
     return;
   }
   using kernels::GseRole;
-  const GseMatrix& xq = kernels::gse_operand(GseRole::x, a.xf, n, C, gse->nearest());
+  const GseMatrix& xq = kernels::gse_operand(GseRole::x, a.xf + r0 * C, r1 - r0, C, gse->nearest());
   kernels::gse_gemm(xq, output_gse ? output_gse->w : kernels::gse_operand(GseRole::w, p.output, V, C, gse->nearest()),
-                    a.logits, false);
+                    out, false);
 }
 
 float Llama::forward(const int* tokens, const int* targets, int B, int T) {
@@ -127,14 +128,19 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T) {
   }
   const float* x = m.res_at(cfg_.n_layers);
   nn::rmsnorm_forward(x, m.p.output_norm, m.a.xf, m.a.rstdf, N, C, cfg_.norm_eps);
-  m.classifier_forward();  // logits: [N, V]
+  if (m.save_gse) {  // the classifier a block at a time, straight into the saved softmax
+    QT_CHECK(targets, "forward: --save-act gse keeps no logits, only their softmax: give targets");
+    return float(m.loss_saving_probs(targets));
+  }
+  m.classifier_forward(0, N, m.a.logits);  // logits: [N, V]
   if (!targets) return 0.0f;
-  if (m.save_gse) return float(m.loss_saving_probs(targets));
   return float(nn::cross_entropy_forward(m.a.logits, targets, m.a.probs, N, V));
 }
 
 const float* Llama::logits() const {
   QT_CHECK(impl_->B > 0, "logits() called before any forward()");
+  QT_CHECK(!impl_->save_gse, "logits(): --save-act gse keeps no [N, V] logits (the classifier runs a block of "
+           "rows at a time)");
   return impl_->a.logits;
 }
 

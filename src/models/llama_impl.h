@@ -91,6 +91,7 @@ struct SavedView {
   int64_t rows, cols;
 };
 constexpr int kSavedPerLayer = 12;
+constexpr int64_t kLogitRows = 256;  // --save-act gse: rows of the classifier per block
 
 struct Llama::Impl {
   LlamaConfig cfg;
@@ -107,12 +108,11 @@ struct Llama::Impl {
   std::optional<GseWeight> output_gse;
   bool gse_attention = false;
   // --save-act gse: the activations backward needs, GSE-encoded per layer ([L][kSavedPerLayer],
-  // llama_saved.cpp) and the softmax of the logits [N, V], encoded a block of rows at a time
-  // through probs_block [kProbRows, V].
+  // llama_saved.cpp), and the softmax of the logits [N, V]; the classifier then runs a block of
+  // kLogitRows rows at a time through a.logits [kLogitRows, V], so no [N, V] float is held.
   bool save_gse = false;
   std::vector<GseMatrix> saved;
   GseMatrix saved_probs;
-  Buffer<float> probs_block;
 
   Buffer<float> act_mem, grad_mem;
   LlamaActs a;
@@ -127,21 +127,21 @@ struct Llama::Impl {
   void carve_grads();              // for the current (B, T), on first backward
   void forward_layer(int l);
   void backward_layer(int l);
-  void classifier_forward();   // logits = xf·Wᵀ
-  void classifier_backward();  // dxf = dlogits·W (into d.dxn), dW += dlogitsᵀ·xf when it trains
+  // Rows [r0, r1) of the classifier: out [r1 − r0, V] = xf[r0:r1]·Wᵀ; backward dxn[r0:r1] =
+  // dl·W (overwritten) and dW += dlᵀ·xf[r0:r1] when it trains.
+  void classifier_forward(int64_t r0, int64_t r1, float* out);
+  void classifier_backward(int64_t r0, int64_t r1, const float* dl);
   int64_t N() const { return int64_t(B) * T; }
   // Where layer l's activations sit: its row of the [L, ...] tensors, and res[l].
   int64_t li(int l) const { return save_gse ? 0 : l; }
   float* res_at(int l) const { return a.res + (save_gse ? l % 2 : l) * N() * cfg.dim; }
-  // The gradient of the logits [N, V]: its own buffer, or (--save-act gse) the logits' buffer.
-  float* dlogits() const { return save_gse ? a.logits : d.dlogits; }
   // --save-act gse (llama_saved.cpp)
   std::array<SavedView, kSavedPerLayer> saved_views(int l) const;  // in the order of `saved`
   void carve_saved();                               // the GSE copies for the current (B, T)
   void save_layer(int l);                           // working set → saved[l]
   void restore_layer(int l);                        // saved[l] → working set
-  double loss_saving_probs(const int* targets);     // mean cross-entropy; softmax → saved_probs
-  void dlogits_from_saved(const int* targets);      // dlogits() = (softmax − onehot) / count
+  double loss_saving_probs(const int* targets);     // classifier + mean cross-entropy; softmax → saved_probs
+  void classifier_backward_from_saved(const int* targets);  // dlogits from saved_probs, a block at a time
 };
 
 // Slot i of a layer, in the order of kProjections (io/projections.h).

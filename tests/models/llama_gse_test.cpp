@@ -10,6 +10,7 @@
 
 #include "core/rng.h"
 #include "models/llama.h"
+#include "test_util.h"
 
 using namespace qtune;
 
@@ -50,7 +51,7 @@ struct Result {
 };
 
 Result run(const std::string& method, const std::string& gemm, bool attention = false,
-           const std::string& save_act = "f32") {
+           const std::string& save_act = "f32", int batch = kB) {
   MethodOptions o;
   o.method = method;
   o.rank = 4;
@@ -62,12 +63,13 @@ Result run(const std::string& method, const std::string& gemm, bool attention = 
   for (auto& p : model.trainable())  // B = 0 would hide dA: give every adapter tensor a value
     if (p.name.ends_with(".lora_b"))
       for (int64_t i = 0; i < p.numel; ++i) p.value[i] = float(rng.normal() * 0.05);
-  std::vector<int> tokens(kB * kT), targets(kB * kT);
-  for (int i = 0; i < kB * kT; ++i) tokens[i] = int(rng.below(40)), targets[i] = int(rng.below(40));
+  std::vector<int> tokens(batch * kT), targets(batch * kT);
+  for (int i = 0; i < batch * kT; ++i) tokens[i] = int(rng.below(40)), targets[i] = int(rng.below(40));
+  targets[5] = -1;  // an uncounted position
   Result r;
   model.set_step(2);
-  r.loss = model.forward(tokens.data(), targets.data(), kB, kT);
-  r.logits.assign(model.logits(), model.logits() + kB * kT * 40);
+  r.loss = model.forward(tokens.data(), targets.data(), batch, kT);
+  if (save_act == "f32") r.logits.assign(model.logits(), model.logits() + batch * kT * 40);  // gse keeps none
   model.zero_grad();
   model.backward();
   for (auto& p : model.trainable()) r.grads[p.name].assign(p.grad, p.grad + p.numel);
@@ -127,17 +129,33 @@ TEST(LlamaGse, AttentionInGseNearFloat) {
   EXPECT_GT(worst_grad(q5, f), 3 * worst_grad(q8, f));
 }
 
-// --save-act gse: the forward is the float one (saving is a copy), backward reads the GSE-INT8
-// copies — gradients within the 8-bit error; with --gemm gse too, both errors.
+// --save-act gse: the forward is the float one (saving is a copy; the classifier runs in blocks
+// of rows), backward reads the GSE-INT8 copies — gradients within the 8-bit error; with --gemm
+// gse too, both errors. No [N, V] logits are kept.
 TEST(LlamaGse, SavedActivationsInGse) {
   for (const char* method : {"lora", "full"}) {
     SCOPED_TRACE(method);
     const Result f = run(method, "f32"), s = run(method, "f32", false, "gse");
-    EXPECT_EQ(s.logits, f.logits);
     EXPECT_NEAR(s.loss, f.loss, 1e-6 * f.loss);
     EXPECT_GT(worst_grad(s, f), 0.0);
     EXPECT_LT(worst_grad(s, f), 0.05);
     const Result both = run(method, "gse:b=8", true, "gse");
     EXPECT_LT(worst_grad(both, f), 0.1);
   }
+  // 12 × 24 = 288 rows: the classifier's blocks of 256 rows and a short one
+  for (const char* method : {"lora", "full"}) {
+    SCOPED_TRACE(method);
+    const Result f = run(method, "f32", false, "f32", 12), s = run(method, "f32", false, "gse", 12);
+    EXPECT_NEAR(s.loss, f.loss, 1e-6 * f.loss);
+    EXPECT_LT(worst_grad(s, f), 0.05);
+    EXPECT_LT(worst_grad(run(method, "gse:b=8,round=stochastic", false, "gse", 12), f), 0.1);
+  }
+  MethodOptions o;
+  o.save_act = "gse";
+  Llama model(small_model(), o, 5);
+  std::vector<int> tokens(kB * kT, 1);
+  EXPECT_NE(test::error_of([&] { model.forward(tokens.data(), nullptr, kB, kT); }).find("give targets"),
+            std::string::npos);
+  model.forward(tokens.data(), tokens.data(), kB, kT);
+  EXPECT_NE(test::error_of([&] { model.logits(); }).find("keeps no [N, V] logits"), std::string::npos);
 }

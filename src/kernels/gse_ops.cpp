@@ -63,12 +63,19 @@ void transpose(const float* x, int64_t rows, int64_t cols, float* y) {
 
 }  // namespace
 
-// A weight's transposition (once, at construction: a buffer of its own, freed at once — the
-// classifier's is 32000 × 768 floats, too big to keep as scratch).
+// A weight's transposition (once, at construction), 64 rows of xᵀ at a time through a buffer of
+// its own: the classifier's whole transpose would be 32000 × 768 floats held next to the model.
 void gse_encode_t(const float* x, int64_t rows, int64_t cols, const GseSpec& spec, GseMatrix& q) {
-  Buffer<float> t(static_cast<size_t>(rows * cols));
-  transpose(x, rows, cols, t.data());
-  gse_encode(t.data(), cols, rows, spec, q);
+  constexpr int64_t kBlock = 64;
+  q = gse_zeros(cols, rows, spec);
+  Buffer<float> t(static_cast<size_t>(std::min(cols, kBlock) * rows));
+  for (int64_t c0 = 0; c0 < cols; c0 += kBlock) {
+    const int64_t c1 = std::min(cols, c0 + kBlock);
+#pragma omp parallel for schedule(static) if (rows * (c1 - c0) > 65536)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = c0; c < c1; ++c) t[(c - c0) * rows + r] = x[r * cols + c];
+    gse_encode_rows(t.data(), c0, c1, spec, q);
+  }
 }
 
 const GseMatrix& gse_operand(GseRole role, const float* x, int64_t rows, int64_t cols, const GseSpec& spec) {

@@ -51,8 +51,9 @@ class GseReuse {
 // of the transpositions.
 int64_t gse_operand_bytes();
 
-// xᵀ encoded into q (for a cached weight orientation): x [rows, cols] → q [cols, rows], through
-// a temporary buffer (the shared operands keep theirs as scratch).
+// xᵀ encoded into q (for a cached weight orientation): x [rows, cols] → q [cols, rows], a block
+// of rows of xᵀ at a time through a small temporary buffer (the shared operands keep theirs as
+// scratch).
 void gse_encode_t(const float* x, int64_t rows, int64_t cols, const GseSpec& spec, GseMatrix& q);
 
 // Bytes a GseMatrix holds (mantissas as int8 bytes, exponents as int16).

@@ -27,7 +27,7 @@ bool same(const GseMatrix& a, const GseMatrix& b) {
 }  // namespace
 
 TEST(GseOps, TransposedEncodingIsTheEncodingOfTheTranspose) {
-  const int64_t rows = 70, cols = 45;  // odd shapes: short groups both ways
+  const int64_t rows = 70, cols = 150;  // odd shapes: short groups both ways; 3 blocks of 64 rows of xᵀ
   const auto x = randn(rows * cols, 1);
   std::vector<float> t(x.size());
   for (int64_t r = 0; r < rows; ++r)

@@ -9,10 +9,13 @@
 #                               with --gemm f32 and with --gemm gse:b=8 (STEPS_MEM steps each)
 #   bench/gsq_110m.sh speed     training tokens/s (the report's: steps only, no setup), REPS runs of
 #                               each configuration interleaved, median; THREADS threads
+#   bench/gsq_110m.sh cpu       CPU seconds per training step (user + sys of a STEPS_SPEED-step run minus
+#                               a 1-step run, over the difference in steps): the work per step, which
+#                               other jobs on the machine change far less than the wall clock
 #   bench/gsq_110m.sh collect   bench/results/gsq_110m.json (raw reports, medians, machine load)
 #   bench/gsq_110m.sh all       all of the above
-# Env: QTUNE (build/qtune), OUT (out/gsq_110m), THREADS (2), REPS (3), STEPS_MEM (3), STEPS_SPEED (4),
-#      SPEED_CONFIGS (names below).
+# Env: QTUNE (build/qtune), OUT (out/gsq_110m), THREADS (2), REPS (3), REP_FIRST (1: the first run's
+#      number, to add runs in several sittings), STEPS_MEM (3), STEPS_SPEED (4), SPEED_CONFIGS (names below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=${1:-all}
@@ -75,11 +78,21 @@ if [ "$MODE" = memory ] || [ "$MODE" = all ]; then
 fi
 if [ "$MODE" = speed ] || [ "$MODE" = all ]; then
   make_model
-  for r in $(seq 1 "$REPS"); do
+  for r in $(seq "${REP_FIRST:-1}" $((${REP_FIRST:-1} + REPS - 1))); do
     for c in $SPEED_CONFIGS; do
       echo "speed: $c run $r" >&2
       machine > "$OUT/speed.$c.$r.machine.json"
       run "$c" "$STEPS_SPEED" "$OUT/speed.$c.$r.json"
+    done
+  done
+fi
+if [ "$MODE" = cpu ] || [ "$MODE" = all ]; then
+  make_model
+  for c in $SPEED_CONFIGS; do
+    for steps in 1 "$STEPS_SPEED"; do
+      echo "cpu: $c $steps steps" >&2
+      /usr/bin/time -f '{"user": %U, "sys": %S, "wall": %e}' -o "$OUT/cpu.$c.$steps.time.json" \
+        bash -c "$(declare -f run); $(declare -p FLAGS); Q=$Q MODEL=$MODEL TOK=$TOK DATA=$DATA THREADS=$THREADS OUT=$OUT run $c $steps $OUT/cpu.$c.$steps.json"
     done
   done
 fi
@@ -98,9 +111,18 @@ if [ "$MODE" = collect ] || [ "$MODE" = all ]; then
     done
   done | jq -s 'group_by(.config) | map({config: .[0].config, runs: map(.tokens_per_second),
                  median: (map(.tokens_per_second) | sort | .[(length - 1) / 2 | floor]), machine: map(.machine)})')
-  jq -n --argjson mem "$mem" --argjson speed "$speed" --arg threads "$THREADS" --arg steps "$STEPS_SPEED" \
+  cpu=$(for c in $SPEED_CONFIGS; do
+    [ -s "$OUT/cpu.$c.1.time.json" ] && [ -s "$OUT/cpu.$c.$STEPS_SPEED.time.json" ] || continue
+    jq -n -c --arg c "$c" --argjson a "$(cat "$OUT/cpu.$c.1.time.json")" --argjson b "$(cat "$OUT/cpu.$c.$STEPS_SPEED.time.json")" \
+      --argjson steps "$STEPS_SPEED" \
+      '{config: $c, cpu_seconds_per_step: ((($b.user + $b.sys) - ($a.user + $a.sys)) / ($steps - 1)),
+        tokens_per_cpu_second: (1024 * ($steps - 1) / (($b.user + $b.sys) - ($a.user + $a.sys)))}'
+  done | jq -s .)
+  jq -n --argjson mem "$mem" --argjson speed "$speed" --argjson cpu "$cpu" --arg threads "$THREADS" --arg steps "$STEPS_SPEED" \
     '{what: "LoRA r8 (all 7 projections) on a random stories110M-shaped model (dim 768, hidden 2048, 12 layers, 12 heads, vocab 32000), batch 4 x 256, threads \($threads); speed: training tokens/s over \($steps) steps (setup excluded), median of the runs",
-      memory: $mem, speed: $speed,
+      memory: $mem, speed: $speed, cpu: $cpu,
+      cpu_speedup_vs_f32: ($cpu | (map(select(.config == "f32"))[0].cpu_seconds_per_step) as $f
+                           | if $f then map({config, ratio: ($f / .cpu_seconds_per_step)}) else [] end),
       speedup_vs_f32: ($speed | (map(select(.config == "f32"))[0].median) as $f
                        | if $f then map({config, ratio: (.median / $f)}) else [] end)}' \
     | tee bench/results/gsq_110m.json

@@ -204,8 +204,7 @@ int cmd_finetune(int argc, char** argv) {
   a.train.model_fingerprint = model_fingerprint(a);
   a.train.data_fingerprint = data_fingerprint(split);
 
-  Llama model(mf, a.method, a.train.seed);
-  mf.tensors.clear();  // the model holds its own copy
+  Llama model(std::move(mf), a.method, a.train.seed);  // releases the file's weights as it builds
   Batcher batcher(split.train, a.train.batch, a.train.seed);
   BatcherSource source(batcher, split.train.seq_len);
   DatasetEval val(split.val);

@@ -42,6 +42,9 @@ class Llama {
   // Builds slots with make_linear(opts, ...) from mf's tensors; the float copies of weights
   // that went into quantized slots are not kept. `seed` initialises adapters.
   Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed);
+  // The same, taking the file's weights: each is released once its slot is built (mf is left
+  // without tensors), so loading peaks at about one copy of the model, not two.
+  Llama(ModelFile&& mf, const MethodOptions& opts, uint64_t seed);
   ~Llama();
   Llama(const Llama&) = delete;
   Llama& operator=(const Llama&) = delete;
@@ -89,6 +92,7 @@ class Llama {
   Linear<float>& slot(int layer, const std::string& target);  // target: q k v o gate up down
 
  private:
+  void build(const ModelFile& mf, uint64_t seed, ModelFile* release);
   static std::unique_ptr<Linear<float>> make_slot(const ModelFile& mf, const std::string& name,
                                                   const MethodOptions& opts, Rng& rng);
 

@@ -72,6 +72,7 @@ class ActQuant final : public Linear<T> {
   const char* method() const override { return inner_->method(); }
   int64_t weight_bytes() const override { return inner_->weight_bytes(); }
   int64_t adapter_bytes() const override { return inner_->adapter_bytes(); }
+  int64_t scratch_bytes() const override { return inner_->scratch_bytes(); }
 
  private:
   static T max_abs(const T* b, const T* e) {

@@ -36,17 +36,18 @@ LolduConfig loldu_config(const MethodOptions& o, int rank) {
 template <class T>
 std::unique_ptr<Linear<T>> make_method_linear(const MethodOptions& o, const std::string& name, const Tensor& w,
                                               bool targeted, Rng& rng) {
-  if (o.method == "full") return make_dense<T>(name, w, targeted);
   check_weight(name, w);  // before slot_rank reads the shape
   const MethodInfo& m = method_info(o.method);
+  const GemmMode gemm = m.gse_gemm ? gemm_mode(o) : GemmMode{};  // --gemm applies to full, lora, qlora
+  if (o.method == "full") return make_dense<T>(name, w, targeted, gemm);
   const int rank = slot_rank(o, name, w);
-  if (!m.quantized_base && !targeted) return make_dense<T>(name, w, false);
-  if (o.method == "lora") return make_lora<T>(name, w, rank, o.alpha, rng);
+  if (!m.quantized_base && !targeted) return make_dense<T>(name, w, false, gemm);
+  if (o.method == "lora") return make_lora<T>(name, w, rank, o.alpha, rng, gemm);
   if (o.method == "loldu") return make_loldu<T>(name, w, std::nullopt, loldu_config(o, rank), rng);
   const QuantSpec spec = base_quant_spec(o);
   // every slot's base is quantized; qlora's targeted slots carry an adapter, and a slot without
   // one (non-targeted, any quantized method) is the frozen b-bit base, merged as its integers
-  if (o.method == "qlora" || !targeted) return make_qlora<T>(name, w, spec, targeted, rank, o.alpha, rng);
+  if (o.method == "qlora" || !targeted) return make_qlora<T>(name, w, spec, targeted, rank, o.alpha, rng, gemm);
   if (o.method == "qloldu") return make_loldu<T>(name, w, spec, loldu_config(o, rank), rng);
   if (o.method == "qaloldu") return make_qaloldu<T>(name, w, spec, loldu_config(o, rank), rng);
   if (o.method == "qalora") return make_qalora<T>(name, w, spec, rank, rng, o.scale_lr, o.lsq_grad_scale);

@@ -27,9 +27,15 @@
 
 namespace qtune {
 
-// Per-call state orthogonal to the method, carried by every call. Empty: every slot saves
-// what its backward needs whether or not a backward follows.
-struct Context {};
+// Per-call state orthogonal to the method, carried by every call. Slots save nothing for their
+// backward whether or not one follows (see the conventions above); what a call needs from the
+// run is here: the key of stochastic rounding (--gemm gse:...,round=stochastic), so a gradient's
+// rounding differs from step to step and slot to slot yet is a pure function of (seed, step,
+// slot, operand): reproducible, independent of threads, and the same after --resume.
+struct Context {
+  uint64_t seed = 0;  // the run's seed
+  uint64_t step = 0;  // the micro-batch being trained, counted over the whole run from 0
+};
 
 // One trainable tensor: the optimizer updates value using grad (same size). Also used for
 // persistent state that is not trained (Linear::state(): grad == nullptr).
@@ -82,6 +88,9 @@ class Linear {
   // The adapter's part of weight_bytes: its tensors, trained and frozen (LoLDU's L_r, Ū_r, P),
   // without gradients and optimizer state; 0 for a slot without an adapter.
   virtual int64_t adapter_bytes() const { return 0; }
+  // Working memory the slot keeps between calls (LoRA's h and g [n, r]), for the report's
+  // memory breakdown; gradients and optimizer state are not counted here.
+  virtual int64_t scratch_bytes() const { return 0; }
 
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "kernels/gemm.h"
+#include "kernels/gse_gemm.h"
 
 namespace qtune {
 
@@ -56,6 +57,56 @@ void LoraBranch<T>::backward(const T* x, const T* dy, T* dx, int64_t n) {
   for (int64_t i = 0; i < n * rank_; ++i) g[i] *= scale_;
   kernels::matmul_tn(g, x, dA_.data(), n, in_, rank_, true);    // dA[r, in] += gᵀ·x
   if (dx) kernels::matmul_nn(g, A_.data(), dx, n, in_, rank_, true);  // dx[n, in] += g·A
+}
+
+// The GSE forms of the lines above: every product is gse_gemm (C = A·Bᵀ, both operands grouped
+// along the product's reduction axis; kernels/gse_ops.h), so a float GEMM that reads a matrix by
+// columns reads the transposed encoding instead:
+//   h  = x·Aᵀ        x [n, in]    · A  [r, in]      reduce over in
+//   y += (s·h)·Bᵀ    h [n, r]     · B  [out, r]     reduce over r
+//   dB += dyᵀ·(s·h)  dyᵀ [out, n] · hᵀ [r, n]       reduce over the tokens
+//   g  = s·dy·B      dy [n, out]  · Bᵀ [r, out]     reduce over out
+//   dA += gᵀ·x       gᵀ [r, n]    · xᵀ [in, n]      reduce over the tokens
+//   dx += g·A        g [n, r]     · Aᵀ [in, r]      reduce over r
+template <class T>
+void LoraBranch<T>::forward_add_gse(const GseMatrix& xq, T* y, int64_t n, const GseArith& ar) {
+  using kernels::GseRole;
+  ensure_scratch(n);
+  float* h = gse_f(h_.data());
+  const GseSpec near = ar.nearest();
+  kernels::gse_gemm(xq, kernels::gse_operand(GseRole::a, gse_f(A_.data()), rank_, in_, near), h, false);
+  for (int64_t i = 0; i < n * rank_; ++i) h[i] *= static_cast<float>(scale_);
+  kernels::gse_gemm(kernels::gse_operand(GseRole::h, h, n, rank_, near),
+                    kernels::gse_operand(GseRole::b, gse_f(B_.data()), out_, rank_, near), gse_f(y), true);
+}
+
+template <class T>
+void LoraBranch<T>::backward_gse(const T* x, const GseMatrix& xq, const T* dy, const GseMatrix& dyq, T* dx,
+                                 int64_t n, const GseArith& ar, const Context& ctx) {
+  using kernels::GseRole;
+  using kernels::gse_operand;
+  using kernels::gse_operand_t;
+  ensure_scratch(n);
+  float* h = gse_f(h_.data());
+  float* g = gse_f(dh_.data());
+  const float s = static_cast<float>(scale_);
+  const GseSpec near = ar.nearest();
+  // recompute s·h as the forward did (nearest rounding: the same bits)
+  kernels::gse_gemm(xq, gse_operand(GseRole::a, gse_f(A_.data()), rank_, in_, near), h, false);
+  for (int64_t i = 0; i < n * rank_; ++i) h[i] *= s;
+  // dB[out, r] += dyᵀ·(s·h)
+  kernels::gse_gemm(gse_operand_t(GseRole::dyt, gse_f(dy), n, out_, ar.grad(ctx, GseRole::dyt)),
+                    gse_operand_t(GseRole::ht, h, n, rank_, near), gse_f(dB_.data()), true);
+  // g[n, r] = s·dy·B
+  kernels::gse_gemm(dyq, gse_operand_t(GseRole::bt, gse_f(B_.data()), out_, rank_, near), g, false);
+  for (int64_t i = 0; i < n * rank_; ++i) g[i] *= s;
+  // dA[r, in] += gᵀ·x
+  kernels::gse_gemm(gse_operand_t(GseRole::gt, g, n, rank_, ar.grad(ctx, GseRole::gt)),
+                    gse_operand_t(GseRole::xt, gse_f(x), n, in_, near), gse_f(dA_.data()), true);
+  // dx[n, in] += g·A
+  if (dx)
+    kernels::gse_gemm(gse_operand(GseRole::g, g, n, rank_, ar.grad(ctx, GseRole::g)),
+                      gse_operand_t(GseRole::at, gse_f(A_.data()), rank_, in_, near), gse_f(dx), true);
 }
 
 template <class T>

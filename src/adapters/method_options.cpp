@@ -11,17 +11,17 @@ namespace qtune {
 
 const std::vector<MethodInfo>& methods() {
   // default_lr: the best learning rate of the KJV sweeps (README "Learning rates").
-  //                                  adapter lora_scale quantized integer intlora loldu lr
+  //                                  adapter lora_scale quantized integer intlora loldu gse_gemm lr
   static const std::vector<MethodInfo> m = {
-      {"full", false, false, false, false, false, false, 3e-3f},
-      {"lora", true, true, false, false, false, false, 1e-2f},
-      {"qlora", true, true, true, false, false, false, 1e-2f},
-      {"qalora", true, false, true, true, false, false, 1e-2f},
-      {"intlora-mul", true, false, true, true, true, false, 1e-2f},
-      {"intlora-shift", true, false, true, true, true, false, 1e-2f},
-      {"loldu", true, false, false, false, false, true, 3e-2f},
-      {"qloldu", true, false, true, false, false, true, 3e-2f},
-      {"qaloldu", true, false, true, true, false, true, 3e-2f},
+      {"full", false, false, false, false, false, false, true, 3e-3f},
+      {"lora", true, true, false, false, false, false, true, 1e-2f},
+      {"qlora", true, true, true, false, false, false, true, 1e-2f},
+      {"qalora", true, false, true, true, false, false, false, 1e-2f},
+      {"intlora-mul", true, false, true, true, true, false, false, 1e-2f},
+      {"intlora-shift", true, false, true, true, true, false, false, 1e-2f},
+      {"loldu", true, false, false, false, false, true, false, 3e-2f},
+      {"qloldu", true, false, true, false, false, true, false, 3e-2f},
+      {"qaloldu", true, false, true, true, false, true, false, 3e-2f},
   };
   return m;
 }
@@ -48,6 +48,7 @@ bool applies(Applies a, const MethodInfo& m) {
     case Applies::qalora: return std::string(m.name) == "qalora";
     case Applies::intlora: return m.intlora;
     case Applies::loldu: return m.loldu;
+    case Applies::gse_gemm: return m.gse_gemm;
   }
   return false;
 }
@@ -155,6 +156,23 @@ void validate(const MethodOptions& o) {
     QT_CHECK(bad.empty(), "--{} {} is invalid (valid: {})", info.name, bad, valid_values(info));
   });
   QT_CHECK(!(o.zero_free && o.symmetric), "--zero-free is already symmetric: drop --symmetric");
+  try {
+    parse_gemm_mode(o.gemm);
+  } catch (const Error& e) {  // parse_gemm_mode names --gemm for a bad prefix; a bad spec does not
+    const std::string m = e.what();
+    fail("{}", m.starts_with("--gemm") ? m : "--gemm " + m);
+  }
+  QT_CHECK(!o.gemm_attention || o.gemm != "f32", "--gemm-attention runs attention's products in GSE: it needs "
+           "--gemm gse:...");
+}
+
+GemmMode gemm_mode(const MethodOptions& o) { return parse_gemm_mode(o.gemm); }
+
+MethodOptions float_arithmetic(MethodOptions o) {
+  o.gemm = "f32";
+  o.save_act = "f32";
+  o.gemm_attention = false;
+  return o;
 }
 
 RunSettings settings_of(const MethodOptions& o) {
@@ -174,6 +192,8 @@ MethodOptions options_from_settings(const RunSettings& s, const std::string& whe
   o.for_each([&](auto& value, const OptionInfo& info) {
     if (!applies(info.applies, m)) return;
     const std::string* v = find_setting(s, info.name);
+    const std::string predates = info.predates ? info.predates : "";
+    if (!v && info.predates) v = &predates;  // the file predates the option (OptionInfo::predates)
     QT_CHECK(v, "{}: has no run setting '{}' (qtune.run.{}), which --method {} needs (written by another version "
              "of qtune?)", where, info.name, info.name, *method);
     try {

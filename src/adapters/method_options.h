@@ -18,6 +18,7 @@
 
 #include "io/adapter_file.h"
 #include "io/projections.h"
+#include "quant/gse.h"
 #include "quant/quant.h"
 
 namespace qtune {
@@ -32,6 +33,7 @@ enum class Applies {
   qalora,
   intlora,         // intlora-mul, intlora-shift
   loldu,           // loldu, qloldu, qaloldu
+  gse_gemm,        // full, lora, qlora: the GEMMs GSQ-Tuning's --gemm gse:... runs in integers
 };
 
 struct MethodInfo {
@@ -42,6 +44,11 @@ struct MethodInfo {
   bool integer;         // merges exactly into integers (no PTQ)
   bool intlora;
   bool loldu;           // the LDU-slice adapter (adapters/loldu.h)
+  // Accepts --gemm gse:... (GSQ-Tuning, docs/METHODS.md §9): every GEMM of the slot is a plain
+  // product of its weight (and low-rank factors) with the activations. The methods that rebuild
+  // a re-quantized or multiplicative weight every pass (qalora, intlora-*, the LoLDU family) do
+  // not: their GEMMs would run on a weight that is re-encoded per pass, which is not written.
+  bool gse_gemm;
   // The default --lr: the best of the 400-step KJV sweep (bench/integer_kjv.sh sweep;
   // bench/results/{integer_kjv_sweep,full_lr_sweep}.json; README "Learning rates"), so that a
   // run with default flags is a fair one.
@@ -71,6 +78,10 @@ struct OptionInfo {
   // ints: words that stand for a value outside [min, max] ({"full", kFullRank}); the flag, the
   // run setting and the report use the word.
   std::vector<std::pair<std::string, int>> named = {};
+  // Options added after adapter files and checkpoints already existed: the value a file that
+  // has no key for the option was made with (such files predate it), so they still load.
+  // nullptr: the key must be present (a missing key is an error, never a default).
+  const char* predates = nullptr;
 };
 
 // How to build the slots of a model being trained, from finetune's flags.
@@ -92,6 +103,9 @@ struct MethodOptions {
   bool zero_free = false;
   std::string loldu_init = "uniform";
   bool loldu_train_scale = false;
+  std::string gemm = "f32";       // f32 | gse:<spec> (quant/gse.h parse_gemm_mode)
+  std::string save_act = "f32";   // f32 | gse: how the activations kept for backward are stored
+  bool gemm_attention = false;    // --gemm gse also for attention's q·kᵀ and p·v
 
   // Run modes, not options of a training run (never recorded): inference (eval, generate)
   // builds every slot frozen (make_inference_linear), with no gradient buffers, whatever
@@ -162,6 +176,12 @@ inline bool is_intlora(const std::string& m) { return method_info(m).intlora; }
 inline bool has_quantized_base(const std::string& m) { return method_info(m).quantized_base; }
 // The base quantizer of these options (bits, group, symmetry, resolved scale search).
 QuantSpec base_quant_spec(const MethodOptions& opts);
+// --gemm parsed (validate has checked it).
+GemmMode gemm_mode(const MethodOptions& opts);
+// The same options with float GEMMs and float saved activations: how a run computed its
+// products is not part of what it trained (merge adds the trained B·A to the float or b-bit
+// base either way), so merge builds its model with these and never encodes a weight.
+MethodOptions float_arithmetic(MethodOptions opts);
 
 // ---- the declarations ----------------------------------------------------------------------
 
@@ -224,6 +244,20 @@ void MethodOptions::visit_options(Self& o, V& v) {
                                            .help = "train the scalar sigma too (the paper; its released code trains "
                                                    "z only)",
                                            .applies = A::loldu};
+  static const OptionInfo kGemm{.name = "gemm",
+                                .help = "arithmetic of every GEMM of forward and backward (the slots' base and "
+                                        "adapter products, the classifier): f32 | gse:b=8,g=32[,e=8][,rule=mx]"
+                                        "[,round=stochastic] (GSQ-Tuning: group-shared-exponent integers, int32 "
+                                        "group sums; b 4..8, g 16|32|64|128; stochastic rounds the gradients)",
+                                .applies = A::gse_gemm, .predates = "f32"};
+  static const OptionInfo kSaveAct{.name = "save-act",
+                                   .help = "storage of the activations kept for backward: f32 | gse (GSE-INT8, "
+                                           "groups of 32: ~3.8x smaller, decoded when backward needs them)",
+                                   .choices = {"f32", "gse"}, .predates = "f32"};
+  static const OptionInfo kGemmAttention{.name = "gemm-attention",
+                                         .help = "with --gemm gse: attention's score (q·kᵀ) and value (p·v) "
+                                                 "products in GSE too",
+                                         .applies = A::gse_gemm, .predates = "false"};
   v(o.method, kMethod);
   v(o.rank, kRank);
   v(o.alpha, kAlpha);
@@ -241,6 +275,9 @@ void MethodOptions::visit_options(Self& o, V& v) {
   v(o.zero_free, kZeroFree);
   v(o.loldu_init, kLolduInit);
   v(o.loldu_train_scale, kLolduTrainScale);
+  v(o.gemm, kGemm);
+  v(o.save_act, kSaveAct);
+  v(o.gemm_attention, kGemmAttention);
 }
 
 }  // namespace qtune

@@ -10,20 +10,25 @@
 
 namespace qtune {
 
+// `gemm` (full, lora, qlora): --gemm, the arithmetic of every product of the slot, forward and
+// backward: float (the default) or GSE-INT (docs/METHODS.md §9; adapters/gse_slot.h; float only).
+
 // method "full": W [out, in] trainable (grad dW) or frozen (non-targeted slots of lora).
 template <class T>
-std::unique_ptr<Linear<T>> make_dense(const std::string& name, const Tensor& w, bool trainable);
+std::unique_ptr<Linear<T>> make_dense(const std::string& name, const Tensor& w, bool trainable,
+                                      const GemmMode& gemm = {});
 
 // method "lora": frozen float W0 + low-rank branch.
 template <class T>
-std::unique_ptr<Linear<T>> make_lora(const std::string& name, const Tensor& w, int rank, float alpha, Rng& rng);
+std::unique_ptr<Linear<T>> make_lora(const std::string& name, const Tensor& w, int rank, float alpha, Rng& rng,
+                                     const GemmMode& gemm = {});
 
 // method "qlora": frozen b-bit W0 (quant/) + low-rank branch; with_adapter = false gives the
 // frozen quantized linear of non-targeted slots (qlora, qalora, intlora-*), which merges to its
 // QuantMatrix.
 template <class T>
 std::unique_ptr<Linear<T>> make_qlora(const std::string& name, const Tensor& w, const QuantSpec& spec,
-                                      bool with_adapter, int rank, float alpha, Rng& rng);
+                                      bool with_adapter, int rank, float alpha, Rng& rng, const GemmMode& gemm = {});
 
 // int8 fake quantization of `inner`'s input. calib > 0: a static per-tensor scale calibrated on
 // the first `calib` training micro-batches (state: "<name>.act_amax", "<name>.act_calib_left");

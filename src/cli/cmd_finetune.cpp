@@ -66,6 +66,8 @@ void finish_options(const CLI::App& app, FinetuneArgs& a) {
   }
   refuse_inapplicable_flags(a.method_flags, a.method);
   validate(a.method);
+  // the canonical spec (every key), so the run setting a resume compares is the meaning, not the spelling
+  a.method.gemm = gemm_mode_str(gemm_mode(a.method));
   if (app.get_option("--lr")->count() == 0) a.train.lr = method_info(a.method.method).default_lr;
   a.train.schedule = parse_schedule(a.schedule);
   a.train.method = a.method;
@@ -107,6 +109,34 @@ nlohmann::json curve_json(const TrainResult& r) {
   return {{"loss_curve", loss}, {"val_curve", val}};
 }
 
+// The memory breakdown (Llama::memory, the optimizer's state) next to the peak RSS; `other` is
+// what the breakdown does not see: code and libraries, the tokenized data, the allocator, the
+// kernels' per-thread scratch.
+nlohmann::json memory_json(const TrainResult& r, const Llama& model) {
+  const MemoryBreakdown m = model.memory();
+  const int64_t sum =
+      m.weights + m.adapters + r.optimizer_state_bytes + m.saved_activations + m.logits + m.workspace;
+  return {{"peak_rss_bytes", r.peak_rss_bytes},
+          {"weights_bytes", m.weights},
+          {"adapters_bytes", m.adapters},
+          {"optimizer_state_bytes", r.optimizer_state_bytes},
+          {"saved_activations_bytes", m.saved_activations},
+          {"logits_bytes", m.logits},
+          {"workspace_bytes", m.workspace},
+          {"accounted_bytes", sum},
+          {"other_bytes", r.peak_rss_bytes - sum}};
+}
+
+// One stderr line with the same figures, in MiB.
+void print_memory(const nlohmann::json& m) {
+  auto mib = [&](const char* k) { return m[k].get<int64_t>() / 1048576.0; };
+  std::fprintf(stderr,
+               "memory: peak RSS %.1f MiB = weights %.1f + adapters %.1f + optimizer %.1f + saved activations %.1f + "
+               "logits %.1f + workspace %.1f + other %.1f\n",
+               mib("peak_rss_bytes"), mib("weights_bytes"), mib("adapters_bytes"), mib("optimizer_state_bytes"),
+               mib("saved_activations_bytes"), mib("logits_bytes"), mib("workspace_bytes"), mib("other_bytes"));
+}
+
 nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const TrainResult& r, const Llama& model) {
   const std::map<std::string, double> stats = model.stats();
   nlohmann::json j = curve_json(r);
@@ -127,6 +157,7 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
             {"val_perplexity_windows", r.final_val_windows},  // the whole set: what `eval` of the merge gives
             {"tokens_per_second", r.tokens_per_second},
             {"peak_rss_bytes", r.peak_rss_bytes},
+            {"memory", memory_json(r, model)},
             {"trainable_params", r.trainable_params},
             // the adapters' tensors, trained and frozen (LoLDU's L_r, Ū_r, P), without grads or optimizer state
             {"adapter_state_bytes", model.adapter_bytes()},
@@ -173,8 +204,7 @@ int cmd_finetune(int argc, char** argv) {
   a.train.model_fingerprint = model_fingerprint(a);
   a.train.data_fingerprint = data_fingerprint(split);
 
-  Llama model(mf, a.method, a.train.seed);
-  mf.tensors.clear();  // the model holds its own copy
+  Llama model(std::move(mf), a.method, a.train.seed);  // releases the file's weights as it builds
   Batcher batcher(split.train, a.train.batch, a.train.seed);
   BatcherSource source(batcher, split.train.seq_len);
   DatasetEval val(split.val);
@@ -182,7 +212,9 @@ int cmd_finetune(int argc, char** argv) {
   TrainResult r = train(ref, source, split.val.n_windows > 0 ? &val : nullptr, a.train);
 
   write_output(model, a);
-  write_report(a.report, report_json(a, split, r, model));
+  const nlohmann::json report = report_json(a, split, r, model);
+  write_report(a.report, report);
+  print_memory(report["memory"]);
   if (r.first_step > 1) std::printf("resumed from step %lld of %s\n", static_cast<long long>(r.first_step - 1),
                                     a.train.resume.c_str());
   std::printf("final loss %.4f", r.loss_curve.empty() ? 0.0 : r.loss_curve.back().loss);

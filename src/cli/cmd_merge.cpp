@@ -87,7 +87,7 @@ int cmd_merge(int argc, char** argv) {
            adapter, a.method.method, a.method.bits);
   QT_CHECK(bits <= 8 || (group < 0 && !symmetric && scale_search.empty()),
            "--group, --symmetric and --scale-search go with --bits 4 or 8");
-  Llama model(mf, a.method, a.seed);
+  Llama model(mf, float_arithmetic(a.method), a.seed);
   mf.tensors.clear();  // the model holds its own copy
   mf.quantized.clear();
   load_adapter_into(model, a, adapter);

@@ -50,10 +50,31 @@ Tensor tensor_from(const float* p, Shape s) {
 
 Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
     : impl_(std::make_unique<Impl>()), cfg_(mf.config), opts_(opts) {
+  build(mf, seed, nullptr);
+}
+
+Llama::Llama(ModelFile&& mf, const MethodOptions& opts, uint64_t seed)
+    : impl_(std::make_unique<Impl>()), cfg_(mf.config), opts_(opts) {
+  build(mf, seed, &mf);
+  mf.tensors.clear();
+  mf.quantized.clear();
+}
+
+// `release` (the same file as mf, or null): each weight is dropped from it once the model holds
+// its own form, so the file's float copy and the model's never coexist whole.
+void Llama::build(const ModelFile& mf, uint64_t seed, ModelFile* release) {
+  const MethodOptions& opts = opts_;
+  auto drop = [&](const std::string& name) {
+    if (release) {
+      release->tensors.erase(name);
+      release->quantized.erase(name);
+    }
+  };
   validate_model(mf);
   validate(opts);
   Impl& m = *impl_;
   m.cfg = cfg_;
+  m.ctx.seed = seed;
   // Full fine-tuning is the one method that also trains what sits outside the slots
   // (embedding, norms, classifier): every other method freezes the base by definition, so
   // this single method check decides ownership of non-slot gradients, not any math.
@@ -65,6 +86,16 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
   copy_in(mf, "token_embd.weight", m.p.token_embd, cfg_.vocab_size * C);
   copy_in(mf, "output_norm.weight", m.p.output_norm, C);
   if (!cfg_.tied_classifier) copy_in(mf, "output.weight", m.p.output, cfg_.vocab_size * C);
+  for (const char* name : {"token_embd.weight", "output.weight"}) drop(name);
+
+  if (const GemmMode gemm = gemm_mode(opts); gemm.gse && method_info(opts.method).gse_gemm && !opts.frozen) {
+    m.gse.emplace(gemm.spec, "output");
+    m.gse_attention = opts.gemm_attention;
+    // a frozen classifier is encoded once; a trained one (method full) per pass
+    if (!m.base_trainable) m.output_gse.emplace(m.p.output, cfg_.vocab_size, C, gemm.spec);
+  }
+
+  m.save_gse = opts.save_act == "gse" && !opts.frozen;
 
   Rng rng(seed);
   m.layers.resize(L);
@@ -72,7 +103,10 @@ Llama::Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed)
     const std::string blk = fmt::format("blk.{}.", l);
     copy_in(mf, blk + "attn_norm.weight", m.p.attn_norm + l * C, C);
     copy_in(mf, blk + "ffn_norm.weight", m.p.ffn_norm + l * C, C);
-    for (int i = 0; i < kNumProjections; ++i) slot_ref(m.layers[l], i) = make_slot(mf, projection_stem(l, i), opts, rng);
+    for (int i = 0; i < kNumProjections; ++i) {
+      slot_ref(m.layers[l], i) = make_slot(mf, projection_stem(l, i), opts, rng);
+      drop(projection_stem(l, i) + ".weight");
+    }
   }
 }
 
@@ -94,6 +128,8 @@ std::unique_ptr<Linear<float>> Llama::make_slot(const ModelFile& mf, const std::
 }
 
 Llama::~Llama() = default;
+
+void Llama::set_step(uint64_t micro_batch) { impl_->ctx.step = micro_batch; }
 
 Linear<float>& Llama::slot(int layer, const std::string& target) {
   QT_CHECK(layer >= 0 && layer < cfg_.n_layers, "layer {} out of range (model has {})", layer, cfg_.n_layers);

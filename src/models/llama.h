@@ -27,11 +27,24 @@ struct SamplerOptions {
   uint64_t seed = 42;
 };
 
+// What a model holds, by purpose, in bytes — summed from the allocations themselves (buffer
+// sizes, not formulas), for the finetune report's `memory` object.
+struct MemoryBreakdown {
+  int64_t weights = 0;            // the base as held (float, b-bit, GSE forms) + its gradients when trained
+  int64_t adapters = 0;           // adapter tensors and their gradients
+  int64_t saved_activations = 0;  // what forward keeps for backward (float, or GSE + per-token floats)
+  int64_t logits = 0;             // the [N, V] tensors: logits, their softmax, their gradient
+  int64_t workspace = 0;          // per-layer gradients, the --save-act gse working set, GSE operands, slot scratch
+};
+
 class Llama {
  public:
   // Builds slots with make_linear(opts, ...) from mf's tensors; the float copies of weights
   // that went into quantized slots are not kept. `seed` initialises adapters.
   Llama(const ModelFile& mf, const MethodOptions& opts, uint64_t seed);
+  // The same, taking the file's weights: each is released once its slot is built (mf is left
+  // without tensors), so loading peaks at about one copy of the model, not two.
+  Llama(ModelFile&& mf, const MethodOptions& opts, uint64_t seed);
   ~Llama();
   Llama(const Llama&) = delete;
   Llama& operator=(const Llama&) = delete;
@@ -42,9 +55,14 @@ class Llama {
   // tokens, targets: [B, T] (T ≤ seq_len); targets < 0 are not counted. Returns the mean
   // cross-entropy over counted targets (0 when targets == nullptr: logits only).
   float forward(const int* tokens, const int* targets, int B, int T);
-  const float* logits() const;  // [B, T, vocab] of the last forward
+  // [B, T, vocab] of the last forward. Under --save-act gse, backward reuses this buffer for
+  // the logits' gradient, so read it before backward().
+  const float* logits() const;
   // Backward of the last forward (which must have had targets); accumulates into grads.
   void backward();
+  // The micro-batch about to be trained, counted over the whole run from 0: with the seed, the
+  // key of stochastic GSE rounding (Context; --gemm gse:...,round=stochastic).
+  void set_step(uint64_t micro_batch);
   void zero_grad();
 
   std::vector<Param<float>> trainable();
@@ -57,6 +75,7 @@ class Llama {
   int64_t num_trainable() const;
   int64_t weight_bytes() const;   // memory of all weights as held (quantized slots count packed)
   int64_t adapter_bytes() const;  // the adapters' part of it (Linear::adapter_bytes)
+  MemoryBreakdown memory() const;  // at the moment of the call (activations: the last forward's shape)
 
   // Single-token inference with a KV cache (positions 0, 1, 2, ...). Returns logits [vocab].
   void reset_cache();
@@ -73,6 +92,7 @@ class Llama {
   Linear<float>& slot(int layer, const std::string& target);  // target: q k v o gate up down
 
  private:
+  void build(const ModelFile& mf, uint64_t seed, ModelFile* release);
   static std::unique_ptr<Linear<float>> make_slot(const ModelFile& mf, const std::string& name,
                                                   const MethodOptions& opts, Rng& rng);
 

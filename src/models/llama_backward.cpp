@@ -3,7 +3,11 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "kernels/gemm.h"
+#include "kernels/gse_gemm.h"
+#include "kernels/gse_ops.h"
+#include "models/attention_gse.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 #include "nn/ops.h"
@@ -25,7 +29,7 @@ void Llama::Impl::carve_grads() {
                    {&d.dh1, n * H},        // [N, H]
                    {&d.dh3, n * H},        // [N, H]
                    {&d.dswi, n * H},       // [N, H]
-                   {&d.dlogits, n * V}});  // [N, V]
+                   {&d.dlogits, save_gse ? 0 : n * V}});  // [N, V]; --save-act gse: a block in a.logits
 }
 
 // On entry d.dres = ∂loss/∂res[l+1]; on exit d.dres = ∂loss/∂res[l].
@@ -33,18 +37,21 @@ void Llama::Impl::backward_layer(int l) {
   const int64_t n = N(), C = cfg.dim, H = cfg.hidden_dim;
   const int64_t Q = int64_t(cfg.n_heads) * cfg.head_dim(), KV = cfg.kv_dim();
   LlamaLayer& ly = layers[l];
-  const float* x = a.res + l * n * C;
-  const float* xn1 = a.xn1 + l * n * C;
-  const float* q = a.q + l * n * Q;
-  const float* k = a.k + l * n * KV;
-  const float* v = a.v + l * n * KV;
-  const float* att = a.att + int64_t(l) * B * cfg.n_heads * T * T;
-  const float* attn_y = a.attn_y + l * n * Q;
-  const float* mid = a.res_mid + l * n * C;
-  const float* xn2 = a.xn2 + l * n * C;
-  const float* h1 = a.h1 + l * n * H;
-  const float* h3 = a.h3 + l * n * H;
-  const float* swi = a.swi + l * n * H;
+  if (save_gse) restore_layer(l);
+  const kernels::GseReuse reuse;  // the layer's saved inputs are read-only from here on
+  const int64_t i = li(l);
+  const float* x = res_at(l);
+  const float* xn1 = a.xn1 + i * n * C;
+  const float* q = a.q + i * n * Q;
+  const float* k = a.k + i * n * KV;
+  const float* v = a.v + i * n * KV;
+  const float* att = a.att + i * B * cfg.n_heads * T * T;
+  const float* attn_y = a.attn_y + i * n * Q;
+  const float* mid = a.res_mid + i * n * C;
+  const float* xn2 = a.xn2 + i * n * C;
+  const float* h1 = a.h1 + i * n * H;
+  const float* h3 = a.h3 + i * n * H;
+  const float* swi = a.swi + i * n * H;
   float* dattn_norm = g.attn_norm ? g.attn_norm + l * C : nullptr;  // null: base frozen
   float* dffn_norm = g.ffn_norm ? g.ffn_norm + l * C : nullptr;
 
@@ -67,8 +74,12 @@ void Llama::Impl::backward_layer(int l) {
   std::memset(d.dq, 0, n * Q * sizeof(float));
   std::memset(d.dk, 0, n * KV * sizeof(float));
   std::memset(d.dv, 0, n * KV * sizeof(float));
-  nn::attention_backward(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
-                         cfg.head_dim());
+  if (gse_attention)
+    attention_backward_gse(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
+                           cfg.head_dim(), *gse, ctx, l);
+  else
+    nn::attention_backward(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
+                           cfg.head_dim());
   nn::rope_backward(d.dq, B, T, cfg.n_heads, cfg.head_dim(), cfg.rope_theta);
   nn::rope_backward(d.dk, B, T, cfg.n_kv_heads, cfg.head_dim(), cfg.rope_theta);
   std::memset(d.dxn, 0, n * C * sizeof(float));
@@ -78,21 +89,49 @@ void Llama::Impl::backward_layer(int l) {
   nn::rmsnorm_backward(d.dxn, x, p.attn_norm + l * C, a.rstd1 + l * n, d.dres, dattn_norm, n, C);
 }
 
+// logits = xf·Wᵀ → dxf = dl·W (into d.dxn), dW += dlᵀ·xf, for rows [r0, r1) (dl: their rows of
+// dlogits). GSE: dl [n, V] · Wᵀ [C, V] reduces over V; dlᵀ [V, n] · xfᵀ [C, n] over the tokens
+// (a block's stochastic key is mixed with r0, so blocks round independently).
+void Llama::Impl::classifier_backward(int64_t r0, int64_t r1, const float* dl) {
+  const int64_t n = r1 - r0, C = cfg.dim, V = cfg.vocab_size;
+  const float* xf = a.xf + r0 * C;
+  if (!gse) {
+    kernels::matmul_nn(dl, p.output, d.dxn + r0 * C, n, C, V, false);
+    if (g.output) kernels::matmul_tn(dl, xf, g.output, n, C, V, true);
+    return;
+  }
+  using kernels::GseRole;
+  auto grad = [&](GseRole role) {
+    GseSpec s = gse->grad(ctx, role);
+    s.seed = Rng::hash(s.seed, static_cast<uint64_t>(r0));
+    return s;
+  };
+  const GseMatrix& dq = kernels::gse_operand(GseRole::dy, dl, n, V, grad(GseRole::dy));
+  const GseMatrix& wt =
+      output_gse ? output_gse->wt : kernels::gse_operand_t(GseRole::wt, p.output, V, C, gse->nearest());
+  kernels::gse_gemm(dq, wt, d.dxn + r0 * C, false);
+  if (g.output)
+    kernels::gse_gemm(kernels::gse_operand_t(GseRole::dyt, dl, n, V, grad(GseRole::dyt)),
+                      kernels::gse_operand_t(GseRole::xt, xf, n, C, gse->nearest()), g.output, true);
+}
+
 void Llama::backward() {
   Impl& m = *impl_;
   QT_CHECK(m.B > 0 && m.has_targets, "backward() needs a preceding forward() with targets");
   m.carve_grads();
   const int64_t N = m.N(), C = cfg_.dim, V = cfg_.vocab_size;
 
-  // loss → logits: [N, V]
-  std::memset(m.d.dlogits, 0, N * V * sizeof(float));
-  nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
-  // logits = xf · Wᵀ → dxf = dlogits · W (into d.dxn), dW += dlogitsᵀ · xf
-  kernels::matmul_nn(m.d.dlogits, m.p.output, m.d.dxn, N, C, V, false);
-  if (m.g.output) kernels::matmul_tn(m.d.dlogits, m.a.xf, m.g.output, N, C, V, true);
+  // loss → logits [N, V] → dxf (into d.dxn)
+  if (m.save_gse) {
+    m.classifier_backward_from_saved(m.targets.data());
+  } else {
+    std::memset(m.d.dlogits, 0, N * V * sizeof(float));
+    nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
+    m.classifier_backward(0, N, m.d.dlogits);
+  }
   // final norm → d res[L]
   std::memset(m.d.dres, 0, N * C * sizeof(float));
-  const float* xL = m.a.res + cfg_.n_layers * N * C;
+  const float* xL = m.res_at(cfg_.n_layers);
   nn::rmsnorm_backward(m.d.dxn, xL, m.p.output_norm, m.a.rstdf, m.d.dres, m.g.output_norm, N, C);
 
   for (int l = cfg_.n_layers - 1; l >= 0; --l) m.backward_layer(l);

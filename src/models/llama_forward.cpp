@@ -1,9 +1,13 @@
 // models/llama_forward.cpp — the training/eval forward over a [B, T] batch (llm.c style):
 // every activation that backward needs is saved in one Buffer carved per (B, T).
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/gse_gemm.h"
+#include "kernels/gse_ops.h"
+#include "models/attention_gse.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 #include "nn/ops.h"
@@ -11,32 +15,37 @@
 namespace qtune {
 
 // Carves the activations for shape (B, T) out of act_mem (shapes in llama_impl.h); only
-// when (B, T) changes.
+// when (B, T) changes. Under --save-act gse the per-layer tensors hold one layer (Ls = 1).
 void Llama::Impl::carve_acts(int newB, int newT) {
   if (newB == B && newT == T && !act_mem.empty()) return;
   B = newB;
   T = newT;
   const LlamaConfig& c = cfg;
   const int64_t N = int64_t(B) * T, C = c.dim, L = c.n_layers, H = c.hidden_dim, V = c.vocab_size;
-  const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim(), att = L * B * c.n_heads * T * T;
-  carve(act_mem, {{&a.res, (L + 1) * N * C},  // [L+1, N, C]
-                  {&a.res_mid, L * N * C},    // [L, N, C]
-                  {&a.xn1, L * N * C},        // [L, N, C]
-                  {&a.rstd1, L * N},          // [L, N]
-                  {&a.q, L * N * Q},          // [L, N, Q]
-                  {&a.k, L * N * KV},         // [L, N, KV]
-                  {&a.v, L * N * KV},         // [L, N, KV]
-                  {&a.att, att},              // [L, B, nh, T, T]
-                  {&a.attn_y, L * N * Q},     // [L, N, Q]
-                  {&a.xn2, L * N * C},        // [L, N, C]
-                  {&a.rstd2, L * N},          // [L, N]
-                  {&a.h1, L * N * H},         // [L, N, H]
-                  {&a.h3, L * N * H},         // [L, N, H]
-                  {&a.swi, L * N * H},        // [L, N, H]
-                  {&a.xf, N * C},             // [N, C]
-                  {&a.rstdf, N},              // [N]
-                  {&a.logits, N * V},         // [N, V]
-                  {&a.probs, N * V}});        // [N, V]
+  const int64_t Ls = save_gse ? 1 : L, R = save_gse ? 2 : L + 1;
+  const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim(), att = Ls * B * c.n_heads * T * T;
+  carve(act_mem, {{&a.res, R * N * C},         // [L+1, N, C]
+                  {&a.res_mid, Ls * N * C},    // [L, N, C]
+                  {&a.xn1, Ls * N * C},        // [L, N, C]
+                  {&a.rstd1, L * N},           // [L, N]
+                  {&a.q, Ls * N * Q},          // [L, N, Q]
+                  {&a.k, Ls * N * KV},         // [L, N, KV]
+                  {&a.v, Ls * N * KV},         // [L, N, KV]
+                  {&a.att, att},               // [L, B, nh, T, T]
+                  {&a.attn_y, Ls * N * Q},     // [L, N, Q]
+                  {&a.xn2, Ls * N * C},        // [L, N, C]
+                  {&a.rstd2, L * N},           // [L, N]
+                  {&a.h1, Ls * N * H},         // [L, N, H]
+                  {&a.h3, Ls * N * H},         // [L, N, H]
+                  {&a.swi, Ls * N * H},        // [L, N, H]
+                  {&a.xf, N * C},              // [N, C]
+                  {&a.rstdf, N},               // [N]
+                  {&a.logits, (save_gse ? std::min(N, kLogitRows) : N) * V},  // [N, V]
+                  {&a.probs, save_gse ? 0 : N * V}});  // [N, V]
+  if (save_gse) {
+    a.probs = nullptr;
+    carve_saved();
+  }
   grad_mem.resize(0);  // gradients are re-carved lazily for the new shape
 }
 
@@ -45,18 +54,22 @@ void Llama::Impl::forward_layer(int l) {
   const int64_t n = N(), C = cfg.dim, H = cfg.hidden_dim;
   const int64_t Q = int64_t(cfg.n_heads) * cfg.head_dim(), KV = cfg.kv_dim();
   LlamaLayer& ly = layers[l];
-  const float* x = a.res + l * n * C;  // x: [N, C]
-  float* xn1 = a.xn1 + l * n * C;
-  float* q = a.q + l * n * Q;    // q: [B, T, nh, hd]
-  float* k = a.k + l * n * KV;   // k, v: [B, T, nkv, hd]
-  float* v = a.v + l * n * KV;
-  float* attn_y = a.attn_y + l * n * Q;
-  float* mid = a.res_mid + l * n * C;
-  float* xn2 = a.xn2 + l * n * C;
-  float* h1 = a.h1 + l * n * H;  // h1, h3, swi: [N, H]
-  float* h3 = a.h3 + l * n * H;
-  float* swi = a.swi + l * n * H;
-  float* out = a.res + (l + 1) * n * C;
+  const int64_t i = li(l);
+  // q, k, v (and gate, up) encode their shared input once: nothing below rewrites an input
+  // after a slot has read it (kernels/gse_ops.h)
+  const kernels::GseReuse reuse;
+  const float* x = res_at(l);  // x: [N, C]
+  float* xn1 = a.xn1 + i * n * C;
+  float* q = a.q + i * n * Q;    // q: [B, T, nh, hd]
+  float* k = a.k + i * n * KV;   // k, v: [B, T, nkv, hd]
+  float* v = a.v + i * n * KV;
+  float* attn_y = a.attn_y + i * n * Q;
+  float* mid = a.res_mid + i * n * C;
+  float* xn2 = a.xn2 + i * n * C;
+  float* h1 = a.h1 + i * n * H;  // h1, h3, swi: [N, H]
+  float* h3 = a.h3 + i * n * H;
+  float* swi = a.swi + i * n * H;
+  float* out = res_at(l + 1);
 
   // attention block
   nn::rmsnorm_forward(x, p.attn_norm + l * C, xn1, a.rstd1 + l * n, n, C, cfg.norm_eps);
@@ -65,8 +78,11 @@ void Llama::Impl::forward_layer(int l) {
   ly.v->forward(xn1, v, n, ctx);
   nn::rope_forward(q, B, T, cfg.n_heads, cfg.head_dim(), cfg.rope_theta);
   nn::rope_forward(k, B, T, cfg.n_kv_heads, cfg.head_dim(), cfg.rope_theta);
-  float* att = a.att + int64_t(l) * B * cfg.n_heads * T * T;
-  nn::attention_forward(q, k, v, attn_y, att, B, T, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim());
+  float* att = a.att + i * B * cfg.n_heads * T * T;
+  if (gse_attention)
+    attention_forward_gse(q, k, v, attn_y, att, B, T, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim(), *gse);
+  else
+    nn::attention_forward(q, k, v, attn_y, att, B, T, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim());
   ly.o->forward(attn_y, mid, n, ctx);
   for (int64_t i = 0; i < n * C; ++i) mid[i] += x[i];  // residual
 
@@ -77,6 +93,19 @@ void Llama::Impl::forward_layer(int l) {
   nn::swiglu_forward(h1, h3, swi, n * H);
   ly.down->forward(swi, out, n, ctx);
   for (int64_t i = 0; i < n * C; ++i) out[i] += mid[i];  // residual
+}
+
+// out [r1 − r0, V] = xf[r0:r1] · Wᵀ, W = output [V, C]; GSE: reduce over C (adapters/gse_slot.h).
+void Llama::Impl::classifier_forward(int64_t r0, int64_t r1, float* out) {
+  const int64_t C = cfg.dim, V = cfg.vocab_size;
+  if (!gse) {
+    kernels::matmul_nt(a.xf + r0 * C, p.output, out, r1 - r0, C, V, false);
+    return;
+  }
+  using kernels::GseRole;
+  const GseMatrix& xq = kernels::gse_operand(GseRole::x, a.xf + r0 * C, r1 - r0, C, gse->nearest());
+  kernels::gse_gemm(xq, output_gse ? output_gse->w : kernels::gse_operand(GseRole::w, p.output, V, C, gse->nearest()),
+                    out, false);
 }
 
 float Llama::forward(const int* tokens, const int* targets, int B, int T) {
@@ -93,16 +122,25 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T) {
   if (targets) m.targets.assign(targets, targets + N);
 
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, N, C);  // res[0]: [N, C]
-  for (int l = 0; l < cfg_.n_layers; ++l) m.forward_layer(l);
-  const float* x = m.a.res + cfg_.n_layers * N * C;
+  for (int l = 0; l < cfg_.n_layers; ++l) {
+    m.forward_layer(l);
+    if (m.save_gse) m.save_layer(l);
+  }
+  const float* x = m.res_at(cfg_.n_layers);
   nn::rmsnorm_forward(x, m.p.output_norm, m.a.xf, m.a.rstdf, N, C, cfg_.norm_eps);
-  kernels::matmul_nt(m.a.xf, m.p.output, m.a.logits, N, C, V, false);  // logits: [N, V]
+  if (m.save_gse) {  // the classifier a block at a time, straight into the saved softmax
+    QT_CHECK(targets, "forward: --save-act gse keeps no logits, only their softmax: give targets");
+    return float(m.loss_saving_probs(targets));
+  }
+  m.classifier_forward(0, N, m.a.logits);  // logits: [N, V]
   if (!targets) return 0.0f;
   return float(nn::cross_entropy_forward(m.a.logits, targets, m.a.probs, N, V));
 }
 
 const float* Llama::logits() const {
   QT_CHECK(impl_->B > 0, "logits() called before any forward()");
+  QT_CHECK(!impl_->save_gse, "logits(): --save-act gse keeps no [N, V] logits (the classifier runs a block of "
+           "rows at a time)");
   return impl_->a.logits;
 }
 

@@ -1,10 +1,12 @@
 // models/llama_impl.h — the private state of Llama, shared by its forward, backward and
 // generation files (not part of the contract; include only from src/models/).
 #pragma once
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "adapters/gse_slot.h"
 #include "adapters/linear.h"
 #include "core/buffer.h"
 #include "io/model_file.h"
@@ -27,7 +29,10 @@ struct LlamaLayer {
 };
 
 // Saved activations of one forward at shape (B, T), N = B·T, carved from one Buffer.
-// H = hidden, Q = n_heads·head_dim, KV = kv_dim.
+// H = hidden, Q = n_heads·head_dim, KV = kv_dim. Under --save-act gse the per-layer tensors
+// hold ONE layer (L = 1 below: the float working set of the layer being computed), res holds
+// two rows (layer l reads row l % 2 and writes row (l + 1) % 2), probs is absent, and every
+// layer's copy is GSE in Impl::saved (llama_saved.cpp). rstd1, rstd2, xf, rstdf stay float.
 struct LlamaActs {
   float* res = nullptr;      // [L+1, N, C] residual stream: res[0] = embeddings, res[l+1] = layer l output
   float* res_mid = nullptr;  // [L, N, C] residual after the attention block
@@ -80,6 +85,14 @@ struct LlamaCache {
   float rstd = 0;
 };
 
+// One tensor backward reads, as --save-act gse stores it: [rows, cols] float in the working set.
+struct SavedView {
+  float* p;
+  int64_t rows, cols;
+};
+constexpr int kSavedPerLayer = 12;
+constexpr int64_t kLogitRows = 256;  // --save-act gse: rows of the classifier per block
+
 struct Llama::Impl {
   LlamaConfig cfg;
   bool base_trainable = false;  // embedding / norms / untied classifier
@@ -88,6 +101,18 @@ struct Llama::Impl {
   BaseTensors p, g;             // g is all-null when the base is frozen
   std::vector<LlamaLayer> layers;
   Context ctx;
+  // --gemm gse (docs/METHODS.md §9): the classifier's arithmetic (the slots carry their own), its
+  // frozen weight in both orientations (absent when the base trains: method full encodes it per
+  // pass), and whether attention's products run in GSE too (--gemm-attention).
+  std::optional<GseArith> gse;
+  std::optional<GseWeight> output_gse;
+  bool gse_attention = false;
+  // --save-act gse: the activations backward needs, GSE-encoded per layer ([L][kSavedPerLayer],
+  // llama_saved.cpp), and the softmax of the logits [N, V]; the classifier then runs a block of
+  // kLogitRows rows at a time through a.logits [kLogitRows, V], so no [N, V] float is held.
+  bool save_gse = false;
+  std::vector<GseMatrix> saved;
+  GseMatrix saved_probs;
 
   Buffer<float> act_mem, grad_mem;
   LlamaActs a;
@@ -102,7 +127,21 @@ struct Llama::Impl {
   void carve_grads();              // for the current (B, T), on first backward
   void forward_layer(int l);
   void backward_layer(int l);
+  // Rows [r0, r1) of the classifier: out [r1 − r0, V] = xf[r0:r1]·Wᵀ; backward dxn[r0:r1] =
+  // dl·W (overwritten) and dW += dlᵀ·xf[r0:r1] when it trains.
+  void classifier_forward(int64_t r0, int64_t r1, float* out);
+  void classifier_backward(int64_t r0, int64_t r1, const float* dl);
   int64_t N() const { return int64_t(B) * T; }
+  // Where layer l's activations sit: its row of the [L, ...] tensors, and res[l].
+  int64_t li(int l) const { return save_gse ? 0 : l; }
+  float* res_at(int l) const { return a.res + (save_gse ? l % 2 : l) * N() * cfg.dim; }
+  // --save-act gse (llama_saved.cpp)
+  std::array<SavedView, kSavedPerLayer> saved_views(int l) const;  // in the order of `saved`
+  void carve_saved();                               // the GSE copies for the current (B, T)
+  void save_layer(int l);                           // working set → saved[l]
+  void restore_layer(int l);                        // saved[l] → working set
+  double loss_saving_probs(const int* targets);     // classifier + mean cross-entropy; softmax → saved_probs
+  void classifier_backward_from_saved(const int* targets);  // dlogits from saved_probs, a block at a time
 };
 
 // Slot i of a layer, in the order of kProjections (io/projections.h).

@@ -4,10 +4,14 @@
 // ilogb / ldexp comparisons (log2 of a float rounds, and a ceil or floor of a rounded log2 is
 // off by one at powers of two); x / 2^e is x · ldexp(1, −e) in double (a float times a power of
 // two in [2^−127, 2^155] never leaves double's normal range); rounding is std::round (half away
-// from zero) or the stochastic rule below, both exact on doubles.
+// from zero) or the stochastic rule below, both exact on doubles. The hot path (nearest rounding,
+// 2^−e a normal float) does the same in float SIMD lanes, exactly (round_group_nearest); decode
+// multiplies m by the float 2^e, exact wherever 2^e is a float.
 #include "quant/gse.h"
 
 #include <algorithm>
+#include <bit>
+#include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -34,6 +38,38 @@ inline double stochastic_round(double v, uint64_t seed, uint64_t index) {
   return v < 0 ? -r : r;
 }
 
+// Nearest rounding of one group in float, for exponents whose 2^−e is a normal float
+// (e ∈ [−126, 126]): v = x·2^−e is then exact (a float times a normal power of two; a product
+// that falls below 2^−126 is ≪ ½ and rounds to 0 either way), and half away from zero is
+// t + (f ≥ ½) − (f ≤ −½) with t = v truncated (conversion to int32: |v| ≤ Qmax + 1) and f = v − t
+// (exact). The same integer as std::round of the exact double v, with no libm call, so the loop
+// is SIMD.
+void round_group_nearest(const float* x, int64_t n, int e, int qmax, int8_t* m) {
+  const float inv = std::bit_cast<float>(static_cast<uint32_t>(127 - e) << 23);  // 2^−e, a normal float
+#pragma omp simd
+  for (int64_t c = 0; c < n; ++c) {
+    const float v = x[c] * inv;
+    const int32_t t = static_cast<int32_t>(v);
+    const float f = v - static_cast<float>(t);
+    int32_t r = t + (f >= 0.5f ? 1 : 0) - (f <= -0.5f ? 1 : 0);
+    r = r > qmax ? qmax : (r < -qmax ? -qmax : r);
+    m[c] = static_cast<int8_t>(r);
+  }
+}
+
+// max |x[c0..c1)|, or −1 when an element is not finite.
+float group_amax(const float* x, int64_t c0, int64_t c1) {
+  float amax = 0.0f;
+  bool finite = true;
+#pragma omp simd reduction(max : amax) reduction(&& : finite)
+  for (int64_t c = c0; c < c1; ++c) {
+    const float a = std::fabs(x[c]);
+    amax = std::max(amax, a);
+    finite = finite && a <= FLT_MAX;  // false for inf and NaN
+  }
+  return finite ? amax : -1.0f;
+}
+
 // One row x[cols] → mantissas m[stride] (the padding stays as it is: zero) and exps[ng].
 // Returns the first column holding a non-finite value, or −1.
 int64_t encode_row(const float* x, int64_t cols, int64_t row, const GseSpec& spec, int8_t* m, int16_t* exps) {
@@ -42,11 +78,10 @@ int64_t encode_row(const float* x, int64_t cols, int64_t row, const GseSpec& spe
   const bool stochastic = spec.rounding == GseRounding::stochastic;
   for (int64_t c0 = 0, g = 0; c0 < cols; c0 += G, ++g) {
     const int64_t c1 = std::min(cols, c0 + G);
-    float amax = 0.0f;
-    for (int64_t c = c0; c < c1; ++c) {
-      if (!std::isfinite(x[c])) return c;
-      amax = std::max(amax, std::fabs(x[c]));
-    }
+    const float amax = group_amax(x, c0, c1);
+    if (amax < 0.0f)
+      for (int64_t c = c0; c < c1; ++c)
+        if (!std::isfinite(x[c])) return c;
     if (amax == 0.0f) {  // all zero: e = emin, m = 0 (and no 2^−emin, which may overflow for E = 16)
       exps[g] = static_cast<int16_t>(spec.emin());
       std::fill(m + c0, m + c1, int8_t(0));
@@ -54,6 +89,10 @@ int64_t encode_row(const float* x, int64_t cols, int64_t row, const GseSpec& spe
     }
     const int e = gse_exponent(amax, spec);
     exps[g] = static_cast<int16_t>(e);
+    if (!stochastic && e >= -126 && e <= 126) {
+      round_group_nearest(x + c0, c1 - c0, e, spec.qmax(), m + c0);
+      continue;
+    }
     const double inv = std::ldexp(1.0, -e);  // exact: e ∈ [−155, 127] for a nonzero float group
     for (int64_t c = c0; c < c1; ++c) {
       const double v = static_cast<double>(x[c]) * inv;
@@ -156,18 +195,31 @@ GseMatrix gse_zeros(int64_t rows, int64_t cols, const GseSpec& spec) {
   return q;
 }
 
+namespace {
+
+// floor(log2 a) of a finite a > 0: the exponent field of a normal float (ilogb for subnormals).
+inline int floor_log2(float a) {
+  const int biased = static_cast<int>(std::bit_cast<uint32_t>(a) >> 23) & 0xff;
+  return biased ? biased - 127 : std::ilogb(a);
+}
+
+// 2^e as a double, built from its bits (e ∈ [−1022, 1023]; encoded groups need [−155, 130]).
+inline double pow2d(int e) { return std::bit_cast<double>(static_cast<uint64_t>(e + 1023) << 52); }
+
+}  // namespace
+
 int gse_exponent(float amax, const GseSpec& spec) {
   QT_ASSERT(std::isfinite(amax) && amax >= 0.0f);
   if (amax == 0.0f) return spec.emin();
   int e;
   if (spec.rule == GseRule::mx) {
-    e = std::ilogb(amax) - (spec.bits - 2);  // floor(log2 amax), exact for subnormals too
+    e = floor_log2(amax) - (spec.bits - 2);
   } else {
-    // the least e with amax ≤ Qmax·2^e. With amax ∈ [2^a, 2^(a+1)) and Qmax ∈ [2^q, 2^(q+1)),
-    // e = a − q satisfies Qmax·2^(e−1) < 2^a ≤ amax, so the answer is a − q or a − q + 1.
-    const double qmax = spec.qmax();
-    e = std::ilogb(amax) - std::ilogb(qmax);
-    if (std::ldexp(qmax, e) < static_cast<double>(amax)) ++e;
+    // the least e with amax ≤ Qmax·2^e. With amax ∈ [2^a, 2^(a+1)) and Qmax ∈ [2^q, 2^(q+1))
+    // (q = b − 2), e = a − q satisfies Qmax·2^(e−1) < 2^a ≤ amax, so the answer is a − q or
+    // a − q + 1; Qmax·2^e is exact in double.
+    e = floor_log2(amax) - (spec.bits - 2);
+    if (static_cast<double>(spec.qmax()) * pow2d(e) < static_cast<double>(amax)) ++e;
   }
   return std::clamp(e, spec.emin(), spec.emax());
 }
@@ -198,12 +250,47 @@ GseMatrix gse_encode(const float* x, int64_t rows, int64_t cols, const GseSpec& 
   return q;
 }
 
-void gse_decode(const GseMatrix& q, float* x) {
-  const int64_t cols = q.cols, G = q.spec.group;
-#pragma omp parallel for schedule(static) if (q.rows * cols > 65536)
-  for (int64_t r = 0; r < q.rows; ++r)
-    for (int64_t c = 0; c < cols; ++c)
-      x[r * cols + c] = static_cast<float>(std::ldexp(static_cast<double>(q.m(r, c)), q.e(r, c / G)));
+void gse_encode_rows(const float* x, int64_t r0, int64_t r1, const GseSpec& spec, GseMatrix& q) {
+  validate(spec);
+  QT_CHECK(0 <= r0 && r0 <= r1 && r1 <= q.rows && spec.group == q.spec.group &&
+               q.mant.size() == static_cast<size_t>(q.rows * q.stride()),
+           "GSE encode: rows [{}, {}) with G = {} do not fit a [{}, {}] matrix of G = {}", r0, r1, spec.group, q.rows,
+           q.cols, q.spec.group);
+  q.spec = spec;
+  const int64_t cols = q.cols, stride = q.stride(), ng = q.groups();
+  int64_t bad = -1;
+#pragma omp parallel for schedule(static) if ((r1 - r0) * cols > 65536)
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t c = encode_row(x + (r - r0) * cols, cols, r, spec, q.mant.data() + r * stride, q.exps.data() + r * ng);
+    if (c >= 0) {
+#pragma omp critical(qtune_gse_bad)
+      bad = bad < 0 ? r * cols + c : std::min(bad, r * cols + c);
+    }
+  }
+  QT_CHECK(bad < 0, "GSE encode: element (row {}, col {}) of a [{}, {}] matrix is not finite ({})", bad / cols,
+           bad % cols, q.rows, cols, x[bad - r0 * cols]);
 }
+
+void gse_decode_rows(const GseMatrix& q, int64_t r0, int64_t r1, float* x) {
+  QT_ASSERT(0 <= r0 && r0 <= r1 && r1 <= q.rows);
+  const int64_t cols = q.cols, G = q.spec.group;
+#pragma omp parallel for schedule(static) if ((r1 - r0) * cols > 65536)
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t c0 = 0; c0 < cols; c0 += G) {
+      const int e = q.e(r, c0 / G);
+      const int8_t* m = q.mant.data() + r * q.stride();
+      float* y = x + (r - r0) * cols;
+      const int64_t c1 = std::min(cols, c0 + G);
+      if (e < -149 || e > 127) {  // 2^e is not a float: through double (inf past the float range)
+        for (int64_t c = c0; c < c1; ++c) y[c] = static_cast<float>(std::ldexp(static_cast<double>(m[c]), e));
+        continue;
+      }
+      const float s = std::ldexp(1.0f, e);  // exact; m·2^e (|m| ≤ 127) is then a float exactly
+#pragma omp simd
+      for (int64_t c = c0; c < c1; ++c) y[c] = static_cast<float>(m[c]) * s;
+    }
+}
+
+void gse_decode(const GseMatrix& q, float* x) { gse_decode_rows(q, 0, q.rows, x); }
 
 }  // namespace qtune

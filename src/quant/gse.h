@@ -123,6 +123,13 @@ int gse_exponent(float amax, const GseSpec& spec);
 void gse_encode(const float* x, int64_t rows, int64_t cols, const GseSpec& spec, GseMatrix& q);
 GseMatrix gse_encode(const float* x, int64_t rows, int64_t cols, const GseSpec& spec);
 
+// Rows [r0, r1) of an allocated q (shape and group fixed: gse_zeros) from x [r1 − r0, cols]: the
+// same bytes as those rows of a whole-matrix encode (stochastic indices count from row 0 of q),
+// so a large matrix can be encoded a block of rows at a time.
+void gse_encode_rows(const float* x, int64_t r0, int64_t r1, const GseSpec& spec, GseMatrix& q);
+// Rows [r0, r1) of q → x [r1 − r0, cols].
+void gse_decode_rows(const GseMatrix& q, int64_t r0, int64_t r1, float* x);
+
 // q → x [rows, cols]: x = float(m · 2^e). Exact, except that a ceil-rule group whose max|x| is
 // within half a step of FLT_MAX may round up to 2^128 = ±inf in float (the GSE value itself is
 // finite; the GEMM combines in double and does not see this).

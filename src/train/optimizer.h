@@ -42,6 +42,7 @@ class AdamW {
   // Offset of param i's slice within m() / v().
   int64_t offset(size_t i) const { return offsets_[i]; }
   const std::vector<Param<float>>& params() const { return params_; }
+  int64_t state_bytes() const { return static_cast<int64_t>(state_.size() * sizeof(float)); }  // m and v
   // For resume: sets the step count (m and v are written directly through m()/v()).
   void set_t(int64_t t) { t_ = t; }
 

@@ -75,6 +75,7 @@ struct Loop {
     double loss_sum = 0.0;
     for (int a = 0; a < o.grad_accum; ++a) {
       data.next(o.batch, o.seq, tokens.data(), targets.data(), rng);
+      model.set_step(static_cast<uint64_t>((s - 1) * o.grad_accum + a));
       loss_sum += model.forward(tokens.data(), targets.data(), o.batch, o.seq);
       model.backward();
     }
@@ -194,6 +195,7 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
   const int64_t steps_done = o.steps - r.first_step + 1;
   r.tokens_per_second = steps_done > 0 ? steps_done * tokens_per_step / std::max(train_seconds, 1e-9) : 0.0;
   r.peak_rss_bytes = peak_rss_bytes();
+  r.optimizer_state_bytes = L.opt.state_bytes();
   r.wall_seconds = now_seconds() - t_start;
   return r;
 }

@@ -35,6 +35,9 @@ class TrainModel {
   virtual std::vector<Param<float>> trainable() = 0;
   // Non-trained state that a checkpoint must carry (grad == nullptr); none by default.
   virtual std::vector<Param<float>> state() { return {}; }
+  // Told before each training forward: the micro-batch's index over the whole run, from 0
+  // ((step − 1)·grad_accum + micro), so randomness keyed by it continues exactly on --resume.
+  virtual void set_step(uint64_t micro_batch) {}
 };
 
 // Adapts any model with those four methods (Llama, test models) without inheritance.
@@ -51,6 +54,9 @@ class ModelRef : public TrainModel {
   std::vector<Param<float>> state() override {
     if constexpr (requires(M& m) { m.state(); }) return m_.state();
     else return {};
+  }
+  void set_step(uint64_t micro_batch) override {
+    if constexpr (requires(M& m) { m.set_step(micro_batch); }) m_.set_step(micro_batch);
   }
 
  private:
@@ -110,6 +116,7 @@ struct TrainResult {
   int64_t final_val_windows = 0;                         // the whole validation set
   double tokens_per_second = 0;       // training tokens / training time (this session)
   int64_t peak_rss_bytes = 0;
+  int64_t optimizer_state_bytes = 0;  // AdamW's m and v
   int64_t trainable_params = 0;
   double wall_seconds = 0;
   int64_t first_step = 1;             // > 1 when resumed

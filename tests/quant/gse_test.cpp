@@ -280,6 +280,70 @@ TEST(GseCodec, StochasticReproducibleAndThreadIndependent) {
   EXPECT_EQ(std::memcmp(a.mant.data(), d.mant.data(), a.mant.size()), 0);
 }
 
+// Nearest rounding against the plain double rule (x·2^−e in double, std::round, clamp) on
+// Gaussian, wild-range and tie values (k + ½)·2^e and their float neighbours, every width and
+// rule: the encoder's float SIMD path is exact.
+TEST(GseCodec, NearestEqualsTheDoubleReference) {
+  Rng rng(8);
+  const int64_t rows = 40, cols = 96;
+  std::vector<float> x = wild(rows, cols, rng);
+  for (int64_t r = 0; r < 20; ++r)  // ties: the group max fixes e, the rest are (k + ½)·2^e ± 1 ulp
+    for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+      const int k = static_cast<int>(rng.below(60)) - 30;
+      x[r * cols + c0] = std::ldexp(7.0f, k);
+      for (int64_t c = c0 + 1; c < c0 + 16; ++c) {
+        float v = std::ldexp(static_cast<float>(rng.below(8)) + 0.5f, k - 4);
+        if (rng.below(3) == 0) v = std::nextafter(v, rng.below(2) ? 0.0f : 1e30f);
+        x[r * cols + c] = rng.below(2) ? -v : v;
+      }
+    }
+  for (int bits : {4, 5, 8})
+    for (int group : {16, 32})
+      for (GseRule rule : {GseRule::ceil, GseRule::mx}) {
+        const GseSpec spec = spec_of(bits, group, rule);
+        const GseMatrix q = gse_encode(x.data(), rows, cols, spec);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c0 = 0; c0 < cols; c0 += group) {
+            const float* row = x.data() + r * cols;
+            const int e = gse_exponent(group_amax(row, c0, std::min(cols, c0 + group)), spec);
+            ASSERT_EQ(q.e(r, c0 / group), e);
+            for (int64_t c = c0; c < std::min(cols, c0 + group); ++c) {
+              const double v = std::round(static_cast<double>(row[c]) * std::ldexp(1.0, -e));
+              ASSERT_EQ(q.m(r, c), static_cast<int8_t>(std::clamp(v, -1.0 * spec.qmax(), 1.0 * spec.qmax())))
+                  << "b " << bits << " G " << group << " x " << row[c] << " e " << e;
+            }
+          }
+        std::vector<float> back(rows * cols);
+        gse_decode(q, back.data());
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t c = 0; c < cols; ++c) ASSERT_EQ(back[r * cols + c], static_cast<float>(q.value(r, c)));
+      }
+}
+
+// Encoding and decoding a block of rows at a time gives the whole-matrix bytes and values.
+TEST(GseCodec, RowBlocksEqualTheWholeMatrix) {
+  Rng rng(6);
+  const int64_t rows = 37, cols = 75;
+  const auto x = wild(rows, cols, rng);
+  for (GseRounding rnd : {GseRounding::nearest, GseRounding::stochastic}) {
+    GseSpec spec = spec_of(7, 32, GseRule::ceil, rnd);
+    spec.seed = 3;
+    const GseMatrix whole = gse_encode(x.data(), rows, cols, spec);
+    GseMatrix blocks = gse_zeros(rows, cols, spec);
+    for (int64_t r0 = 0; r0 < rows; r0 += 10)
+      gse_encode_rows(x.data() + r0 * cols, r0, std::min(rows, r0 + 10), spec, blocks);
+    EXPECT_EQ(std::memcmp(whole.mant.data(), blocks.mant.data(), whole.mant.size()), 0);
+    EXPECT_EQ(std::memcmp(whole.exps.data(), blocks.exps.data(), whole.exps.size() * 2), 0);
+    std::vector<float> all(rows * cols), part(rows * cols);
+    gse_decode(whole, all.data());
+    for (int64_t r0 = 0; r0 < rows; r0 += 8) gse_decode_rows(blocks, r0, std::min(rows, r0 + 8), part.data() + r0 * cols);
+    EXPECT_EQ(all, part);
+  }
+  GseMatrix small = gse_zeros(4, cols, spec_of(8, 32, GseRule::ceil));
+  EXPECT_NE(error_of([&] { gse_encode_rows(x.data(), 2, 5, spec_of(8, 32, GseRule::ceil), small); }).find("do not fit"),
+            std::string::npos);
+}
+
 // Zero groups, short last groups, one column, subnormals and the float extremes.
 TEST(GseCodec, OddShapesAndExtremes) {
   const float tiny = std::numeric_limits<float>::denorm_min();

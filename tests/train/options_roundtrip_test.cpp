@@ -22,6 +22,7 @@ T other_value(const T& def, const OptionInfo& info) {
   } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
     return {info.choices.back()};
   } else if constexpr (std::is_same_v<T, std::string>) {
+    if (std::string(info.name) == "gemm") return "gse:b=6,g=16,e=8,rule=mx,round=stochastic";  // a spec, not a choice
     for (const auto& c : info.choices)
       if (c != def && c != "full") return c;  // "full" has no adapter file
     return def + "x";
@@ -53,6 +54,7 @@ std::vector<std::pair<std::string, MethodOptions>> one_changed_option_each() {
       if constexpr (std::is_same_v<std::decay_t<decltype(field)>, std::decay_t<decltype(def)>>)
         if (std::string(i.name) == info.name) field = other_value(def, info);
     });
+    if (o.gemm_attention) o.gemm = "gse";  // --gemm-attention needs GSE GEMMs
     ASSERT_FALSE(o == defaults) << info.name;
     validate(o);
     out.emplace_back(info.name, o);
@@ -100,6 +102,7 @@ TEST(MethodOptionsRoundTrip, EveryOptionSurvivesTheCheckpointAndAChangeIsRefused
     // Resuming with that option back at its default is refused, naming the option.
     TrainOptions back;
     back.method.method = name == "method" ? "lora" : o.method;
+    if (name == "gemm-attention") back.method.gemm = o.gemm;  // only the option itself differs
     try {
       load_checkpoint(path, params, opt, st, run_keys(back));
       ADD_FAILURE() << "--" << name << ": a resume with the default value was accepted";
@@ -120,6 +123,21 @@ TEST(MethodOptionsRoundTrip, AMissingSettingIsAnErrorNotADefault) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'vmc'"), std::string::npos) << e.what();
   }
+}
+
+// Options added after files existed (OptionInfo::predates): a file without the key was made
+// before the option, i.e. with the value it predates; every other option stays required.
+TEST(MethodOptionsRoundTrip, AFileOlderThanAnOptionReadsAsItsPredatesValue) {
+  MethodOptions o;
+  o.method = "qlora";
+  RunSettings run = settings_of(o);
+  const size_t n = run.size();
+  std::erase_if(run, [](const auto& kv) { return kv.first == "gemm" || kv.first == "save-act" ||
+                                                  kv.first == "gemm-attention"; });
+  ASSERT_EQ(run.size(), n - 3);
+  EXPECT_TRUE(options_from_settings(run, "old.gguf") == o);
+  std::erase_if(run, [](const auto& kv) { return kv.first == "bits"; });
+  EXPECT_NE(test::error_of([&] { options_from_settings(run, "old.gguf"); }).find("'bits'"), std::string::npos);
 }
 
 }  // namespace

@@ -92,10 +92,15 @@ size_t copy_into(const std::vector<Param<float>>& params, const TensorMap& from,
 }  // namespace
 
 void load_adapter_into(Llama& model, const TrainedAdapter& a, const std::string& where) {
-  const size_t used = copy_into(model.trainable(), a.adapters, where, "adapter");
+  load_adapter_params(model.trainable(), model.state(), a, where);
+}
+
+void load_adapter_params(const std::vector<Param<float>>& trainable, const std::vector<Param<float>>& state,
+                         const TrainedAdapter& a, const std::string& where) {
+  const size_t used = copy_into(trainable, a.adapters, where, "adapter");
   QT_CHECK(used == a.adapters.size(), "{}: {} adapter tensors, but the model has {} adapter slots (wrong base model?)",
            where, a.adapters.size(), used);
-  const size_t used_state = copy_into(model.state(), a.state, where, "state");
+  const size_t used_state = copy_into(state, a.state, where, "state");
   QT_CHECK(used_state == a.state.size(), "{}: {} state tensors, but the model has {} (different --act-bits?)", where,
            a.state.size(), used_state);
 }

@@ -32,6 +32,10 @@ TrainedAdapter read_trained_adapter(const std::string& path);
 // (naming `where`) for a missing tensor, a shape mismatch, or a tensor the model has no slot for.
 void load_adapter_into(Llama& model, const TrainedAdapter& a, const std::string& where);
 
+// As load_adapter_into, for any model's params (the DiT's).
+void load_adapter_params(const std::vector<Param<float>>& trainable, const std::vector<Param<float>>& state,
+                         const TrainedAdapter& a, const std::string& where);
+
 // The model's non-trained slot state as a map (what write_trained_adapter takes).
 TensorMap state_tensors(Llama& model);
 

@@ -12,6 +12,7 @@
 #include "cli/common.h"
 #include "cli/flags.h"
 #include "core/error.h"
+#include "io/dit_file.h"
 #include "io/gguf.h"
 #include "io/model_file.h"
 
@@ -164,6 +165,45 @@ void print_adapter(const nlohmann::json& j) {
                                                                         : "cannot apply it: use `qtune merge`");
 }
 
+nlohmann::json dit_info_json(const DitFile& f) {
+  const DitConfig& c = f.config;
+  nlohmann::json tensors = nlohmann::json::array();
+  int64_t params = 0;
+  for (const auto& [name, shape] : dit_tensor_shapes(c)) {
+    tensors.push_back({{"name", name}, {"shape", shape}, {"type", "F32"}});
+    params += f.tensors.at(name).numel();
+  }
+  return {{"file", f.path},
+          {"format", "gguf"},
+          {"architecture", "dit"},
+          {"config",
+           {{"image", c.image}, {"channels", c.channels}, {"patch", c.patch}, {"dim", c.dim}, {"depth", c.depth},
+            {"heads", c.heads}, {"mlp_ratio", c.mlp_ratio}, {"num_classes", c.num_classes},
+            {"freq_dim", c.freq_dim}, {"norm_eps", c.norm_eps}, {"tokens", c.tokens()}}},
+          {"parameters", params},
+          {"tensors", tensors}};
+}
+
+void print_dit(const nlohmann::json& j) {
+  const auto& c = j["config"];
+  std::printf("file:          %s\n", j["file"].get<std::string>().c_str());
+  std::printf("architecture:  dit (class-conditional diffusion transformer, ε-prediction)\n");
+  std::printf("image %dx%dx%d, patch %d (%d tokens), dim %d, depth %d, heads %d, mlp_ratio %d, classes %d (+ null), "
+              "freq_dim %d\n",
+              c["channels"].get<int>(), c["image"].get<int>(), c["image"].get<int>(), c["patch"].get<int>(),
+              c["tokens"].get<int>(), c["dim"].get<int>(), c["depth"].get<int>(), c["heads"].get<int>(),
+              c["mlp_ratio"].get<int>(), c["num_classes"].get<int>(), c["freq_dim"].get<int>());
+  std::printf("parameters:    %lld (%s), all F32\n", static_cast<long long>(j["parameters"].get<int64_t>()),
+              human_count(j["parameters"].get<int64_t>()).c_str());
+  std::printf("tensors (%zu):\n", j["tensors"].size());
+  for (const auto& t : j["tensors"]) {
+    std::string shape;
+    for (const auto& d : t["shape"]) shape += (shape.empty() ? "" : " x ") + std::to_string(d.get<int64_t>());
+    std::printf("  %-28s %-6s [%s]\n", t["name"].get<std::string>().c_str(), t["type"].get<std::string>().c_str(),
+                shape.c_str());
+  }
+}
+
 }  // namespace
 
 int cmd_info(int argc, char** argv) {
@@ -180,6 +220,14 @@ int cmd_info(int argc, char** argv) {
       std::printf("%s\n", j.dump(2).c_str());
     else
       print_adapter(j);
+    return 0;
+  }
+  if (is_dit_gguf(model)) {
+    const nlohmann::json j = dit_info_json(load_dit(model));
+    if (json)
+      std::printf("%s\n", j.dump(2).c_str());
+    else
+      print_dit(j);
     return 0;
   }
   ModelFile mf = load_model(model);

@@ -22,7 +22,9 @@
 #include "cli/common.h"
 #include "cli/flags.h"
 #include "core/error.h"
+#include "io/dit_file.h"
 #include "io/model_file.h"
+#include "models/dit.h"
 #include "models/llama.h"
 
 namespace qtune::cli {
@@ -46,6 +48,24 @@ void post_training_quantize(ModelFile& m, const QuantSpec& spec, const QuantSpec
   }
   quantize_projections(m, spec);
   QT_ASSERT(static_cast<int>(m.quantized.size()) == m.config.n_layers * kNumProjections);
+}
+
+// A DiT adapter (from `dit-train`) into its DiT GGUF: a float merge, written as the DiT GGUF.
+int merge_dit(const ModelArgs& ma, const std::string& adapter, const std::string& out, const std::string& report) {
+  DitFile f = load_dit(ma.model);
+  const TrainedAdapter a = read_trained_adapter(adapter);
+  QT_CHECK(!is_integer_method(a.method.method), "{}: merging a {} adapter into a DiT is not supported (float methods only)",
+           adapter, a.method.method);
+  Dit<float> model(f, float_arithmetic(a.method), a.seed);
+  f.tensors.clear();  // the model holds its own copy
+  load_adapter_params(model.trainable(), model.state(), a, adapter);
+  save_dit(out, model.merged());
+  write_report(report, {{"command", "merge"}, {"model", ma.model}, {"adapter", adapter}, {"out", out},
+                        {"method", a.method.method}, {"merge", "float merge (F32)"}, {"architecture", "dit"}});
+  std::printf("merged %s (%s, rank %s, %zu tensors) into %s → %s (float merge, F32)\n", adapter.c_str(),
+              a.method.method.c_str(), rank_str(a.method.rank).c_str(), a.adapters.size(), ma.model.c_str(),
+              out.c_str());
+  return 0;
 }
 
 }  // namespace
@@ -78,6 +98,12 @@ int cmd_merge(int argc, char** argv) {
   in.push_back({"--adapter", adapter});
   if (!report.empty()) outs.push_back({"--report", report});
   check_paths(in, outs);
+  if (is_dit_gguf(ma.model)) {
+    QT_CHECK(bits_opt->count() == 0 && group < 0 && !symmetric && scale_search.empty() && ma.tokenizer.empty(),
+             "{}: a DiT merges into float only; --bits, --group, --symmetric, --scale-search and --tokenizer do not "
+             "apply", ma.model);
+    return merge_dit(ma, adapter, out, report);
+  }
 
   ModelFile mf = load_model(ma.model);
   TrainedAdapter a = read_trained_adapter(adapter);

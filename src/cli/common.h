@@ -55,6 +55,9 @@ nlohmann::json intlora_stats_json(const std::map<std::string, double>& stats);
 // --model and --tokenizer as inputs for check_paths (cli/paths.h), when given.
 std::vector<NamedPath> model_inputs(const ModelArgs& a);
 
+// Whether path is a GGUF with general.architecture = "dit" (io/dit_file.h), not a LLaMA.
+bool is_dit_gguf(const std::string& path);
+
 // Sets the thread count of OpenMP and BLAS (0 = all cores).
 void use_threads(int threads);
 

@@ -1,0 +1,326 @@
+// qtune dit-train — train a class-conditional DiT (models/dit.h) on Fashion-MNIST: pretraining
+// a fresh model (--init-config, --method full) or fine-tuning one (--model) with any --method.
+//
+// The generic trainer (train/trainer.h) speaks tokens, so a DiT batch is encoded as one "token"
+// per image (seq 1): tokens[b] ≥ 0 is training image tokens[b], tokens[b] < 0 held-out image
+// −tokens[b]−1; targets[b] is the seed of that image's (t, ε, class dropout), < 0 a padding row.
+// The training source draws index and seed from the trainer's Rng, so a checkpoint carries all
+// the randomness and --resume continues bit-exactly; the held-out images use their own index as
+// seed, so the held-out loss is the same fixed (t, ε) for every run, whatever --seed.
+//
+// Output (--out): full → the trained DiT GGUF; adapter methods → the adapter file, as finetune.
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli/adapter_file.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/flags.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/hash.h"
+#include "io/dit_file.h"
+#include "io/idx.h"
+#include "models/diffusion.h"
+#include "models/dit.h"
+#include "train/trainer.h"
+
+namespace qtune::cli {
+
+namespace {
+
+// Where Debian's dataset-fashion-mnist puts the IDX files.
+constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
+
+struct DitTrainArgs {
+  std::string model, init_config;
+  DitConfig init;  // --init-config parsed
+  std::string data = kFashionMnistDir;
+  std::string classes = "0-9";
+  int batch = 16;
+  int val_images = 256;
+  float cfg_dropout = 0.1f;
+  MethodOptions method;
+  MethodFlags method_flags;
+  TrainOptions train;
+  std::string schedule = "cosine";
+  std::string out, report;
+};
+
+void add_flags(CLI::App& app, DitTrainArgs& a) {
+  app.add_option("--model,-m", a.model, "a DiT GGUF to fine-tune");
+  app.add_option("--init-config", a.init_config,
+                 "pretrain a fresh DiT instead (--method full), e.g. patch=4,dim=64,depth=4,heads=4 "
+                 "(also mlp_ratio, freq_dim; image 28×28, 1 channel, 10 classes)");
+  app.add_option("--data", a.data, "directory of the Fashion-MNIST IDX files")->capture_default_str();
+  app.add_option("--classes", a.classes, "the classes trained on, e.g. 0-7 or 8,9")->capture_default_str();
+  app.add_option("--batch,-b", a.batch, "images per micro-batch")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  app.add_option("--val-images", a.val_images,
+                 "held-out images: the first N test (t10k) images of --classes, in file order")
+      ->capture_default_str()->check(kPositive);
+  app.add_option("--cfg-dropout", a.cfg_dropout, "probability a training image's class becomes the null class")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  a.method_flags = add_method_flags(app, a.method);
+  add_train_flags(app, a.train, a.schedule);
+  app.add_option("--out,-o", a.out, "output: the DiT GGUF (full) or the adapter file")->required();
+  add_report_flag(app, a.report);
+}
+
+// "patch=4,dim=64,depth=4,heads=4" over the defaults of DitConfig.
+DitConfig parse_dit_spec(const std::string& spec) {
+  DitConfig c;
+  size_t pos = 0;
+  while (pos <= spec.size()) {
+    const size_t end = std::min(spec.find(',', pos), spec.size());
+    const std::string kv = spec.substr(pos, end - pos);
+    const size_t eq = kv.find('=');
+    QT_CHECK(eq != std::string::npos, "--init-config: '{}' is not key=value", kv);
+    const std::string k = kv.substr(0, eq), v = kv.substr(eq + 1);
+    int x = 0;
+    try {
+      size_t used = 0;
+      x = std::stoi(v, &used);
+      QT_CHECK(used == v.size() && x > 0, "--init-config: {} must be a positive integer, got '{}'", k, v);
+    } catch (const std::logic_error&) {
+      fail("--init-config: {} must be a positive integer, got '{}'", k, v);
+    }
+    if (k == "patch") c.patch = x;
+    else if (k == "dim") c.dim = x;
+    else if (k == "depth") c.depth = x;
+    else if (k == "heads") c.heads = x;
+    else if (k == "mlp_ratio") c.mlp_ratio = x;
+    else if (k == "freq_dim") c.freq_dim = x;
+    else fail("--init-config: unknown key '{}' (patch, dim, depth, heads, mlp_ratio, freq_dim)", k);
+    pos = end + 1;
+  }
+  validate(c);
+  return c;
+}
+
+void finish_options(const CLI::App& app, DitTrainArgs& a) {
+  QT_CHECK(a.model.empty() != a.init_config.empty(), "give exactly one of --model and --init-config");
+  if (!a.init_config.empty()) {
+    QT_CHECK(a.method.method == "full", "--init-config pretrains all weights: use --method full, not '{}'",
+             a.method.method);
+    a.init = parse_dit_spec(a.init_config);
+  }
+  refuse_inapplicable_flags(a.method_flags, a.method);
+  validate(a.method);
+  a.method.gemm = gemm_mode_str(gemm_mode(a.method));
+  if (app.get_option("--lr")->count() == 0) a.train.lr = method_info(a.method.method).default_lr;
+  a.train.schedule = parse_schedule(a.schedule);
+  a.train.method = a.method;
+  a.train.batch = a.batch;
+  a.train.seq = 1;  // one image per "token" (see the top of the file)
+  if (a.train.checkpoint.empty()) a.train.checkpoint = a.out + ".ckpt.gguf";
+  std::vector<NamedPath> in;
+  if (!a.model.empty()) in.push_back({"--model", a.model});
+  if (!a.train.resume.empty()) in.push_back({"--resume", a.train.resume});
+  std::vector<NamedPath> out = {{"--out", a.out}, {"--checkpoint", a.train.checkpoint}};
+  if (!a.report.empty()) out.push_back({"--report", a.report});
+  check_paths(in, out, {{"--checkpoint", "--resume"}});
+}
+
+// A missing dataset is the common first-run problem: say how to get it, in one line.
+void check_dataset_dir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  for (const char* split : {"train", "t10k"})
+    for (const char* kind : {"images-idx3", "labels-idx1"}) {
+      const std::string base = fmt::format("{}/{}-{}-ubyte", dir, split, kind);
+      QT_CHECK(fs::exists(base + ".gz") || fs::exists(base),
+               "Fashion-MNIST not found: {}(.gz) is missing; install it with `apt-get install "
+               "dataset-fashion-mnist` or give --data DIR with the IDX files",
+               base);
+    }
+}
+
+// The DiT as the trainer sees it (see the encoding at the top of the file).
+class DitTrainModel : public TrainModel {
+ public:
+  DitTrainModel(Dit<float>& m, const ImageSet& train, const ImageSet& held, float p_uncond)
+      : m_(m), train_(train), held_(held), p_uncond_(p_uncond), sched_(NoiseSchedule::linear()) {}
+
+  float forward(const int* tokens, const int* targets, int B, int T) override {
+    QT_CHECK(T == 1, "dit-train: one image per row");
+    const int64_t n = m_.config().image_numel();
+    int rows = 0;  // counted rows come first; padding (targets < 0) only at the end
+    while (rows < B && targets[rows] >= 0) ++rows;
+    x_.resize(size_t(rows) * n), eps_.resize(x_.size()), t_.resize(rows), y_.resize(rows);
+    for (int b = 0; b < rows; ++b) {
+      const bool held = tokens[b] < 0;
+      const ImageSet& set = held ? held_ : train_;
+      const int64_t i = held ? -int64_t(tokens[b]) - 1 : tokens[b];
+      Rng rng(0x9e3779b97f4a7c15ULL ^ (uint64_t(targets[b]) * 0xbf58476d1ce4e5b9ULL));
+      make_diffusion_batch(sched_, set.pixels.data() + i * n, &set.labels[i], 1, n, m_.config().null_class(),
+                           held ? 0.0f : p_uncond_, rng, one_);
+      std::copy(one_.x_t.begin(), one_.x_t.end(), x_.begin() + b * n);
+      std::copy(one_.eps.begin(), one_.eps.end(), eps_.begin() + b * n);
+      t_[b] = one_.t[0], y_[b] = one_.y[0];
+    }
+    return float(m_.forward(x_.data(), t_.data(), y_.data(), eps_.data(), rows));
+  }
+  void backward() override { m_.backward(); }
+  void zero_grad() override { m_.zero_grad(); }
+  std::vector<Param<float>> trainable() override { return m_.trainable(); }
+  std::vector<Param<float>> state() override { return m_.state(); }
+
+ private:
+  Dit<float>& m_;
+  const ImageSet &train_, &held_;
+  float p_uncond_;
+  NoiseSchedule sched_;
+  DiffusionBatch one_;
+  std::vector<float> x_, eps_;
+  std::vector<int> t_, y_;
+};
+
+// Training images drawn uniformly (with replacement) from the trainer's Rng, with a noise seed
+// each; the state is only the set's size, checked on resume.
+class ImageSource : public BatchSource {
+ public:
+  explicit ImageSource(int64_t n) : n_(n) {}
+  void next(int B, int T, int* tokens, int* targets, Rng& rng) override {
+    for (int b = 0; b < B * T; ++b) {
+      tokens[b] = int(rng.below(uint64_t(n_)));
+      targets[b] = int(rng.next_u64() & 0x7fffffff);
+    }
+  }
+  std::vector<uint64_t> state() const override { return {uint64_t(n_)}; }
+  void set_state(const std::vector<uint64_t>& s) override {
+    QT_CHECK(s.size() == 1 && s[0] == uint64_t(n_), "the checkpoint was trained on another image set");
+  }
+
+ private:
+  int64_t n_;
+};
+
+// The held-out images, each with its own index as noise seed (fixed across runs and batch sizes).
+class HeldOut : public EvalSet {
+ public:
+  explicit HeldOut(int64_t n) : n_(n) {}
+  int64_t num_batches(int B, int T) const override { return (n_ + B - 1) / B; }
+  void batch(int64_t i, int B, int T, int* tokens, int* targets) const override {
+    for (int b = 0; b < B; ++b) {
+      const int64_t j = i * B + b;
+      tokens[b] = j < n_ ? int(-j - 1) : 0;
+      targets[b] = j < n_ ? int(j) : -1;
+    }
+  }
+
+ private:
+  int64_t n_;
+};
+
+ImageSet first_images(const ImageSet& s, int64_t n) {
+  ImageSet out = s;
+  n = std::min(n, s.size());
+  out.labels.resize(n);
+  out.pixels.resize(size_t(n) * s.rows * s.cols);
+  return out;
+}
+
+uint64_t images_fingerprint(const ImageSet& s, uint64_t h) {
+  h = fingerprint(s.pixels.data(), s.pixels.size() * sizeof(float), h);
+  return fingerprint(s.labels.data(), s.labels.size() * sizeof(int), h);
+}
+
+TensorMap to_map(const std::vector<Param<float>>& ps, bool skip_weights) {
+  TensorMap out;
+  for (const auto& p : ps) {
+    if (skip_weights && p.name.ends_with(".weight")) continue;
+    Tensor t(p.shape);
+    std::memcpy(t.ptr(), p.value, p.numel * sizeof(float));
+    out.emplace(p.name, std::move(t));
+  }
+  return out;
+}
+
+nlohmann::json report_json(const DitTrainArgs& a, const std::vector<int>& classes, const ImageSet& train,
+                           const ImageSet& held, const TrainResult& r) {
+  nlohmann::json loss = nlohmann::json::array(), val = nlohmann::json::array();
+  for (const auto& p : r.loss_curve) loss.push_back({{"step", p.step}, {"loss", p.loss}, {"lr", p.lr}});
+  for (const auto& p : r.val_curve) val.push_back({{"step", p.step}, {"loss", p.loss}, {"images", p.windows}});
+  return {{"command", "dit-train"},
+          {"model", a.init_config.empty() ? a.model : "init:" + a.init_config},
+          {"data", a.data},
+          {"classes", classes},
+          {"out", a.out},
+          {"method", options_json(a.method)},
+          {"steps", a.train.steps},
+          {"batch", a.train.batch},
+          {"lr", a.train.lr},
+          {"seed", a.train.seed},
+          {"cfg_dropout", a.cfg_dropout},
+          {"train_images", train.size()},
+          {"heldout",
+           {{"images", held.size()},
+            {"which", fmt::format("the first {} t10k test images of classes {} in file order", held.size(), a.classes)},
+            {"noise", "each image's (t, ε) seeded by its index in that list: the same in every run, whatever --seed"}}},
+          {"val_loss", r.final_val_loss ? nlohmann::json(*r.final_val_loss) : nlohmann::json()},
+          {"loss_curve", loss},
+          {"val_curve", val},
+          {"images_per_second", r.tokens_per_second},
+          {"peak_rss_bytes", r.peak_rss_bytes},
+          {"trainable_params", r.trainable_params},
+          {"wall_seconds", r.wall_seconds},
+          {"resumed_from_step", r.first_step - 1}};
+}
+
+}  // namespace
+
+int cmd_dit_train(int argc, char** argv) {
+  CLI::App app{"Train a class-conditional DiT on Fashion-MNIST: pretrain (--init-config, --method full) or "
+               "fine-tune a DiT GGUF (--model) with any --method.",
+               "qtune dit-train"};
+  DitTrainArgs a;
+  add_flags(app, a);
+  QT_PARSE(app, argc, argv);
+  finish_options(app, a);
+
+  const std::vector<int> classes = parse_class_list(a.classes, 10);
+  check_dataset_dir(a.data);
+  const ImageSet train_set = load_fashion_mnist(a.data, "train", classes);
+  const ImageSet held = first_images(load_fashion_mnist(a.data, "t10k", classes), a.val_images);
+  QT_CHECK(train_set.size() > 0 && held.size() > 0, "--classes {}: no images in {}", a.classes, a.data);
+
+  DitFile f;
+  if (a.init_config.empty()) {
+    f = load_dit(a.model);
+    MappedFile mf(a.model);
+    a.train.model_fingerprint = fingerprint_hex(fingerprint(mf.data(), mf.size()));
+  } else {
+    f = dit_init(a.init, a.train.seed);
+    a.train.model_fingerprint = fingerprint_hex(fingerprint(a.init_config.data(), a.init_config.size()));
+  }
+  QT_CHECK(f.config.image == train_set.rows && f.config.image == train_set.cols && f.config.channels == 1,
+           "{}: the DiT takes {}×{}×{} images, Fashion-MNIST's are 28×28×1", a.model, f.config.channels,
+           f.config.image, f.config.image);
+  QT_CHECK(f.config.num_classes == 10, "{}: the DiT has {} classes, Fashion-MNIST 10", a.model,
+           f.config.num_classes);
+  a.train.data_fingerprint = fingerprint_hex(images_fingerprint(held, images_fingerprint(train_set, 0x9e3779b97f4a7c15ULL)));
+
+  Dit<float> dit(f, a.method, a.train.seed);
+  DitTrainModel model(dit, train_set, held, a.cfg_dropout);
+  ImageSource source(train_set.size());
+  HeldOut val(held.size());
+  const TrainResult r = train(model, source, &val, a.train);
+
+  if (a.method.method == "full")
+    save_dit(a.out, dit.merged());
+  else
+    write_trained_adapter(a.out, to_map(dit.trainable(), true), to_map(dit.state(), false), a.method, a.train.seed);
+  write_report(a.report, report_json(a, classes, train_set, held, r));
+  if (r.first_step > 1)
+    std::printf("resumed from step %lld of %s\n", static_cast<long long>(r.first_step - 1), a.train.resume.c_str());
+  std::printf("final loss %.4f  held-out loss %.4f (%lld images)  %lld trainable params  → %s\n",
+              r.loss_curve.empty() ? 0.0 : r.loss_curve.back().loss, r.final_val_loss.value_or(0.0),
+              static_cast<long long>(held.size()), static_cast<long long>(r.trainable_params), a.out.c_str());
+  return 0;
+}
+
+}  // namespace qtune::cli

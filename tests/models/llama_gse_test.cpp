@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "models/llama.h"
 #include "test_util.h"
+#include "tiny_model.h"
 
 using namespace qtune;
 
@@ -18,28 +19,9 @@ namespace {
 
 // dim 64, hidden 96, 2 layers, 4/2 heads (GQA), vocab 40, seq 24: rows longer than a group.
 ModelFile small_model(uint64_t seed = 3) {
-  ModelFile mf;
-  LlamaConfig& c = mf.config;
+  LlamaConfig c;
   c.dim = 64, c.hidden_dim = 96, c.n_layers = 2, c.n_heads = 4, c.n_kv_heads = 2, c.vocab_size = 40, c.seq_len = 24;
-  mf.path = "small";
-  Rng rng(seed);
-  auto add = [&](const std::string& name, Shape s, double scale, double mean = 0) {
-    Tensor t(std::move(s));
-    for (auto& x : t.data) x = float(mean + scale * rng.normal());
-    mf.tensors[name] = std::move(t);
-  };
-  const int64_t C = c.dim, H = c.hidden_dim, KV = c.kv_dim(), V = c.vocab_size;
-  add("token_embd.weight", {V, C}, 0.3);
-  add("output_norm.weight", {C}, 0.1, 1.0);
-  for (int l = 0; l < c.n_layers; ++l) {
-    const std::string b = "blk." + std::to_string(l) + ".";
-    add(b + "attn_norm.weight", {C}, 0.1, 1.0);
-    add(b + "ffn_norm.weight", {C}, 0.1, 1.0);
-    for (auto [n, o, i] : {std::tuple{"attn_q", C, C}, {"attn_k", KV, C}, {"attn_v", KV, C}, {"attn_output", C, C},
-                           {"ffn_gate", H, C}, {"ffn_up", H, C}, {"ffn_down", C, H}})
-      add(b + n + ".weight", {o, i}, 0.5 / std::sqrt(double(i)));
-  }
-  return mf;
+  return test::random_llama(c, "small", seed, 0.3, [](int64_t in) { return 0.5 / std::sqrt(double(in)); });
 }
 
 constexpr int kB = 2, kT = 24;

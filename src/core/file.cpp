@@ -93,9 +93,16 @@ AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
     fail("{}: cannot write: it is {}, not a regular file", path_, file_kind(st.st_mode));
   remove_stale_temps(path_);
   tmp_ = fmt::format("{}.tmp.{}", path_, ::getpid());
-  f_ = std::fopen(tmp_.c_str(), "wb");
-  if (!f_) fail("{}: cannot write: {}", path_, std::strerror(errno));
+  // Registered before it exists: a SIGTERM between creating the file and registering it would
+  // leave it behind (the handler's unlink of a path not yet created is harmless).
   signal_slot_ = register_temp_file(tmp_);
+  f_ = std::fopen(tmp_.c_str(), "wb");
+  if (!f_) {
+    const int err = errno;
+    unregister_temp_file(signal_slot_);
+    signal_slot_ = -1;
+    fail("{}: cannot write: {}", path_, std::strerror(err));
+  }
 }
 
 AtomicFile::~AtomicFile() {

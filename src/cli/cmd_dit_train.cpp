@@ -19,6 +19,7 @@
 
 #include "cli/adapter_file.h"
 #include "cli/commands.h"
+#include "cli/dit_common.h"
 #include "cli/common.h"
 #include "cli/flags.h"
 #include "core/error.h"
@@ -33,9 +34,6 @@
 namespace qtune::cli {
 
 namespace {
-
-// Where Debian's dataset-fashion-mnist puts the IDX files.
-constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
 struct DitTrainArgs {
   std::string model, init_config;
@@ -124,19 +122,6 @@ void finish_options(const CLI::App& app, DitTrainArgs& a) {
   std::vector<NamedPath> out = {{"--out", a.out}, {"--checkpoint", a.train.checkpoint}};
   if (!a.report.empty()) out.push_back({"--report", a.report});
   check_paths(in, out, {{"--checkpoint", "--resume"}});
-}
-
-// A missing dataset is the common first-run problem: say how to get it, in one line.
-void check_dataset_dir(const std::string& dir) {
-  namespace fs = std::filesystem;
-  for (const char* split : {"train", "t10k"})
-    for (const char* kind : {"images-idx3", "labels-idx1"}) {
-      const std::string base = fmt::format("{}/{}-{}-ubyte", dir, split, kind);
-      QT_CHECK(fs::exists(base + ".gz") || fs::exists(base),
-               "Fashion-MNIST not found: {}(.gz) is missing; install it with `apt-get install "
-               "dataset-fashion-mnist` or give --data DIR with the IDX files",
-               base);
-    }
 }
 
 // The DiT as the trainer sees it (see the encoding at the top of the file).

@@ -50,21 +50,73 @@ void post_training_quantize(ModelFile& m, const QuantSpec& spec, const QuantSpec
   QT_ASSERT(static_cast<int>(m.quantized.size()) == m.config.n_layers * kNumProjections);
 }
 
-// A DiT adapter (from `dit-train`) into its DiT GGUF: a float merge, written as the DiT GGUF.
-int merge_dit(const ModelArgs& ma, const std::string& adapter, const std::string& out, const std::string& report) {
+// PTQ of every slot weight of a merged DiT to `spec` (the baseline the integer methods beat);
+// weights already in that format (qlora's frozen slots) are kept as they are.
+void post_training_quantize(DitFile& f, const QuantSpec& spec, const QuantSpec& base_spec) {
+  for (const std::string& stem : dit_slot_stems(f.config)) {
+    const std::string name = stem + ".weight";
+    if (auto q = f.quantized.find(name); q != f.quantized.end()) {
+      if (q->second.size() == 1 && same_format(spec, base_spec)) continue;
+      f.tensors[name] = dit_weight_as_float(f, name);
+      f.quantized.erase(q);
+    }
+    const Tensor& w = f.tensors.at(name);
+    std::vector<QuantMatrix> planes;
+    planes.push_back(quantize(w.ptr(), w.shape[0], w.shape[1], spec));
+    f.quantized[name] = std::move(planes);
+    f.tensors.erase(name);
+  }
+}
+
+struct PtqArgs {
+  int bits = 32, group = -1;
+  bool symmetric = false;
+  std::string scale_search;
+};
+
+// A DiT adapter (from `dit-train`) into its DiT GGUF: integer methods exactly into their
+// integers, float methods into F32 or, with --bits, by post-training quantization — as for a LLaMA.
+int merge_dit(const ModelArgs& ma, const std::string& adapter, const std::string& out, const std::string& report,
+              const PtqArgs& ptq_args) {
   DitFile f = load_dit(ma.model);
   const TrainedAdapter a = read_trained_adapter(adapter);
-  QT_CHECK(!is_integer_method(a.method.method), "{}: merging a {} adapter into a DiT is not supported (float methods only)",
-           adapter, a.method.method);
+  QT_CHECK(f.quantized.empty(), "{}: the base DiT has integer weights; merge into the float DiT the adapter was "
+                                "trained on", ma.model);
+  const bool integer = is_integer_method(a.method.method);
+  QT_CHECK(!(integer && ptq_args.bits <= 8), "{}: a {} adapter merges exactly into its own {}-bit integers; --bits "
+                                             "(post-training quantization) does not apply",
+           adapter, a.method.method, a.method.bits);
+  QT_CHECK(ptq_args.bits != 16, "--bits 16: a DiT is written as F32 or integers (--bits 4|8)");
   Dit<float> model(f, float_arithmetic(a.method), a.seed);
-  f.tensors.clear();  // the model holds its own copy
+  f = DitFile{};  // the model holds its own copy
   load_adapter_params(model.trainable(), model.state(), a, adapter);
-  save_dit(out, model.merged());
+  DitFile merged = model.merged();
+  std::string what;
+  if (integer) {
+    what = fmt::format("exact {}-bit integer merge", a.method.bits);
+  } else if (ptq_args.bits <= 8) {
+    MethodOptions ptq = a.method;
+    ptq.bits = ptq_args.bits;
+    if (!has_quantized_base(a.method.method)) ptq.symmetric = ptq_args.bits == 8;
+    if (ptq_args.group >= 0) ptq.group = ptq_args.group;
+    if (ptq_args.symmetric) ptq.symmetric = true;
+    if (!ptq_args.scale_search.empty()) ptq.scale_search = ptq_args.scale_search;
+    validate(ptq);
+    post_training_quantize(merged, base_quant_spec(ptq), base_quant_spec(a.method));
+    what = fmt::format("float merge + {}-bit post-training quantization", ptq_args.bits);
+  } else {
+    for (auto& [name, planes] : merged.quantized) merged.tensors[name] = dit_weight_as_float(merged, name);
+    merged.quantized.clear();
+    what = "float merge (F32)";
+  }
+  save_dit(out, merged);
   write_report(report, {{"command", "merge"}, {"model", ma.model}, {"adapter", adapter}, {"out", out},
-                        {"method", a.method.method}, {"merge", "float merge (F32)"}, {"architecture", "dit"}});
-  std::printf("merged %s (%s, rank %s, %zu tensors) into %s → %s (float merge, F32)\n", adapter.c_str(),
-              a.method.method.c_str(), rank_str(a.method.rank).c_str(), a.adapters.size(), ma.model.c_str(),
-              out.c_str());
+                        {"method", a.method.method}, {"merge", what}, {"architecture", "dit"},
+                        {"bits", integer ? a.method.bits : ptq_args.bits}, {"act_bits", merged.act.bits},
+                        {"integer_slots", merged.quantized.size()}});
+  std::printf("merged %s (%s, rank %s, %zu tensors) into %s → %s (%s%s)\n", adapter.c_str(), a.method.method.c_str(),
+              rank_str(a.method.rank).c_str(), a.adapters.size(), ma.model.c_str(), out.c_str(), what.c_str(),
+              merged.act.bits == 8 ? ", int8 activations recorded" : "");
   return 0;
 }
 
@@ -98,11 +150,11 @@ int cmd_merge(int argc, char** argv) {
   in.push_back({"--adapter", adapter});
   if (!report.empty()) outs.push_back({"--report", report});
   check_paths(in, outs);
+  QT_CHECK(bits <= 8 || (group < 0 && !symmetric && scale_search.empty()),
+           "--group, --symmetric and --scale-search go with --bits 4 or 8");
   if (is_dit_gguf(ma.model)) {
-    QT_CHECK(bits_opt->count() == 0 && group < 0 && !symmetric && scale_search.empty() && ma.tokenizer.empty(),
-             "{}: a DiT merges into float only; --bits, --group, --symmetric, --scale-search and --tokenizer do not "
-             "apply", ma.model);
-    return merge_dit(ma, adapter, out, report);
+    QT_CHECK(ma.tokenizer.empty(), "{}: a DiT has no vocabulary; --tokenizer does not apply", ma.model);
+    return merge_dit(ma, adapter, out, report, {bits, group, symmetric, scale_search});
   }
 
   ModelFile mf = load_model(ma.model);
@@ -111,8 +163,6 @@ int cmd_merge(int argc, char** argv) {
   QT_CHECK(!(integer && bits_opt->count()), "{}: a {} adapter merges exactly into its own {}-bit integers; --bits "
                                             "(post-training quantization) does not apply",
            adapter, a.method.method, a.method.bits);
-  QT_CHECK(bits <= 8 || (group < 0 && !symmetric && scale_search.empty()),
-           "--group, --symmetric and --scale-search go with --bits 4 or 8");
   Llama model(mf, float_arithmetic(a.method), a.seed);
   mf.tensors.clear();  // the model holds its own copy
   mf.quantized.clear();

@@ -25,8 +25,13 @@ InferenceDit load_inference_dit(const std::string& path) {
   InferenceDit d;
   d.config = f.config;
   d.method.frozen = true;  // no trainable params, no gradient buffers
+  d.method.act_bits = f.act.bits;
+  const size_t slots = dit_slot_stems(f.config).size();
+  d.describe = f.quantized.empty() ? "float weights"
+                                   : fmt::format("integer weights ({} of {} slots)", f.quantized.size(), slots);
+  if (f.act.bits == 8)
+    d.describe += f.act.scales.empty() ? ", int8 activations (per-token scales)" : ", int8 activations (static scales)";
   d.model = std::make_unique<Dit<float>>(f, d.method, 0);
-  d.describe = "float weights";
   return d;
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "io/gguf_int.h"
 #include "io/model_file.h"
 
 namespace qtune {
@@ -57,9 +58,20 @@ std::vector<std::pair<std::string, Shape>> dit_tensor_shapes(const DitConfig& c)
 
 void validate_dit(const DitFile& f) {
   validate(f.config);
-  std::set<std::string> expected;
+  std::set<std::string> expected, slot_weights;
+  for (const std::string& stem : dit_slot_stems(f.config)) slot_weights.insert(stem + ".weight");
   for (const auto& [name, shape] : dit_tensor_shapes(f.config)) {
     expected.insert(name);
+    if (auto q = f.quantized.find(name); q != f.quantized.end()) {
+      QT_CHECK(slot_weights.count(name), "{}: tensor {} cannot be integer (only the slots' weights can)", f.path,
+               name);
+      QT_CHECK(!f.tensors.count(name), "{}: tensor {} is both float and integer", f.path, name);
+      QT_CHECK(!q->second.empty(), "{}: tensor {} has no integer planes", f.path, name);
+      for (const QuantMatrix& p : q->second)
+        QT_CHECK(p.rows == shape[0] && p.cols == shape[1], "{}: tensor {} has shape [{}, {}], expected {}", f.path,
+                 name, p.rows, p.cols, shape_str(shape));
+      continue;
+    }
     auto it = f.tensors.find(name);
     QT_CHECK(it != f.tensors.end(), "{}: tensor {} is missing", f.path, name);
     QT_CHECK(it->second.shape == shape, "{}: tensor {} has shape {}, expected {}", f.path, name,
@@ -68,6 +80,21 @@ void validate_dit(const DitFile& f) {
   }
   for (const auto& [name, t] : f.tensors)
     QT_CHECK(expected.count(name), "{}: tensor {} is not part of a DiT of this config", f.path, excerpt(name));
+  for (const auto& [name, q] : f.quantized)
+    QT_CHECK(expected.count(name), "{}: tensor {} is not part of a DiT of this config", f.path, excerpt(name));
+}
+
+Tensor dit_weight_as_float(const DitFile& f, const std::string& name) {
+  if (auto t = f.tensors.find(name); t != f.tensors.end()) return t->second;
+  auto q = f.quantized.find(name);
+  QT_CHECK(q != f.quantized.end(), "{}: tensor {} is missing", f.path, name);
+  const int64_t rows = q->second[0].rows, cols = q->second[0].cols;
+  Tensor w({rows, cols}), plane({rows, cols});
+  for (const QuantMatrix& p : q->second) {
+    p.dequantize_rows(0, rows, plane.ptr());
+    for (int64_t i = 0; i < w.numel(); ++i) w.ptr()[i] += plane.ptr()[i];
+  }
+  return w;
 }
 
 namespace {
@@ -105,7 +132,20 @@ DitFile load_dit(const std::string& path) {
   } catch (const Error& e) {
     fail("{}: {}", path, e.what());
   }
-  for (const GgufTensorInfo& t : g.tensors()) f.tensors[t.name] = g.to_float(t);
+  std::set<std::string> slot_weights;
+  for (const std::string& stem : dit_slot_stems(f.config)) slot_weights.insert(stem + ".weight");
+  std::vector<std::string> int_names;
+  for (const GgufTensorInfo& t : g.tensors()) {
+    if (t.type != GgmlType::F32) f.stored_types[t.name] = ggml_type_info(t.type).name;
+    if (slot_weights.count(t.name) && is_int_weight_type(t.type)) {
+      f.quantized.emplace(t.name, read_int_weight(g, t));
+      int_names.push_back(t.name);
+    } else if (!t.name.ends_with(".scale")) {  // ".scale": an integer weight's, checked below
+      f.tensors[t.name] = g.to_float(t);
+    }
+  }
+  check_int_extras(g, int_names);
+  f.act = read_act_keys(g, [&](const std::string& stem) { return slot_weights.count(stem + ".weight") > 0; });
   validate_dit(f);
   return f;
 }
@@ -117,7 +157,15 @@ void save_dit(const std::string& path, const DitFile& f) {
   DitConfig c = f.config;
   for_each_key(c, [&](const char* key, int& v) { w.set_u32(key, uint32_t(v)); });
   w.set_f32("dit.attention.layer_norm_epsilon", c.norm_eps);
-  for (const auto& [name, shape] : dit_tensor_shapes(c)) w.add_tensor(name, f.tensors.at(name), GgmlType::F32);
+  std::set<std::string> slot_weights;
+  for (const std::string& stem : dit_slot_stems(c)) slot_weights.insert(stem + ".weight");
+  write_act_keys(w, path, f.act, [&](const std::string& stem) { return slot_weights.count(stem + ".weight") > 0; });
+  for (const auto& [name, shape] : dit_tensor_shapes(c)) {
+    if (auto q = f.quantized.find(name); q != f.quantized.end())
+      add_int_weight(w, path, name, q->second);
+    else
+      w.add_tensor(name, f.tensors.at(name), GgmlType::F32);
+  }
   w.write(path);
 }
 

@@ -15,11 +15,14 @@
 //   output.weight            [P, D]     output.bias       [P]
 // The position embedding is fixed (2-D sin-cos) and not stored.
 #pragma once
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/gguf_act.h"
+#include "quant/quant.h"
 
 namespace qtune {
 
@@ -50,11 +53,20 @@ std::vector<std::string> dit_slot_stems(const DitConfig& c);
 struct DitFile {
   DitConfig config;
   TensorMap tensors;
+  // Integer slot weights of a deployed DiT (an exactly merged integer adapter, or post-training
+  // quantization), by tensor name ("blk.0.attn_q.weight"), stored exactly as io/gguf_int.h says;
+  // a name is in `tensors` or here, never both. Only slot weights (dit_slot_stems) can be integer.
+  std::map<std::string, std::vector<QuantMatrix>> quantized;
+  ActSetting act;  // the activation quantization it was fine-tuned with (io/gguf_act.h)
+  std::map<std::string, std::string> stored_types;  // non-F32 tensor types as stored, for `qtune info`
   std::string path;  // for messages
 };
 
-// Checks every tensor of dit_tensor_shapes is present with its shape, no other is, and all are
-// finite; throws Error naming the file and tensor.
+// A slot weight as float: from `tensors`, or the sum of its dequantized integer planes.
+Tensor dit_weight_as_float(const DitFile& f, const std::string& name);
+
+// Checks every tensor of dit_tensor_shapes is present (float, or integer for a slot weight) with
+// its shape, no other is, and all are finite; throws Error naming the file and tensor.
 void validate_dit(const DitFile& f);
 
 DitFile load_dit(const std::string& path);

@@ -8,6 +8,7 @@
 #include <unordered_set>
 
 #include "io/gguf.h"
+#include "io/gguf_act.h"
 #include "io/llama2c.h"  // check_llama_config
 
 namespace qtune {
@@ -74,8 +75,6 @@ LlamaConfig read_config(const GgufFile& f) {
   return c;
 }
 
-const std::string kActBits = "qtune.act.bits", kActScale = "qtune.act.scale.";
-
 // "blk.N.attn_q" names a projection of this model.
 bool is_model_stem(const LlamaConfig& c, const std::string& stem) {
   const std::string name = stem + ".weight";
@@ -85,22 +84,9 @@ bool is_model_stem(const LlamaConfig& c, const std::string& stem) {
 }
 
 void read_act(const GgufFile& f, ModelFile& m) {
-  if (f.has(kActBits)) {
-    const uint32_t b = f.get_u32(kActBits);
-    QT_CHECK(b == 0 || (b >= 2 && b <= 16), "{}: key '{}': {} activation bits (0 = float, or 2..16)", f.path(),
-             kActBits, b);
-    m.act_bits = int(b);
-  }
-  for (const auto& [key, v] : f.metadata()) {
-    if (key.compare(0, kActScale.size(), kActScale) != 0) continue;
-    const std::string stem = key.substr(kActScale.size());
-    QT_CHECK(is_model_stem(m.config, stem), "{}: key '{}': '{}' is not a projection of this model", f.path(),
-             excerpt(key), excerpt(stem));
-    const float s = f.get_f32(key);
-    QT_CHECK(std::isfinite(s) && s > 0, "{}: key '{}': activation scale {} must be finite and positive", f.path(),
-             excerpt(key), s);
-    m.act_scales[stem] = s;
-  }
+  ActSetting a = read_act_keys(f, [&](const std::string& stem) { return is_model_stem(m.config, stem); });
+  m.act_bits = a.bits;
+  m.act_scales = std::move(a.scales);
 }
 
 // A tensor qtune would not read is an error, not silently ignored: an extra block (block_count
@@ -188,16 +174,7 @@ void write_vocab(GgufWriter& w, const GgufVocab& v, int vocab_size) {
 }
 
 void write_act(GgufWriter& w, const ModelFile& m, const std::string& path) {
-  QT_CHECK(m.act_bits == 0 || (m.act_bits >= 2 && m.act_bits <= 16), "{}: activation bits {} (0 = float, or 2..16)",
-           path, m.act_bits);
-  if (m.act_bits != 0 || !m.act_scales.empty()) w.set_u32(kActBits, uint32_t(m.act_bits));
-  for (const auto& [stem, s] : m.act_scales) {
-    QT_CHECK(is_model_stem(m.config, stem), "{}: activation scale for '{}', which is not a projection of the model",
-             path, stem);
-    QT_CHECK(std::isfinite(s) && s > 0, "{}: activation scale of '{}' is {}: must be finite and positive", path, stem,
-             s);
-    w.set_f32(kActScale + stem, s);
-  }
+  write_act_keys(w, path, {m.act_bits, m.act_scales}, [&](const std::string& stem) { return is_model_stem(m.config, stem); });
 }
 
 // general.file_type for a model with integer weights: the block type holding most of them

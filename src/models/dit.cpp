@@ -88,11 +88,21 @@ Dit<T>::Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed)
   m.layers.resize(cfg_.depth);
   Rng rng(seed);
   m.for_each_slot([&](const std::string& stem, std::unique_ptr<Linear<T>>& s) {
+    const std::string wname = stem + ".weight";
+    const auto q = f.quantized.find(wname);
+    const auto w = f.tensors.find(wname);
+    if (opts.frozen) {  // a model to run: its weights as they are, integer ones on the integer path
+      const auto a = f.act.scales.find(stem);
+      const float act_scale = opts.act_dynamic || a == f.act.scales.end() ? 0.0f : a->second;
+      s = q != f.quantized.end() ? make_inference_linear<T>(stem, nullptr, &q->second, opts.act_bits, act_scale)
+                                 : make_inference_linear<T>(stem, &w->second, nullptr, opts.act_bits, act_scale);
+      return;
+    }
     const std::string target = target_of(stem);  // q k v o up down, "" for the other slots
     const bool targeted = target.empty()
                               ? m.base_trainable
                               : std::find(opts.targets.begin(), opts.targets.end(), target) != opts.targets.end();
-    s = make_linear<T>(opts, stem, f.tensors.at(stem + ".weight"), targeted, rng);
+    s = make_linear<T>(opts, stem, w != f.tensors.end() ? w->second : dit_weight_as_float(f, wname), targeted, rng);
   });
 }
 
@@ -167,18 +177,14 @@ DitFile Dit<T>::merged() const {
   for_each_base(cfg_, m.p, none, [&](const std::string& name, T* v, T*, int64_t, const Shape& s) {
     f.tensors[name] = tensor_from(v, s);
   });
+  f.act.bits = opts_.act_bits;
   m.for_each_slot([&](const std::string& stem, std::unique_ptr<Linear<T>>& s) {
     Deployed dep = s->merge();
-    if (dep.weight) {
+    if (dep.weight)
       f.tensors[stem + ".weight"] = std::move(*dep.weight);
-      return;
-    }
-    Tensor w({s->out(), s->in()}), plane({s->out(), s->in()});  // an integer merge: its float value
-    for (const QuantMatrix& q : dep.planes) {
-      q.dequantize_rows(0, s->out(), plane.ptr());
-      for (int64_t i = 0; i < w.numel(); ++i) w.ptr()[i] += plane.ptr()[i];
-    }
-    f.tensors[stem + ".weight"] = std::move(w);
+    else
+      f.quantized[stem + ".weight"] = std::move(dep.planes);
+    if (s->input_scale() > 0) f.act.scales[stem] = s->input_scale();
   });
   return f;
 }

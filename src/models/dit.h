@@ -54,8 +54,9 @@ class Dit {
   int64_t num_trainable() const;
   Linear<T>& slot(const std::string& stem);  // e.g. "blk.0.adaln"
 
-  // The float tensors after merging every slot (integer merges dequantized): a DitFile that
-  // load/save and a fresh Dit take.
+  // The deployed model: every slot merged (integer methods into their exact integers, float ones
+  // into float weights) with the activation setting it trained with; a DitFile that save_dit
+  // writes and a fresh (frozen) Dit runs as this model's forward did.
   DitFile merged() const;
 
  private:

@@ -31,6 +31,7 @@ const std::vector<Command>& commands() {
                    "checkpoints, resume", qtune::cli::cmd_finetune},
       {"dit-train", "train a diffusion transformer (DiT) on Fashion-MNIST: pretrain or fine-tune with any method",
        qtune::cli::cmd_dit_train},
+      {"sample", "generate images with a class-conditional DiT and write them as a PNG grid", qtune::cli::cmd_sample},
       {"quantize", "post-training quantization to GGUF Q8_0 / Q4_1 / Q4_0", qtune::cli::cmd_quantize},
       {"merge", "merge an adapter into its base model: the integer methods exactly into integers, lora/qlora "
                 "into float (or --bits b by PTQ)", qtune::cli::cmd_merge},

@@ -33,6 +33,7 @@ const std::vector<Command>& commands() {
        qtune::cli::cmd_dit_train},
       {"dit-eval", "the held-out loss of a DiT (float or deployed integer) on Fashion-MNIST test images",
        qtune::cli::cmd_dit_eval},
+      {"sample", "generate images with a class-conditional DiT and write them as a PNG grid", qtune::cli::cmd_sample},
       {"quantize", "post-training quantization to GGUF Q8_0 / Q4_1 / Q4_0", qtune::cli::cmd_quantize},
       {"merge", "merge an adapter into its base model: the integer methods exactly into integers, lora/qlora "
                 "into float (or --bits b by PTQ)", qtune::cli::cmd_merge},

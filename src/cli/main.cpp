@@ -31,6 +31,10 @@ const std::vector<Command>& commands() {
                    "checkpoints, resume", qtune::cli::cmd_finetune},
       {"dit-train", "train a diffusion transformer (DiT) on Fashion-MNIST: pretrain or fine-tune with any method",
        qtune::cli::cmd_dit_train},
+      {"classifier-train", "train the Fashion-MNIST classifier that scores generated images (qtune fid)",
+       qtune::cli::cmd_classifier_train},
+      {"fid", "image quality of a DiT: FID against the test images and conditional accuracy",
+       qtune::cli::cmd_fid},
       {"quantize", "post-training quantization to GGUF Q8_0 / Q4_1 / Q4_0", qtune::cli::cmd_quantize},
       {"merge", "merge an adapter into its base model: the integer methods exactly into integers, lora/qlora "
                 "into float (or --bits b by PTQ)", qtune::cli::cmd_merge},
@@ -41,7 +45,7 @@ const std::vector<Command>& commands() {
 
 void usage(std::FILE* out) {
   std::fprintf(out, "qtune — fine-tune quantized LLaMA-family models on CPU\n\nusage: qtune <command> [options]\n\ncommands:\n");
-  for (const auto& c : commands()) std::fprintf(out, "  %-12s %s\n", c.name, c.summary);
+  for (const auto& c : commands()) std::fprintf(out, "  %-17s %s\n", c.name, c.summary);
   std::fprintf(out, "\nRun `qtune <command> --help` for the options of a command.\n");
 }
 

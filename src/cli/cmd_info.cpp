@@ -12,6 +12,7 @@
 #include "cli/common.h"
 #include "cli/flags.h"
 #include "core/error.h"
+#include "io/classifier_file.h"
 #include "io/dit_file.h"
 #include "io/gguf.h"
 #include "io/model_file.h"
@@ -204,6 +205,52 @@ void print_dit(const nlohmann::json& j) {
   }
 }
 
+// Whether path is a GGUF with general.architecture = "fmnist-classifier" (io/classifier_file.h).
+bool is_classifier_gguf(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  char magic[4] = {};
+  const bool gguf = f && std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
+  if (f) std::fclose(f);
+  if (!gguf) return false;
+  GgufFile g(path);
+  return g.has("general.architecture") && g.get_str("general.architecture") == kClassifierArch;
+}
+
+nlohmann::json classifier_info_json(const ClassifierFile& f) {
+  const ClassifierConfig& c = f.config;
+  nlohmann::json tensors = nlohmann::json::array();
+  int64_t params = 0;
+  for (const auto& [name, shape] : classifier_tensor_shapes(c)) {
+    tensors.push_back({{"name", name}, {"shape", shape}, {"type", "F32"}});
+    params += f.tensors.at(name).numel();
+  }
+  return {{"file", f.path},
+          {"format", "gguf"},
+          {"architecture", kClassifierArch},
+          {"config",
+           {{"image", c.image}, {"hidden1", c.hidden1}, {"hidden2", c.hidden2}, {"num_classes", c.num_classes},
+            {"activation", "gelu_tanh"}}},
+          {"test_accuracy", f.test_accuracy ? nlohmann::json(*f.test_accuracy) : nlohmann::json()},
+          {"train_steps", f.train_steps ? nlohmann::json(*f.train_steps) : nlohmann::json()},
+          {"parameters", params},
+          {"tensors", tensors}};
+}
+
+void print_classifier(const nlohmann::json& j) {
+  const auto& c = j["config"];
+  std::printf("file:          %s\n", j["file"].get<std::string>().c_str());
+  std::printf("architecture:  fmnist-classifier (MLP image classifier; features for `qtune fid`)\n");
+  std::printf("MLP %d -> %d -> %d -> %d, GELU (tanh); features: the %d-d second hidden layer\n",
+              c["image"].get<int>() * c["image"].get<int>(), c["hidden1"].get<int>(), c["hidden2"].get<int>(),
+              c["num_classes"].get<int>(), c["hidden2"].get<int>());
+  if (!j["test_accuracy"].is_null())
+    std::printf("test accuracy: %.2f%% (t10k, as measured by classifier-train after %lld steps)\n",
+                100.0 * j["test_accuracy"].get<double>(),
+                static_cast<long long>(j["train_steps"].is_null() ? 0 : j["train_steps"].get<int64_t>()));
+  std::printf("parameters:    %lld (%s), all F32\n", static_cast<long long>(j["parameters"].get<int64_t>()),
+              human_count(j["parameters"].get<int64_t>()).c_str());
+}
+
 }  // namespace
 
 int cmd_info(int argc, char** argv) {
@@ -220,6 +267,14 @@ int cmd_info(int argc, char** argv) {
       std::printf("%s\n", j.dump(2).c_str());
     else
       print_adapter(j);
+    return 0;
+  }
+  if (is_classifier_gguf(model)) {
+    const nlohmann::json j = classifier_info_json(load_classifier(model));
+    if (json)
+      std::printf("%s\n", j.dump(2).c_str());
+    else
+      print_classifier(j);
     return 0;
   }
   if (is_dit_gguf(model)) {

@@ -11,6 +11,8 @@ int cmd_finetune(int argc, char** argv);
 int cmd_dit_train(int argc, char** argv);
 int cmd_dit_eval(int argc, char** argv);
 int cmd_sample(int argc, char** argv);
+int cmd_classifier_train(int argc, char** argv);
+int cmd_fid(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
 int cmd_merge(int argc, char** argv);
 int cmd_export_lora(int argc, char** argv);

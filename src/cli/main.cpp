@@ -34,6 +34,10 @@ const std::vector<Command>& commands() {
       {"dit-eval", "the held-out loss of a DiT (float or deployed integer) on Fashion-MNIST test images",
        qtune::cli::cmd_dit_eval},
       {"sample", "generate images with a class-conditional DiT and write them as a PNG grid", qtune::cli::cmd_sample},
+      {"classifier-train", "train the Fashion-MNIST classifier that scores generated images (qtune fid)",
+       qtune::cli::cmd_classifier_train},
+      {"fid", "image quality of a DiT: FID against the test images and conditional accuracy",
+       qtune::cli::cmd_fid},
       {"quantize", "post-training quantization to GGUF Q8_0 / Q4_1 / Q4_0", qtune::cli::cmd_quantize},
       {"merge", "merge an adapter into its base model: the integer methods exactly into integers, lora/qlora "
                 "into float (or --bits b by PTQ)", qtune::cli::cmd_merge},
@@ -44,7 +48,7 @@ const std::vector<Command>& commands() {
 
 void usage(std::FILE* out) {
   std::fprintf(out, "qtune — fine-tune quantized LLaMA-family models on CPU\n\nusage: qtune <command> [options]\n\ncommands:\n");
-  for (const auto& c : commands()) std::fprintf(out, "  %-12s %s\n", c.name, c.summary);
+  for (const auto& c : commands()) std::fprintf(out, "  %-17s %s\n", c.name, c.summary);
   std::fprintf(out, "\nRun `qtune <command> --help` for the options of a command.\n");
 }
 

@@ -30,12 +30,12 @@ void infer_from_tensors(const TensorMap& adapters, MethodOptions& m) {
 }  // namespace
 
 void write_trained_adapter(const std::string& path, const TensorMap& adapters, const TensorMap& state,
-                           const MethodOptions& method, uint64_t seed) {
+                           const MethodOptions& method, uint64_t seed, const std::string& architecture) {
   const RunSettings run = settings_with_seed(method, seed);
   if (method_info(method.method).lora_scale)
-    write_lora_adapter(path, adapters, state, run, method.alpha);
+    write_lora_adapter(path, adapters, state, run, method.alpha, architecture);
   else
-    write_qtune_adapter(path, adapters, state, run);
+    write_qtune_adapter(path, adapters, state, run, architecture);
 }
 
 TrainedAdapter read_trained_adapter(const std::string& path) {

@@ -21,9 +21,9 @@ struct TrainedAdapter : AdapterFile {
 };
 
 // Writes the adapter in its method's format (lora/qlora: llama.cpp LoRA; the integer methods:
-// a qtune adapter), atomically.
+// a qtune adapter), atomically; `architecture` is the adapted model's ("llama" or "dit").
 void write_trained_adapter(const std::string& path, const TensorMap& adapters, const TensorMap& state,
-                           const MethodOptions& method, uint64_t seed);
+                           const MethodOptions& method, uint64_t seed, const std::string& architecture = "llama");
 
 // Reads an adapter file or a training checkpoint; throws Error naming the file.
 TrainedAdapter read_trained_adapter(const std::string& path);

@@ -29,6 +29,8 @@ int cmd_export_lora(int argc, char** argv) {
   check_paths(in, {{"--out", out}});
 
   TrainedAdapter a = read_trained_adapter(adapter);
+  QT_CHECK(a.architecture == "llama", "{}: an adapter of a {} model: llama.cpp has no such architecture; use `qtune "
+                                      "merge`", adapter, a.architecture);
   QT_CHECK(method_info(a.method.method).lora_scale,
            "{}: a {} adapter is not an additive LoRA (llama.cpp cannot apply it); use `qtune merge` to get the "
            "merged model",

@@ -34,9 +34,10 @@ nlohmann::json config_json(const LlamaConfig& c) {
 }
 
 // One integer weight: stored type, code width, grid, groups and planes (io/gguf_int.h).
-nlohmann::json int_weight_json(const ModelFile& mf, const std::string& name, const std::vector<QuantMatrix>& planes) {
+nlohmann::json int_weight_json(const std::map<std::string, std::string>& stored_types, const std::string& name,
+                               const std::vector<QuantMatrix>& planes) {
   const QuantMatrix& p = planes.front();
-  const std::string type = mf.stored_types.count(name) ? mf.stored_types.at(name) : fmt::format("int{}", p.spec.bits);
+  const std::string type = stored_types.count(name) ? stored_types.at(name) : fmt::format("int{}", p.spec.bits);
   return {{"name", name},
           {"shape", Shape{p.rows, p.cols}},
           {"type", type},
@@ -57,7 +58,7 @@ nlohmann::json info_json(const ModelFile& mf) {
     params += t.numel();
   }
   for (const auto& [name, planes] : mf.quantized) {
-    nlohmann::json j = int_weight_json(mf, name, planes);
+    nlohmann::json j = int_weight_json(mf.stored_types, name, planes);
     const int64_t n = planes.front().rows * planes.front().cols;
     per_type[j["type"].get<std::string>()] += n;
     params += n;
@@ -145,7 +146,8 @@ nlohmann::json adapter_json(const std::string& path, const std::string& kind) {
                       {"adapter_tensors", a.adapters.size()},
                       {"trainable_params", params},
                       {"state_tensors", a.state.size()},
-                      {"llama_cpp_applies", a.kind == "lora"}};
+                      {"architecture", a.architecture},
+                      {"llama_cpp_applies", a.kind == "lora" && a.architecture == "llama"}};
   if (kind == "checkpoint") j["step"] = GgufFile(path).get_u64("qtune.step");
   return j;
 }
@@ -157,6 +159,7 @@ void print_adapter(const nlohmann::json& j) {
   std::string opts;  // "--rank 8 --bits 4 ...", as the flags were given
   for (const auto& kv : j["settings"])
     if (kv[0] != "method") opts += fmt::format("{}--{} {}", opts.empty() ? "" : " ", kv[0].get<std::string>(), kv[1].get<std::string>());
+  std::printf("adapts:        %s\n", j["architecture"].get<std::string>().c_str());
   std::printf("method:        %s  %s\n", j["method"]["method"].get<std::string>().c_str(), opts.c_str());
   std::printf("seed:          %llu\n", static_cast<unsigned long long>(j["seed"].get<uint64_t>()));
   std::printf("tensors:       %zu adapter (%s trainable parameters), %zu state\n",
@@ -171,8 +174,11 @@ nlohmann::json dit_info_json(const DitFile& f) {
   nlohmann::json tensors = nlohmann::json::array();
   int64_t params = 0;
   for (const auto& [name, shape] : dit_tensor_shapes(c)) {
-    tensors.push_back({{"name", name}, {"shape", shape}, {"type", "F32"}});
-    params += f.tensors.at(name).numel();
+    if (auto q = f.quantized.find(name); q != f.quantized.end())
+      tensors.push_back(int_weight_json(f.stored_types, name, q->second));
+    else
+      tensors.push_back({{"name", name}, {"shape", shape}, {"type", "F32"}});
+    params += numel(shape);
   }
   return {{"file", f.path},
           {"format", "gguf"},
@@ -182,6 +188,9 @@ nlohmann::json dit_info_json(const DitFile& f) {
             {"heads", c.heads}, {"mlp_ratio", c.mlp_ratio}, {"num_classes", c.num_classes},
             {"freq_dim", c.freq_dim}, {"norm_eps", c.norm_eps}, {"tokens", c.tokens()}}},
           {"parameters", params},
+          {"integer_slots", f.quantized.size()},
+          {"slots", dit_slot_stems(c).size()},
+          {"activations", {{"bits", f.act.bits}, {"static_scales", f.act.scales.size()}}},
           {"tensors", tensors}};
 }
 
@@ -194,8 +203,16 @@ void print_dit(const nlohmann::json& j) {
               c["channels"].get<int>(), c["image"].get<int>(), c["image"].get<int>(), c["patch"].get<int>(),
               c["tokens"].get<int>(), c["dim"].get<int>(), c["depth"].get<int>(), c["heads"].get<int>(),
               c["mlp_ratio"].get<int>(), c["num_classes"].get<int>(), c["freq_dim"].get<int>());
-  std::printf("parameters:    %lld (%s), all F32\n", static_cast<long long>(j["parameters"].get<int64_t>()),
+  std::printf("parameters:    %lld (%s)\n", static_cast<long long>(j["parameters"].get<int64_t>()),
               human_count(j["parameters"].get<int64_t>()).c_str());
+  std::printf("weights:       %s\n", j["integer_slots"].get<int>() == 0
+                                        ? "all F32"
+                                        : fmt::format("{} of {} slots integer (a deployed model), the rest F32",
+                                                      j["integer_slots"].get<int>(), j["slots"].get<int>()).c_str());
+  const auto& act = j["activations"];
+  if (act["bits"].get<int>() != 0)
+    std::printf("activations:   int%d (%s)\n", act["bits"].get<int>(),
+                act["static_scales"].get<int>() ? "static scales" : "per-token scales");
   std::printf("tensors (%zu):\n", j["tensors"].size());
   for (const auto& t : j["tensors"]) {
     std::string shape;

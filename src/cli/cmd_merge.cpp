@@ -80,6 +80,8 @@ int merge_dit(const ModelArgs& ma, const std::string& adapter, const std::string
               const PtqArgs& ptq_args) {
   DitFile f = load_dit(ma.model);
   const TrainedAdapter a = read_trained_adapter(adapter);
+  QT_CHECK(a.architecture == "dit" || a.kind == "checkpoint", "{}: an adapter of a {} model cannot merge into the DiT {}",
+           adapter, a.architecture, ma.model);
   QT_CHECK(f.quantized.empty(), "{}: the base DiT has integer weights; merge into the float DiT the adapter was "
                                 "trained on", ma.model);
   const bool integer = is_integer_method(a.method.method);
@@ -159,6 +161,8 @@ int cmd_merge(int argc, char** argv) {
 
   ModelFile mf = load_model(ma.model);
   TrainedAdapter a = read_trained_adapter(adapter);
+  QT_CHECK(a.architecture == "llama", "{}: an adapter of a {} model cannot merge into the llama model {}", adapter,
+           a.architecture, ma.model);
   const bool integer = is_integer_method(a.method.method);
   QT_CHECK(!(integer && bits_opt->count()), "{}: a {} adapter merges exactly into its own {}-bit integers; --bits "
                                             "(post-training quantization) does not apply",

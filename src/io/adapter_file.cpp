@@ -77,18 +77,18 @@ TensorMap get_state(const GgufFile& f) {
 }
 
 void write_lora_adapter(const std::string& path, const TensorMap& adapters, const TensorMap& state,
-                        const RunSettings& run, float alpha) {
+                        const RunSettings& run, float alpha, const std::string& architecture) {
   GgufWriter w;
-  add_lora_gguf(w, adapters, alpha, path);
+  add_lora_gguf(w, adapters, alpha, path, architecture);
   put_run_settings(w, run);
   put_state(w, state);
   w.write(path);
 }
 
 void write_qtune_adapter(const std::string& path, const TensorMap& adapters, const TensorMap& state,
-                         const RunSettings& run) {
+                         const RunSettings& run, const std::string& architecture) {
   GgufWriter w;
-  w.set_str("general.architecture", "llama");
+  w.set_str("general.architecture", architecture);
   w.set_str("general.type", "adapter");
   w.set_str("adapter.type", "qtune");
   put_run_settings(w, run);
@@ -121,6 +121,9 @@ AdapterFile read_any_adapter(const GgufFile& f) {
 AdapterFile read_adapter(const std::string& path) {
   GgufFile f(path);
   AdapterFile a = read_any_adapter(f);
+  if (a.kind != "checkpoint" && f.has("general.architecture")) a.architecture = f.get_str("general.architecture");
+  QT_CHECK(a.architecture == "llama" || a.architecture == "dit", "{}: an adapter for a '{}' model (qtune adapts llama "
+           "and dit)", path, excerpt(a.architecture));
   // A NaN in an adapter would turn every merged weight it touches into NaN (check_finite).
   QT_CHECK(std::isfinite(a.lora_alpha), "{}: key 'adapter.lora.alpha': {} is not finite", path, a.lora_alpha);
   for (const auto& [name, t] : a.adapters) check_finite(path, name, t);

@@ -45,12 +45,15 @@ struct AdapterFile {
   TensorMap state;      // slot state by param name
   RunSettings run;      // empty for a llama.cpp LoRA made elsewhere
   float lora_alpha = 0; // adapter.lora.alpha ("lora" files)
+  // general.architecture of the model it adapts: "llama", or "dit" (dit-train's adapters; a
+  // checkpoint does not say, and reads as "llama")
+  std::string architecture = "llama";
 };
 
 void write_lora_adapter(const std::string& path, const TensorMap& adapters, const TensorMap& state,
-                        const RunSettings& run, float alpha);
+                        const RunSettings& run, float alpha, const std::string& architecture = "llama");
 void write_qtune_adapter(const std::string& path, const TensorMap& adapters, const TensorMap& state,
-                         const RunSettings& run);
+                         const RunSettings& run, const std::string& architecture = "llama");
 // Throws Error naming the file for anything that is not one of the three kinds, or is malformed.
 AdapterFile read_adapter(const std::string& path);
 

@@ -32,7 +32,8 @@ void infer_from_tensors(const TensorMap& adapters, MethodOptions& m) {
 void write_trained_adapter(const std::string& path, const TensorMap& adapters, const TensorMap& state,
                            const MethodOptions& method, uint64_t seed, const std::string& architecture) {
   const RunSettings run = settings_with_seed(method, seed);
-  if (method_info(method.method).lora_scale)
+  // a DiT adapter never goes to llama.cpp, and may hold the class embedding: qtune's format
+  if (method_info(method.method).lora_scale && architecture == "llama")
     write_lora_adapter(path, adapters, state, run, method.alpha, architecture);
   else
     write_qtune_adapter(path, adapters, state, run, architecture);

@@ -20,8 +20,8 @@ struct TrainedAdapter : AdapterFile {
   uint64_t seed = 0;     // the training seed (slot construction, e.g. IntLoRA's R)
 };
 
-// Writes the adapter in its method's format (lora/qlora: llama.cpp LoRA; the integer methods:
-// a qtune adapter), atomically; `architecture` is the adapted model's ("llama" or "dit").
+// Writes the adapter in its method's format (lora/qlora on a llama: llama.cpp LoRA; everything
+// else: a qtune adapter), atomically; `architecture` is the adapted model's ("llama" or "dit").
 void write_trained_adapter(const std::string& path, const TensorMap& adapters, const TensorMap& state,
                            const MethodOptions& method, uint64_t seed, const std::string& architecture = "llama");
 

@@ -39,6 +39,7 @@ struct DitTrainArgs {
   int batch = 16;
   int val_images = 256;
   float cfg_dropout = 0.1f;
+  std::string class_embedding = "train";
   MethodOptions method;
   MethodFlags method_flags;
   TrainOptions train;
@@ -59,6 +60,10 @@ void add_flags(CLI::App& app, DitTrainArgs& a) {
       ->capture_default_str()->check(kPositive);
   app.add_option("--cfg-dropout", a.cfg_dropout, "probability a training image's class becomes the null class")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  app.add_option("--class-embedding", a.class_embedding,
+                 "adapter methods: train the float class embedding (K+1 rows of dim; how the frozen base learns "
+                 "new classes apart; in the adapter and the merged model) or keep it frozen")
+      ->capture_default_str()->check(CLI::IsMember({"train", "frozen"}));
   a.method_flags = add_method_flags(app, a.method);
   add_train_flags(app, a.train, a.schedule);
   app.add_option("--out,-o", a.out, "output: the DiT GGUF (full) or the adapter file")->required();
@@ -103,6 +108,8 @@ void finish_options(const CLI::App& app, DitTrainArgs& a) {
              a.method.method);
     a.init = parse_dit_spec(a.init_config);
   }
+  QT_CHECK(a.method.method != "full" || app.get_option("--class-embedding")->count() == 0,
+           "--class-embedding is for the adapter methods (--method full trains every weight)");
   refuse_inapplicable_flags(a.method_flags, a.method);
   validate(a.method);
   a.method.gemm = gemm_mode_str(gemm_mode(a.method));
@@ -128,7 +135,7 @@ uint64_t images_fingerprint(const ImageSet& s, uint64_t h) {
 TensorMap to_map(const std::vector<Param<float>>& ps, bool skip_weights) {
   TensorMap out;
   for (const auto& p : ps) {
-    if (skip_weights && p.name.ends_with(".weight")) continue;
+    if (skip_weights && p.name.ends_with(".weight") && p.name != "y_embd.weight") continue;  // slot weights
     Tensor t(p.shape);
     std::memcpy(t.ptr(), p.value, p.numel * sizeof(float));
     out.emplace(p.name, std::move(t));
@@ -152,6 +159,7 @@ nlohmann::json report_json(const DitTrainArgs& a, const std::vector<int>& classe
           {"lr", a.train.lr},
           {"seed", a.train.seed},
           {"cfg_dropout", a.cfg_dropout},
+          {"class_embedding", a.method.method == "full" ? "train" : a.class_embedding},
           {"train_images", train.size()},
           {"heldout", heldout_json(held, a.classes)},
           {"val_loss", r.final_val_loss ? nlohmann::json(*r.final_val_loss) : nlohmann::json()},
@@ -197,7 +205,7 @@ int cmd_dit_train(int argc, char** argv) {
            f.config.num_classes);
   a.train.data_fingerprint = fingerprint_hex(images_fingerprint(held, images_fingerprint(train_set, 0x9e3779b97f4a7c15ULL)));
 
-  Dit<float> dit(f, a.method, a.train.seed);
+  Dit<float> dit(f, a.method, a.train.seed, a.method.method != "full" && a.class_embedding == "train");
   DitTrainModel model(dit, train_set, held, a.cfg_dropout);
   ImageSource source(train_set.size());
   HeldOut val(held.size());

@@ -89,7 +89,7 @@ int merge_dit(const ModelArgs& ma, const std::string& adapter, const std::string
                                              "(post-training quantization) does not apply",
            adapter, a.method.method, a.method.bits);
   QT_CHECK(ptq_args.bits != 16, "--bits 16: a DiT is written as F32 or integers (--bits 4|8)");
-  Dit<float> model(f, float_arithmetic(a.method), a.seed);
+  Dit<float> model(f, float_arithmetic(a.method), a.seed, /*train_class_embedding=*/a.adapters.count("y_embd.weight") > 0);
   f = DitFile{};  // the model holds its own copy
   load_adapter_params(model.trainable(), model.state(), a, adapter);
   DitFile merged = model.merged();

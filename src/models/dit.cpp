@@ -71,7 +71,7 @@ Tensor tensor_from(const auto* p, Shape s) {
 }  // namespace
 
 template <class T>
-Dit<T>::Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed)
+Dit<T>::Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed, bool train_class_embedding)
     : impl_(std::make_unique<Impl>()), cfg_(f.config), opts_(opts) {
   validate_dit(f);
   validate(opts);
@@ -81,6 +81,11 @@ Dit<T>::Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed)
   m.base_trainable = opts.method == "full" && !opts.frozen;
   m.n_base = carve_base(cfg_, m.params, m.p);
   if (m.base_trainable) carve_base(cfg_, m.grads, m.g);
+  if (train_class_embedding && !m.base_trainable && !opts.frozen) {
+    m.train_class_embedding = true;
+    m.y_embd_grad.assign(size_t(cfg_.num_classes + 1) * cfg_.dim, T(0));
+    m.g.y_embd = m.y_embd_grad.data();
+  }
   for_each_base(cfg_, m.p, m.g, [&](const std::string& name, T* v, T*, int64_t n, const Shape&) {
     const Tensor& t = f.tensors.at(name);
     for (int64_t i = 0; i < n; ++i) v[i] = T(t.ptr()[i]);
@@ -127,6 +132,9 @@ std::vector<Param<T>> Dit<T>::trainable() {
     for_each_base(cfg_, m.p, m.g, [&](const std::string& name, T* v, T* g, int64_t n, const Shape& s) {
       out.push_back({name, v, g, n, s});
     });
+  if (m.train_class_embedding)
+    out.push_back({"y_embd.weight", m.p.y_embd, m.g.y_embd, int64_t(cfg_.num_classes + 1) * cfg_.dim,
+                   {cfg_.num_classes + 1, cfg_.dim}});
   m.for_each_slot([&](const std::string&, std::unique_ptr<Linear<T>>& s) {
     for (auto& prm : s->trainable()) out.push_back(prm);
   });

@@ -28,8 +28,10 @@ namespace qtune {
 template <class T>
 class Dit {
  public:
-  // Builds the slots from f's float tensors; `seed` initialises adapters.
-  Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed);
+  // Builds the slots from f's tensors; `seed` initialises adapters. train_class_embedding: an
+  // adapter method also trains the class embedding y_embd ([K+1, D] floats, "y_embd.weight") —
+  // the only way a frozen base can tell apart classes it never saw (dit-train --class-embedding).
+  Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed, bool train_class_embedding = false);
   ~Dit();
   Dit(const Dit&) = delete;
   Dit& operator=(const Dit&) = delete;

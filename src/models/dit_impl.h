@@ -104,7 +104,9 @@ struct Dit<T>::Impl {
   bool base_trainable = false;
   Buffer<T> params, grads;
   int64_t n_base = 0;
-  DitBase<T> p, g;  // g all-null when the base is frozen
+  DitBase<T> p, g;  // g all-null when the base is frozen (but g.y_embd with train_class_embedding)
+  bool train_class_embedding = false;  // an adapter method that also trains y_embd
+  std::vector<T> y_embd_grad;          // its gradient then
   std::unique_ptr<Linear<T>> patch, t1, t2, fada, out;
   std::vector<DitLayer<T>> layers;
   Context ctx;

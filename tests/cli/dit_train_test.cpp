@@ -119,10 +119,14 @@ TEST(DitTrainCli, LoraFineTuneOnNewClassesWritesAnAdapter) {
   const nlohmann::json rep = read_json(out + ".json");
   EXPECT_EQ(rep["method"]["method"], "lora");
   EXPECT_EQ(rep["classes"], nlohmann::json({8, 9}));
-  // rank 4 on q, k, v, o, up, down of one block: 4·(32+32)·4 + 4·(32+128)·2
-  EXPECT_EQ(rep["trainable_params"].get<int64_t>(), 4 * 64 * 4 + 4 * 160 * 2);
+  // rank 4 on q, k, v, o, up, down of one block: 4·(32+32)·4 + 4·(32+128)·2, and the class
+  // embedding (11 rows of 32; --class-embedding train, the default)
+  EXPECT_EQ(rep["trainable_params"].get<int64_t>(), 4 * 64 * 4 + 4 * 160 * 2 + 11 * 32);
+  EXPECT_EQ(rep["class_embedding"], "train");
   const nlohmann::json info = info_json(out);
-  EXPECT_EQ(info["kind"], "lora adapter");
+  EXPECT_EQ(info["kind"], "qtune adapter");  // a DiT adapter is never llama.cpp's
+  EXPECT_EQ(info["architecture"], "dit");
+  EXPECT_FALSE(info["llama_cpp_applies"].get<bool>());
   EXPECT_EQ(info["method"]["method"], "lora");
   // merged into the base: a DiT GGUF whose held-out loss (a 1-step lr≈0 LoRA run on it) is the
   // adapter run's own

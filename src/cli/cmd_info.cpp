@@ -222,17 +222,6 @@ void print_dit(const nlohmann::json& j) {
   }
 }
 
-// Whether path is a GGUF with general.architecture = "fmnist-classifier" (io/classifier_file.h).
-bool is_classifier_gguf(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  char magic[4] = {};
-  const bool gguf = f && std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
-  if (f) std::fclose(f);
-  if (!gguf) return false;
-  GgufFile g(path);
-  return g.has("general.architecture") && g.get_str("general.architecture") == kClassifierArch;
-}
-
 nlohmann::json classifier_info_json(const ClassifierFile& f) {
   const ClassifierConfig& c = f.config;
   nlohmann::json tensors = nlohmann::json::array();
@@ -286,7 +275,7 @@ int cmd_info(int argc, char** argv) {
       print_adapter(j);
     return 0;
   }
-  if (is_classifier_gguf(model)) {
+  if (gguf_architecture(model) == kClassifierArch) {
     const nlohmann::json j = classifier_info_json(load_classifier(model));
     if (json)
       std::printf("%s\n", j.dump(2).c_str());

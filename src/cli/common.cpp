@@ -210,14 +210,16 @@ std::string human_count(int64_t n) {
   return fmt::format("{}", n);
 }
 
-bool is_dit_gguf(const std::string& path) {
+std::string gguf_architecture(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   char magic[4] = {};
   const bool gguf = f && std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
   if (f) std::fclose(f);
-  if (!gguf) return false;
+  if (!gguf) return "";
   GgufFile g(path);
-  return g.has("general.architecture") && g.get_str("general.architecture") == "dit";
+  return g.has("general.architecture") ? g.get_str("general.architecture") : "";
 }
+
+bool is_dit_gguf(const std::string& path) { return gguf_architecture(path) == "dit"; }
 
 }  // namespace qtune::cli

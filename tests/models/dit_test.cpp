@@ -93,6 +93,29 @@ TEST(Dit, LoraGradientsMatchFiniteDifferences) {
   EXPECT_EQ(fd_check(m, b, 6, 1e-6), int(params.size()) + 1);
 }
 
+// dit-train --class-embedding train: an adapter method that also trains y_embd (the only way a
+// frozen base learns new classes apart); its gradient, and only its, joins the adapter's.
+TEST(Dit, LoraWithClassEmbeddingGradientsMatchFiniteDifferences) {
+  const DitConfig c = test::tiny_dit_config();
+  MethodOptions o;
+  o.method = "lora";
+  o.rank = 2;
+  Dit<double> m(test::random_dit(c), o, 1, /*train_class_embedding=*/true);
+  auto params = m.trainable();
+  ASSERT_EQ(params.size(), size_t(2 * 6 * c.depth + 1));
+  EXPECT_EQ(params[0].name, "y_embd.weight");
+  Rng rng(3);
+  for (auto& p : params)
+    if (p.name != "y_embd.weight")
+      for (int64_t i = 0; i < p.numel; ++i) p.value[i] += 0.3 * rng.normal();
+  auto b = test::dit_batch<double>(c, 4);  // classes 0, 1, 2 and the null class
+  EXPECT_EQ(fd_check(m, b, 6, 1e-6), int(params.size()) + 1);
+  // a frozen model never trains it
+  o.frozen = true;
+  Dit<double> frozen(test::random_dit(c), o, 1, true);
+  EXPECT_TRUE(frozen.trainable().empty());
+}
+
 TEST(Dit, AdaLnZeroInitPredictsZeroAndStillLearns) {
   const DitConfig c = test::tiny_dit_config();
   DitFile f = dit_init(c, 1);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "cli/adapter_file.h"
@@ -152,6 +153,30 @@ nlohmann::json adapter_json(const std::string& path, const std::string& kind) {
   return j;
 }
 
+// A full fine-tuning checkpoint holds every weight, not an adapter: what run it continues.
+std::optional<nlohmann::json> full_checkpoint_json(const std::string& path) {
+  GgufFile g(path);
+  const RunSettings run = get_run_settings(g);
+  const std::string* method = find_setting(run, "method");
+  if (!method || *method != "full") return std::nullopt;
+  int64_t params = 0, tensors = 0;
+  for (const auto& t : g.tensors())
+    if (!t.name.starts_with("qtune.")) params += t.numel(), ++tensors;  // not the optimizer moments
+  return nlohmann::json{{"file", path},       {"kind", "checkpoint"}, {"method", {{"method", "full"}}},
+                        {"settings", run},    {"step", g.get_u64("qtune.step")},
+                        {"tensors", tensors}, {"parameters", params}};
+}
+
+void print_full_checkpoint(const nlohmann::json& j) {
+  std::printf("file:          %s\n", j["file"].get<std::string>().c_str());
+  std::printf("kind:          checkpoint at step %lld (method full: every weight, no adapter)\n",
+              static_cast<long long>(j["step"].get<int64_t>()));
+  std::printf("tensors:       %lld (%s parameters) + optimizer state\n", static_cast<long long>(j["tensors"].get<int64_t>()),
+              human_count(j["parameters"].get<int64_t>()).c_str());
+  std::printf("use:           continue the run with --resume %s (the model is written to --out at its end)\n",
+              j["file"].get<std::string>().c_str());
+}
+
 void print_adapter(const nlohmann::json& j) {
   std::printf("file:          %s\n", j["file"].get<std::string>().c_str());
   std::printf("kind:          %s%s\n", j["kind"].get<std::string>().c_str(),
@@ -267,6 +292,15 @@ int cmd_info(int argc, char** argv) {
   app.add_flag("--json", json, "print JSON instead of text");
   QT_PARSE(app, argc, argv);
   check_paths({{"FILE", model}}, {});
+  if (const std::string kind = adapter_kind(model); kind == "checkpoint") {
+    if (const auto j = full_checkpoint_json(model)) {
+      if (json)
+        std::printf("%s\n", j->dump(2).c_str());
+      else
+        print_full_checkpoint(*j);
+      return 0;
+    }
+  }
   if (const std::string kind = adapter_kind(model); !kind.empty()) {
     const nlohmann::json j = adapter_json(model, kind);
     if (json)

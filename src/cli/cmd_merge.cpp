@@ -12,6 +12,8 @@
 // --tokenizer embeds the vocabulary (llama.cpp needs it; a GGUF base's own is used otherwise).
 // The activation setting the adapter was trained with (--act-bits, calibrated scales) is recorded
 // in the model, so eval/generate run it as it trained.
+// A DiT (general.architecture = dit) merges the same way into a DiT GGUF: every slot of the DiT,
+// integer methods exactly, float ones in F32 or PTQ'd by --bits (docs/DESIGN.md §11.2).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <nlohmann/json.hpp>

@@ -73,6 +73,11 @@ TEST(DitTrainCli, ResumeWritesTheSameFile) {
   ASSERT_EQ(run_qtune(with(pretrain_args(dir + "/full.gguf", 20), {"--save-every", "10"})).code, 0);
   ASSERT_EQ(run_qtune(with(pretrain_args(dir + "/half.gguf", 10), {"--save-every", "10"})).code, 0);
   std::filesystem::copy_file(dir + "/half.gguf.ckpt.gguf", dir + "/step10.ckpt.gguf");
+  const nlohmann::json ck = info_json(dir + "/step10.ckpt.gguf");  // a full checkpoint: no adapter, but info
+  EXPECT_EQ(ck["kind"], "checkpoint");
+  EXPECT_EQ(ck["method"]["method"], "full");
+  EXPECT_EQ(ck["step"].get<int>(), 10);
+  EXPECT_EQ(ck["parameters"].get<int64_t>(), read_json(dir + "/half.gguf.json")["trainable_params"].get<int64_t>());
   RunResult r = run_qtune(with(pretrain_args(dir + "/resumed.gguf", 20), {"--resume", dir + "/step10.ckpt.gguf"}));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("resumed from step 10"), std::string::npos) << r.out;

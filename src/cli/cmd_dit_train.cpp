@@ -110,12 +110,7 @@ void finish_options(const CLI::App& app, DitTrainArgs& a) {
   }
   QT_CHECK(a.method.method != "full" || app.get_option("--class-embedding")->count() == 0,
            "--class-embedding is for the adapter methods (--method full trains every weight)");
-  refuse_inapplicable_flags(a.method_flags, a.method);
-  validate(a.method);
-  a.method.gemm = gemm_mode_str(gemm_mode(a.method));
-  if (app.get_option("--lr")->count() == 0) a.train.lr = method_info(a.method.method).default_lr;
-  a.train.schedule = parse_schedule(a.schedule);
-  a.train.method = a.method;
+  finish_method_and_train(app, a.method_flags, a.method, a.train, a.schedule);
   a.train.batch = a.batch;
   a.train.seq = 1;  // one image per "token" (see the top of the file)
   if (a.train.checkpoint.empty()) a.train.checkpoint = a.out + ".ckpt.gguf";

@@ -64,13 +64,7 @@ void finish_options(const CLI::App& app, FinetuneArgs& a) {
     QT_CHECK(a.method.method == "full", "--init-config pretrains all weights: use --method full, not '{}'",
              a.method.method);
   }
-  refuse_inapplicable_flags(a.method_flags, a.method);
-  validate(a.method);
-  // the canonical spec (every key), so the run setting a resume compares is the meaning, not the spelling
-  a.method.gemm = gemm_mode_str(gemm_mode(a.method));
-  if (app.get_option("--lr")->count() == 0) a.train.lr = method_info(a.method.method).default_lr;
-  a.train.schedule = parse_schedule(a.schedule);
-  a.train.method = a.method;
+  finish_method_and_train(app, a.method_flags, a.method, a.train, a.schedule);
   a.train.batch = a.data.batch;
   a.train.seq = a.data.seq;
   if (a.train.checkpoint.empty()) a.train.checkpoint = a.out + ".ckpt.gguf";

@@ -121,11 +121,7 @@ void print_human(const nlohmann::json& j) {
 
 // "adapter" | "checkpoint" for a GGUF adapter or training checkpoint, "" for anything else.
 std::string adapter_kind(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  char magic[4] = {};
-  const bool gguf = f && std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
-  if (f) std::fclose(f);
-  if (!gguf) return "";
+  if (!is_gguf_file(path)) return "";
   GgufFile g(path);
   const std::string type = g.has("general.type") ? g.get_str("general.type") : "";
   if (type == "adapter") return "adapter";
@@ -292,46 +288,22 @@ int cmd_info(int argc, char** argv) {
   app.add_flag("--json", json, "print JSON instead of text");
   QT_PARSE(app, argc, argv);
   check_paths({{"FILE", model}}, {});
-  if (const std::string kind = adapter_kind(model); kind == "checkpoint") {
-    if (const auto j = full_checkpoint_json(model)) {
-      if (json)
-        std::printf("%s\n", j->dump(2).c_str());
-      else
-        print_full_checkpoint(*j);
-      return 0;
-    }
-  }
+  auto emit = [&](const nlohmann::json& j, void (*print)(const nlohmann::json&)) {
+    if (json)
+      std::printf("%s\n", j.dump(2).c_str());
+    else
+      print(j);
+    return 0;
+  };
   if (const std::string kind = adapter_kind(model); !kind.empty()) {
-    const nlohmann::json j = adapter_json(model, kind);
-    if (json)
-      std::printf("%s\n", j.dump(2).c_str());
-    else
-      print_adapter(j);
-    return 0;
+    if (kind == "checkpoint")
+      if (const auto j = full_checkpoint_json(model)) return emit(*j, print_full_checkpoint);
+    return emit(adapter_json(model, kind), print_adapter);
   }
-  if (gguf_architecture(model) == kClassifierArch) {
-    const nlohmann::json j = classifier_info_json(load_classifier(model));
-    if (json)
-      std::printf("%s\n", j.dump(2).c_str());
-    else
-      print_classifier(j);
-    return 0;
-  }
-  if (is_dit_gguf(model)) {
-    const nlohmann::json j = dit_info_json(load_dit(model));
-    if (json)
-      std::printf("%s\n", j.dump(2).c_str());
-    else
-      print_dit(j);
-    return 0;
-  }
-  ModelFile mf = load_model(model);
-  nlohmann::json j = info_json(mf);
-  if (json)
-    std::printf("%s\n", j.dump(2).c_str());
-  else
-    print_human(j);
-  return 0;
+  const std::string arch = gguf_architecture(model);
+  if (arch == kClassifierArch) return emit(classifier_info_json(load_classifier(model)), print_classifier);
+  if (arch == "dit") return emit(dit_info_json(load_dit(model)), print_dit);
+  return emit(info_json(load_model(model)), print_human);
 }
 
 }  // namespace qtune::cli

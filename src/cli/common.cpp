@@ -210,12 +210,16 @@ std::string human_count(int64_t n) {
   return fmt::format("{}", n);
 }
 
-std::string gguf_architecture(const std::string& path) {
+bool is_gguf_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   char magic[4] = {};
   const bool gguf = f && std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "GGUF", 4) == 0;
   if (f) std::fclose(f);
-  if (!gguf) return "";
+  return gguf;
+}
+
+std::string gguf_architecture(const std::string& path) {
+  if (!is_gguf_file(path)) return "";
   GgufFile g(path);
   return g.has("general.architecture") ? g.get_str("general.architecture") : "";
 }

@@ -55,6 +55,8 @@ nlohmann::json intlora_stats_json(const std::map<std::string, double>& stats);
 // --model and --tokenizer as inputs for check_paths (cli/paths.h), when given.
 std::vector<NamedPath> model_inputs(const ModelArgs& a);
 
+// Whether path starts with the GGUF magic (without parsing it).
+bool is_gguf_file(const std::string& path);
 // general.architecture of a GGUF file; "" when path is not a GGUF or has no such key.
 std::string gguf_architecture(const std::string& path);
 // Whether path is a GGUF with general.architecture = "dit" (io/dit_file.h), not a LLaMA.

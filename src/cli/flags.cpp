@@ -3,6 +3,8 @@
 #include <type_traits>
 
 #include "core/error.h"
+#include "quant/gse.h"
+#include "train/schedule.h"
 
 namespace qtune::cli {
 
@@ -148,6 +150,16 @@ void add_threads_flag(CLI::App& app, int& threads) {
   app.add_option("--threads", threads, "worker threads (0 = all cores; at most 1024)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1024));
+}
+
+void finish_method_and_train(const CLI::App& app, const MethodFlags& flags, MethodOptions& m, TrainOptions& t,
+                             const std::string& schedule) {
+  refuse_inapplicable_flags(flags, m);
+  validate(m);
+  m.gemm = gemm_mode_str(gemm_mode(m));
+  if (app.get_option("--lr")->count() == 0) t.lr = method_info(m.method).default_lr;
+  t.schedule = parse_schedule(schedule);
+  t.method = m;
 }
 
 }  // namespace qtune::cli

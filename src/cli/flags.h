@@ -82,6 +82,12 @@ void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file);
 // (parse it with parse_schedule after QT_PARSE).
 void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule);
 
+// After QT_PARSE, for a training command: refuses inapplicable method flags, validates the
+// method, canonicalises its --gemm spec (so a resume compares meaning, not spelling), and gives
+// `t` the method, the method's default --lr unless given, and the parsed --schedule.
+void finish_method_and_train(const CLI::App& app, const MethodFlags& flags, MethodOptions& m, TrainOptions& t,
+                             const std::string& schedule);
+
 // --act-bits auto|0|8 --act-dynamic: how eval and generate run a model's activations.
 struct ActArgs {
   std::string bits = "auto";  // auto: as the model was fine-tuned (recorded by merge)

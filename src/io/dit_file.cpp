@@ -56,10 +56,21 @@ std::vector<std::pair<std::string, Shape>> dit_tensor_shapes(const DitConfig& c)
   return out;
 }
 
+namespace {
+
+// "<stem>.weight" of every slot: the only tensors that may be integer.
+std::set<std::string> slot_weight_names(const DitConfig& c) {
+  std::set<std::string> out;
+  for (const std::string& stem : dit_slot_stems(c)) out.insert(stem + ".weight");
+  return out;
+}
+
+}  // namespace
+
 void validate_dit(const DitFile& f) {
   validate(f.config);
-  std::set<std::string> expected, slot_weights;
-  for (const std::string& stem : dit_slot_stems(f.config)) slot_weights.insert(stem + ".weight");
+  std::set<std::string> expected;
+  const std::set<std::string> slot_weights = slot_weight_names(f.config);
   for (const auto& [name, shape] : dit_tensor_shapes(f.config)) {
     expected.insert(name);
     if (auto q = f.quantized.find(name); q != f.quantized.end()) {
@@ -132,8 +143,7 @@ DitFile load_dit(const std::string& path) {
   } catch (const Error& e) {
     fail("{}: {}", path, e.what());
   }
-  std::set<std::string> slot_weights;
-  for (const std::string& stem : dit_slot_stems(f.config)) slot_weights.insert(stem + ".weight");
+  const std::set<std::string> slot_weights = slot_weight_names(f.config);
   std::vector<std::string> int_names;
   for (const GgufTensorInfo& t : g.tensors()) {
     if (t.type != GgmlType::F32) f.stored_types[t.name] = ggml_type_info(t.type).name;
@@ -157,8 +167,7 @@ void save_dit(const std::string& path, const DitFile& f) {
   DitConfig c = f.config;
   for_each_key(c, [&](const char* key, int& v) { w.set_u32(key, uint32_t(v)); });
   w.set_f32("dit.attention.layer_norm_epsilon", c.norm_eps);
-  std::set<std::string> slot_weights;
-  for (const std::string& stem : dit_slot_stems(c)) slot_weights.insert(stem + ".weight");
+  const std::set<std::string> slot_weights = slot_weight_names(c);
   write_act_keys(w, path, f.act, [&](const std::string& stem) { return slot_weights.count(stem + ".weight") > 0; });
   for (const auto& [name, shape] : dit_tensor_shapes(c)) {
     if (auto q = f.quantized.find(name); q != f.quantized.end())

@@ -35,7 +35,7 @@ constexpr int64_t kPackedMaxN = 4;
 
 // Owner of this file's thread-local scratch, kept between calls (generation calls igemm once
 // per token per layer). Slots: uint8 0 = unpacked codes; int64 0 = xsums, 1 = dots, 2 = one
-// output's sums; float 0 = symmetric offsets.
+// output's sums; float 0 = symmetric offsets; int8 0 = a row of ones; double 0 = a tile's wsum.
 struct IgemmScratch;
 
 struct Loops {
@@ -74,7 +74,33 @@ struct Job {
   const int64_t* xsums;    // [n, ng]: Σ_{c∈g} xq[t, c], shared by every row
   const float* sym_off;    // [ng] all 2^(b−1) (symmetric W), else nullptr: W.zero is the offset
   Loops loops;
+  const int32_t* a_zero;   // [n] activation zero points (igemm_zp), or nullptr (igemm)
+  const int8_t* ones;      // [in] all 1 when a_zero: the loops' Σ code·1 gives the code sums
 };
+
+// wsum[i·ng + g] = igemm_wsum(Σ_{c∈g} code[r0 + i, c], off, len_g) for the tile's rows, from the
+// same loops with a token of ones ([nr, ng]; one extra single-token pass over the tile).
+void tile_wsum(const Job& jb, const uint8_t* codes, int64_t stride, idot::RowFn rows, int64_t r0, int64_t nr,
+               int64_t* dots, double* wsum) {
+  const QuantMatrix& W = *jb.W;
+  const int64_t in = W.cols, gs = W.group_size(), ng = W.groups_per_row();
+  const int8_t* xp[kTokens] = {jb.ones, jb.ones};
+  for (int64_t i0 = 0; i0 < nr; i0 += kRows) {
+    const int mr = static_cast<int>(std::min<int64_t>(kRows, nr - i0));
+    const uint8_t* wp[kRows];
+    for (int i = 0; i < kRows; ++i) wp[i] = codes + (i0 + std::min(i, mr - 1)) * stride;
+    rows(wp, xp, 1, in, gs, dots);  // [ng, 4]
+    for (int i = 0; i < mr; ++i) {
+      const int64_t o = r0 + i0 + i;
+      for (int64_t g = 0; g < ng; ++g) {
+        const int64_t len = std::min(in, (g + 1) * gs) - g * gs;
+        int64_t cs = dots[g * kRows + i];
+        if (W.spec.bits == 16) cs += 32768 * len;  // the 16-bit loops return Σ (code − 32768)
+        wsum[(i0 + i) * ng + g] = igemm_wsum(cs, W.offset(o, g), len);
+      }
+    }
+  }
+}
 
 // Rows [r0, r0 + nr) of W against every token: y[:, r0 : r0 + nr].
 void run_tile(const Job& jb, int64_t r0, int64_t nr) {
@@ -96,6 +122,11 @@ void run_tile(const Job& jb, int64_t r0, int64_t nr) {
   }
   int64_t* dots = scratch<int64_t, IgemmScratch>(1, kRows * kTokens * ng);  // [ng, 4·nt] as the loops write it
   int64_t* row = scratch<int64_t, IgemmScratch>(2, ng);                      // one output's sums, [ng]
+  double* wsum = nullptr;                                                    // [nr, ng] (igemm_zp)
+  if (jb.a_zero) {
+    wsum = scratch<double, IgemmScratch>(0, nr * ng);
+    tile_wsum(jb, codes, stride, rows, r0, nr, dots, wsum);
+  }
   for (int64_t t0 = 0; t0 < jb.n; t0 += kTokens) {
     const int nt = static_cast<int>(std::min<int64_t>(kTokens, jb.n - t0));
     const int8_t* xp[kTokens] = {jb.xq + t0 * in, jb.xq + (t0 + nt - 1) * in};
@@ -114,7 +145,8 @@ void run_tile(const Job& jb, int64_t r0, int64_t nr) {
           for (int64_t g = 0; g < ng; ++g) row[g] = dots[g * A + i * nt + j];
           if (wide)  // the 16-bit loops return Σ (code − 32768)·xq
             for (int64_t g = 0; g < ng; ++g) row[g] += 32768 * xs[j * ng + g];
-          const float v = igemm_combine(row, xs + j * ng, W.scale.data() + o * ng, off, ng, jb.a_scale[t]);
+          const float v = igemm_combine(row, xs + j * ng, W.scale.data() + o * ng, off, ng, jb.a_scale[t],
+                                        wsum ? wsum + (i0 + i) * ng : nullptr, jb.a_zero ? jb.a_zero[t] : 0);
           float* yo = jb.y + t * out + o;
           *yo = jb.accumulate ? *yo + v : v;
         }
@@ -179,12 +211,52 @@ void quantize_activations(const float* x, int64_t n, int64_t in, float static_sc
   QT_CHECK(bad < 0, "quantize_activations: token {} has a non-finite activation (NaN or inf)", bad);
 }
 
+void quantize_activations_asym(const float* x, int64_t n, int64_t in, const float* scale, const int32_t* zero,
+                               int bits, int8_t* xq, int32_t* zero_carried) {
+  QT_CHECK(bits >= 2 && bits <= 8, "quantize_activations_asym: {}-bit activations are not supported (valid: 2..8)",
+           bits);
+  QT_CHECK(n >= 0 && in >= 0, "quantize_activations_asym: invalid shape [{}, {}]", n, in);
+  const int32_t qmax = (1 << bits) - 1, mid = 1 << (bits - 1);
+  for (int64_t t = 0; t < n; ++t) {
+    QT_CHECK(std::isfinite(scale[t]) && scale[t] > 0,
+             "quantize_activations_asym: token {} has scale {} (must be finite and > 0)", t, scale[t]);
+    QT_CHECK(zero[t] >= 0 && zero[t] <= qmax,
+             "quantize_activations_asym: token {} has zero point {} outside [0, {}] for {}-bit activations", t,
+             zero[t], qmax, bits);
+  }
+  int64_t bad = -1;  // the first token with a non-finite value (reported after the parallel loop)
+#pragma omp parallel for schedule(static) if (n * in > 65536)
+  for (int64_t t = 0; t < n; ++t) {
+    const float s = scale[t];
+    const int32_t z = zero[t];
+    zero_carried[t] = z - mid;
+    bool finite = true;
+    for (int64_t c = 0; c < in; ++c) {
+      const float v = x[t * in + c];
+      finite = finite && std::isfinite(v);
+      // round(x / s) in float as the fake quantizer, clamped to [−z, qmax − z] while still a
+      // float (x / s may be huge; NaN of a non-finite x becomes 0 here and throws below)
+      const float r = std::round(v / s);
+      const float rc = r >= static_cast<float>(-z) ? std::min(r, static_cast<float>(qmax - z)) : static_cast<float>(-z);
+      xq[t * in + c] = static_cast<int8_t>(static_cast<int32_t>(rc) + z - mid);
+    }
+    if (!finite) {
+#pragma omp critical(qtune_igemm_bad)
+      bad = bad < 0 ? t : std::min(bad, t);
+    }
+  }
+  QT_CHECK(bad < 0, "quantize_activations_asym: token {} has a non-finite activation (NaN or inf)", bad);
+}
+
 void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate) {
   igemm(xq, a_scale, W, y, n, accumulate, cpu_isa());
 }
 
-void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate,
-           Isa isa) {
+namespace {
+
+// igemm and igemm_zp (a_zero == nullptr: no zero-point term).
+void run(const int8_t* xq, const float* a_scale, const int32_t* a_zero, const QuantMatrix& W, float* y, int64_t n,
+         bool accumulate, Isa isa) {
   QT_ASSERT(isa_supported(isa));
   if (!prepare(W, y, n, accumulate)) return;
   const int64_t in = W.cols, out = W.rows, gs = W.group_size(), ng = W.groups_per_row();
@@ -202,7 +274,12 @@ void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* 
     sym_off = scratch<float, IgemmScratch>(0, ng);
     std::fill(sym_off, sym_off + ng, W.offset(0, 0));
   }
-  const Job jb{xq, a_scale, &W, y, n, accumulate, xsums, sym_off, loops_for(isa, W.spec.bits)};
+  int8_t* ones = nullptr;
+  if (a_zero) {
+    ones = scratch<int8_t, IgemmScratch>(0, in);
+    std::fill(ones, ones + in, int8_t(1));
+  }
+  const Job jb{xq, a_scale, &W, y, n, accumulate, xsums, sym_off, loops_for(isa, W.spec.bits), a_zero, ones};
   // tile rows: a multiple of the block height, as many as keep the unpacked codes in L1
   const int64_t code_bytes = W.spec.bits <= 4 ? 2 * W.row_bytes() : W.row_bytes();
   const int64_t tile = std::clamp<int64_t>(kTileBytes / code_bytes / kRows * kRows, kRows, kMaxTile);
@@ -211,29 +288,62 @@ void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* 
   for (int64_t i = 0; i < ntiles; ++i) run_tile(jb, i * tile, std::min(tile, out - i * tile));
 }
 
-namespace ref {
-
-void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate) {
+// The reference of both: plain loops, int64 sums, igemm_combine (wsum from igemm_wsum).
+void run_ref(const int8_t* xq, const float* a_scale, const int32_t* a_zero, const QuantMatrix& W, float* y, int64_t n,
+             bool accumulate) {
   if (!prepare(W, y, n, accumulate)) return;
   const int64_t in = W.cols, out = W.rows, gs = W.group_size(), ng = W.groups_per_row();
   std::vector<int64_t> dots(ng), xsums(ng);
   std::vector<float> off(ng);
+  std::vector<double> wsum(ng);
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t o = 0; o < out; ++o) {
       for (int64_t g = 0; g < ng; ++g) {
-        int64_t d = 0, s = 0;
-        for (int64_t c = g * gs; c < std::min(in, (g + 1) * gs); ++c) {
+        const int64_t c0 = g * gs, c1 = std::min(in, (g + 1) * gs);
+        int64_t d = 0, s = 0, cs = 0;
+        for (int64_t c = c0; c < c1; ++c) {
           d += static_cast<int64_t>(xq[t * in + c]) * static_cast<int64_t>(W.code(o, c));
           s += xq[t * in + c];
+          cs += W.code(o, c);
         }
         dots[g] = d;
         xsums[g] = s;
         off[g] = W.offset(o, g);
+        wsum[g] = igemm_wsum(cs, off[g], c1 - c0);
       }
-      const float v = igemm_combine(dots.data(), xsums.data(), W.scale.data() + o * ng, off.data(), ng, a_scale[t]);
+      const float v = igemm_combine(dots.data(), xsums.data(), W.scale.data() + o * ng, off.data(), ng, a_scale[t],
+                                    a_zero ? wsum.data() : nullptr, a_zero ? a_zero[t] : 0);
       y[t * out + o] = accumulate ? y[t * out + o] + v : v;
     }
   }
+}
+
+}  // namespace
+
+void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate,
+           Isa isa) {
+  run(xq, a_scale, nullptr, W, y, n, accumulate, isa);
+}
+
+void igemm_zp(const int8_t* xq, const float* a_scale, const int32_t* a_zero, const QuantMatrix& W, float* y,
+              int64_t n, bool accumulate) {
+  run(xq, a_scale, a_zero, W, y, n, accumulate, cpu_isa());
+}
+
+void igemm_zp(const int8_t* xq, const float* a_scale, const int32_t* a_zero, const QuantMatrix& W, float* y,
+              int64_t n, bool accumulate, Isa isa) {
+  run(xq, a_scale, a_zero, W, y, n, accumulate, isa);
+}
+
+namespace ref {
+
+void igemm(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n, bool accumulate) {
+  run_ref(xq, a_scale, nullptr, W, y, n, accumulate);
+}
+
+void igemm_zp(const int8_t* xq, const float* a_scale, const int32_t* a_zero, const QuantMatrix& W, float* y,
+              int64_t n, bool accumulate) {
+  run_ref(xq, a_scale, a_zero, W, y, n, accumulate);
 }
 
 }  // namespace ref

@@ -53,6 +53,7 @@ class IntLinear final : public Linear<T> {
     d.planes = planes_;
     return d;
   }
+  const std::vector<QuantMatrix>* integer_planes() const override { return &planes_; }
   float input_scale() const override { return act_bits_ == 8 ? act_scale_ : 0.0f; }
   Tensor base_weight() const override {
     Tensor t({this->out_, this->in_});

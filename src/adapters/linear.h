@@ -35,6 +35,11 @@ namespace qtune {
 struct Context {
   uint64_t seed = 0;  // the run's seed
   uint64_t step = 0;  // the micro-batch being trained, counted over the whole run from 0
+  // The diffusion timestep of each sample of the call (the DiT sets them; nullptr elsewhere): a
+  // slot whose quantizer depends on the sampling step (TALSQ, adapters/talsq.h) reads them. The
+  // call's n rows belong to the `samples` samples in order, n / samples rows each.
+  const int* timesteps = nullptr;
+  int64_t samples = 0;
 };
 
 // One trainable tensor: the optimizer updates value using grad (same size). Also used for
@@ -75,6 +80,9 @@ class Linear {
   // (calibrated activation ranges, frozen quantizer ranges); grad == nullptr.
   virtual std::vector<Param<T>> state() { return {}; }
   virtual Deployed merge() const = 0;
+  // The integer weight a deployed slot holds (no copy), or nullptr: every other slot gives its
+  // integers through merge().
+  virtual const std::vector<QuantMatrix>* integer_planes() const { return nullptr; }
   // The static int8 scale of this slot's input activations (calibrated during training, or
   // recorded in a deployed model); 0 when the input is not quantized or per token.
   virtual float input_scale() const { return 0.0f; }

@@ -25,12 +25,19 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
   friend Base;
 
  public:
+  // dense: QAT — the delta is a full trainable [out, in] tensor D (from 0) instead of B·A.
   QaLora(const std::string& name, const Tensor& w, const QuantSpec& spec, int rank, Rng& rng, float scale_lr,
-         bool lsq_grad_scale)
-      : Base(name, w.shape[1], w.shape[0], rank, rng),
+         bool lsq_grad_scale, bool dense = false)
+      : Base(name, w.shape[1], w.shape[0], dense ? 0 : rank, rng),
         Wu_(quantize(w.ptr(), w.shape[0], w.shape[1], spec)),
         scale_lr_(scale_lr),
-        lsq_grad_scale_(lsq_grad_scale) {
+        lsq_grad_scale_(lsq_grad_scale),
+        dense_(dense) {
+    if (dense) {
+      D_.resize(size_t(w.numel()));
+      dD_.resize(size_t(w.numel()));
+      std::fill(D_.begin(), D_.end(), T(0));
+    }
     gs_ = Wu_.group_size();
     ng_ = Wu_.groups_per_row();
     u_.resize(Wu_.scale.size());
@@ -42,7 +49,11 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
 
   std::vector<Param<T>> trainable() override {
     std::vector<Param<T>> p;
-    this->lora_params(p);
+    if (dense_)
+      p.push_back({this->name_ + ".qat_delta", D_.data(), dD_.data(), this->out_ * this->in_, {this->out_, this->in_},
+                   1.0f, /*decay=*/false});
+    else
+      this->lora_params(p);
     p.push_back({this->name_ + ".qalora_scale", u_.data(), du_.data(), this->out_ * ng_, {this->out_, ng_},
                  scale_lr_, /*decay=*/false});
     return p;
@@ -64,9 +75,23 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
     return d;
   }
 
-  const char* method() const override { return "qalora"; }
+  const char* method() const override { return dense_ ? "qat" : "qalora"; }
+  int64_t adapter_bytes() const override {
+    return dense_ ? int64_t(D_.size() * sizeof(T)) : Base::adapter_bytes();
+  }
 
  private:
+  // The delta of row o: (B·A)[o, :], or D[o, :] (QAT).
+  void delta_row(int64_t o, T* row) const {
+    if (!dense_) return Base::delta_row(o, row);
+    std::copy(D_.data() + o * this->in_, D_.data() + (o + 1) * this->in_, row);
+  }
+  void factor_grads(const T* dba, int64_t r0, int64_t nr) {
+    if (!dense_) return Base::factor_grads(dba, r0, nr);
+    T* g = dD_.data() + r0 * this->in_;
+    for (int64_t i = 0; i < nr * this->in_; ++i) g[i] += dba[i];
+  }
+
   // One element of the re-quantization.
   struct Elem {
     T v;          // (W0 + BA)/s_w
@@ -155,6 +180,8 @@ class QaLora final : public RequantLinear<T, QaLora<T>> {
   int64_t gs_ = 0, ng_ = 0;
   int qp_ = 0;            // Qp: 2^b − 1 (asymmetric), 2^(b−1) − 1 (symmetric)
   Buffer<T> u_, du_;      // u = s_w / s_w0 [out, groups] (the trained tensor) and its gradient
+  bool dense_;
+  std::vector<T> D_, dD_;  // QAT's delta [out, in] and its gradient
 };
 
 }  // namespace
@@ -168,6 +195,16 @@ std::unique_ptr<Linear<T>> make_qalora(const std::string& name, const Tensor& w,
   return std::make_unique<QaLora<T>>(name, w, spec, rank, rng, scale_lr, lsq_grad_scale);
 }
 
+template <class T>
+std::unique_ptr<Linear<T>> make_qat(const std::string& name, const Tensor& w, const QuantSpec& spec, float scale_lr) {
+  check_weight(name, w);
+  QT_CHECK(!spec.zero_free, "qat: the zero-free grid is an IntLoRA option");
+  Rng unused(0);
+  return std::make_unique<QaLora<T>>(name, w, spec, 0, unused, scale_lr, false, /*dense=*/true);
+}
+
+template std::unique_ptr<Linear<float>> make_qat<float>(const std::string&, const Tensor&, const QuantSpec&, float);
+template std::unique_ptr<Linear<double>> make_qat<double>(const std::string&, const Tensor&, const QuantSpec&, float);
 template std::unique_ptr<Linear<float>> make_qalora<float>(const std::string&, const Tensor&, const QuantSpec&, int,
                                                            Rng&, float, bool);
 template std::unique_ptr<Linear<double>> make_qalora<double>(const std::string&, const Tensor&, const QuantSpec&, int,

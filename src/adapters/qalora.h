@@ -57,4 +57,11 @@ template <class T>
 std::unique_ptr<Linear<T>> make_qalora(const std::string& name, const Tensor& w, const QuantSpec& spec, int rank,
                                        Rng& rng, float scale_lr = 0.1f, bool lsq_grad_scale = false);
 
+// Quantization-aware training (the QAT baseline of EfficientDM): the same re-quantizing forward
+// and exact merge, with the delta a full trainable [out, in] tensor "<name>.qat_delta" (from 0,
+// no weight decay) instead of B·A — the latent weight W0 + D trains behind the fake quantizer.
+template <class T>
+std::unique_ptr<Linear<T>> make_qat(const std::string& name, const Tensor& w, const QuantSpec& spec,
+                                    float scale_lr = 0.1f);
+
 }  // namespace qtune

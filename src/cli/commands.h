@@ -10,6 +10,7 @@ int cmd_eval(int argc, char** argv);
 int cmd_finetune(int argc, char** argv);
 int cmd_dit_train(int argc, char** argv);
 int cmd_dit_eval(int argc, char** argv);
+int cmd_distill(int argc, char** argv);
 int cmd_sample(int argc, char** argv);
 int cmd_classifier_train(int argc, char** argv);
 int cmd_fid(int argc, char** argv);

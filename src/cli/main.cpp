@@ -33,6 +33,8 @@ const std::vector<Command>& commands() {
        qtune::cli::cmd_dit_train},
       {"dit-eval", "the held-out loss of a DiT (float or deployed integer) on Fashion-MNIST test images",
        qtune::cli::cmd_dit_eval},
+      {"distill", "EfficientDM: quantize a DiT to W4A4 / W8A8 and fine-tune it data-free from the float model, "
+                  "deployed in integers", qtune::cli::cmd_distill},
       {"sample", "generate images with a class-conditional DiT and write them as a PNG grid", qtune::cli::cmd_sample},
       {"classifier-train", "train the Fashion-MNIST classifier that scores generated images (qtune fid)",
        qtune::cli::cmd_classifier_train},

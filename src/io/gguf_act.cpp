@@ -1,6 +1,7 @@
 // io/gguf_act.cpp — see gguf_act.h.
 #include "io/gguf_act.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -9,7 +10,21 @@
 namespace qtune {
 
 namespace {
-const std::string kActBits = "qtune.act.bits", kActScale = "qtune.act.scale.";
+const std::string kActBits = "qtune.act.bits", kActScale = "qtune.act.scale.", kActTable = "qtune.act.table.";
+const char* const kTableFields[] = {".bits", ".stride", ".scale", ".zero"};
+}  // namespace
+
+void check_step_table(const StepActTable& t, const std::string& where) {
+  QT_CHECK(t.bits >= 2 && t.bits <= 8, "{}: {} activation bits (a per-step table has 2..8)", where, t.bits);
+  QT_CHECK(t.stride >= 1, "{}: stride {} (must be >= 1 timestep per entry)", where, t.stride);
+  QT_CHECK(!t.scale.empty() && t.scale.size() == t.zero.size(), "{}: {} scales and {} zero points (need K >= 1 of each)",
+           where, t.scale.size(), t.zero.size());
+  for (size_t j = 0; j < t.scale.size(); ++j) {
+    QT_CHECK(std::isfinite(t.scale[j]) && t.scale[j] > 0, "{}: step {}: scale {} must be finite and positive", where,
+             j, t.scale[j]);
+    QT_CHECK(t.zero[j] >= 0 && t.zero[j] < (1 << t.bits), "{}: step {}: zero point {} is outside 0..{}", where, j,
+             t.zero[j], (1 << t.bits) - 1);
+  }
 }
 
 ActSetting read_act_keys(const GgufFile& f, const std::function<bool(const std::string&)>& is_stem) {
@@ -30,6 +45,23 @@ ActSetting read_act_keys(const GgufFile& f, const std::function<bool(const std::
              excerpt(key), s);
     a.scales[stem] = s;
   }
+  for (const auto& [key, v] : f.metadata()) {
+    if (key.compare(0, kActTable.size(), kActTable) != 0 || !key.ends_with(".bits")) continue;
+    const std::string stem = key.substr(kActTable.size(), key.size() - kActTable.size() - 5);
+    QT_CHECK(is_stem(stem), "{}: key '{}': '{}' is not a projection of this model", f.path(), excerpt(key),
+             excerpt(stem));
+    const std::string k = kActTable + stem;
+    for (const char* field : kTableFields)
+      QT_CHECK(f.has(k + field), "{}: key '{}{}' is missing (a per-step activation table has bits, stride, scale, "
+               "zero)", f.path(), excerpt(k), field);
+    StepActTable t;
+    t.bits = int(f.get_u32(k + ".bits"));
+    t.stride = int(std::min<uint32_t>(f.get_u32(k + ".stride"), 1u << 30));
+    t.scale = f.get_arr_f32(k + ".scale");
+    t.zero = f.get_arr_i32(k + ".zero");
+    check_step_table(t, fmt::format("{}: activation table of '{}'", f.path(), excerpt(stem)));
+    a.tables[stem] = std::move(t);
+  }
   return a;
 }
 
@@ -43,6 +75,15 @@ void write_act_keys(GgufWriter& w, const std::string& path, const ActSetting& a,
     QT_CHECK(std::isfinite(s) && s > 0, "{}: activation scale of '{}' is {}: must be finite and positive", path, stem,
              s);
     w.set_f32(kActScale + stem, s);
+  }
+  for (const auto& [stem, t] : a.tables) {
+    QT_CHECK(is_stem(stem), "{}: activation table for '{}', which is not a projection of the model", path, stem);
+    check_step_table(t, fmt::format("{}: activation table of '{}'", path, stem));
+    const std::string k = kActTable + stem;
+    w.set_u32(k + ".bits", uint32_t(t.bits));
+    w.set_u32(k + ".stride", uint32_t(t.stride));
+    w.set_arr_f32(k + ".scale", t.scale);
+    w.set_arr_i32(k + ".zero", t.zero);
   }
 }
 

@@ -174,7 +174,7 @@ void write_vocab(GgufWriter& w, const GgufVocab& v, int vocab_size) {
 }
 
 void write_act(GgufWriter& w, const ModelFile& m, const std::string& path) {
-  write_act_keys(w, path, {m.act_bits, m.act_scales}, [&](const std::string& stem) { return is_model_stem(m.config, stem); });
+  write_act_keys(w, path, {m.act_bits, m.act_scales, {}}, [&](const std::string& stem) { return is_model_stem(m.config, stem); });
 }
 
 // general.file_type for a model with integer weights: the block type holding most of them

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "adapters/talsq.h"
 #include "core/error.h"
 #include "io/projections.h"
 #include "models/dit.h"
@@ -72,6 +73,11 @@ Tensor tensor_from(const auto* p, Shape s) {
 
 template <class T>
 Dit<T>::Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed, bool train_class_embedding)
+    : Dit(f, opts, seed, train_class_embedding, SlotMaker{}) {}
+
+template <class T>
+Dit<T>::Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed, bool train_class_embedding,
+            const SlotMaker& make)
     : impl_(std::make_unique<Impl>()), cfg_(f.config), opts_(opts) {
   validate_dit(f);
   validate(opts);
@@ -99,8 +105,15 @@ Dit<T>::Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed, bool tra
     if (opts.frozen) {  // a model to run: its weights as they are, integer ones on the integer path
       const auto a = f.act.scales.find(stem);
       const float act_scale = opts.act_dynamic || a == f.act.scales.end() ? 0.0f : a->second;
-      s = q != f.quantized.end() ? make_inference_linear<T>(stem, nullptr, &q->second, opts.act_bits, act_scale)
-                                 : make_inference_linear<T>(stem, &w->second, nullptr, opts.act_bits, act_scale);
+      const auto table = f.act.tables.find(stem);
+      const int bits = table != f.act.tables.end() ? 0 : opts.act_bits;  // the table quantizes the input
+      s = q != f.quantized.end() ? make_inference_linear<T>(stem, nullptr, &q->second, bits, act_scale)
+                                 : make_inference_linear<T>(stem, &w->second, nullptr, bits, act_scale);
+      if (table != f.act.tables.end()) s = make_talsq_frozen<T>(stem, std::move(s), table->second);
+      return;
+    }
+    if (make) {
+      s = make(stem, w != f.tensors.end() ? w->second : dit_weight_as_float(f, wname), rng);
       return;
     }
     const std::string target = target_of(stem);  // q k v o up down, "" for the other slots
@@ -122,6 +135,21 @@ Linear<T>& Dit<T>::slot(const std::string& stem) {
   });
   QT_CHECK(found, "dit: no slot named '{}'", excerpt(stem));
   return *found;
+}
+
+template <class T>
+int Dit<T>::set_act_calibration(bool on) {
+  int n = 0;
+  impl_->for_each_slot([&](const std::string&, std::unique_ptr<Linear<T>>& s) {
+    if (auto* q = dynamic_cast<StepActQuantizer*>(s.get())) {
+      if (on)
+        q->begin_calibration();
+      else
+        q->end_calibration();
+      ++n;
+    }
+  });
+  return n;
 }
 
 template <class T>
@@ -193,6 +221,7 @@ DitFile Dit<T>::merged() const {
     else
       f.quantized[stem + ".weight"] = std::move(dep.planes);
     if (s->input_scale() > 0) f.act.scales[stem] = s->input_scale();
+    if (const auto* q = dynamic_cast<const StepActQuantizer*>(s.get())) f.act.tables[stem] = q->table();
   });
   return f;
 }

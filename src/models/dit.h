@@ -16,6 +16,7 @@
 // Templated on the scalar: float for training, double for finite-difference checks.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,10 @@ class Dit {
   // adapter method also trains the class embedding y_embd ([K+1, D] floats, "y_embd.weight") —
   // the only way a frozen base can tell apart classes it never saw (dit-train --class-embedding).
   Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed, bool train_class_embedding = false);
+  // The slot of weight `stem` ("blk.0.attn_q") from its float weight [out, in]: a model whose slots
+  // are not one method's (EfficientDM: models/efficientdm.h) brings its own.
+  using SlotMaker = std::function<std::unique_ptr<Linear<T>>(const std::string& stem, const Tensor& w, Rng& rng)>;
+  Dit(const DitFile& f, const MethodOptions& opts, uint64_t seed, bool train_class_embedding, const SlotMaker& make);
   ~Dit();
   Dit(const Dit&) = delete;
   Dit& operator=(const Dit&) = delete;
@@ -47,6 +52,9 @@ class Dit {
   // Backward of the last forward (which must have had eps); accumulates into the parameter
   // gradients, and overwrites input_grad().
   void backward();
+  // The same from a given ∂loss/∂prediction [B, C, H, W] (a loss the model does not know, e.g.
+  // distillation through classifier-free guidance); needs no noise target.
+  void backward(const T* dpred);
   const T* input_grad() const;  // ∂loss/∂x [B, C, H, W] of the last backward
   void zero_grad();
 
@@ -55,6 +63,9 @@ class Dit {
   int64_t num_params() const;  // base tensors + slots' weights + adapters
   int64_t num_trainable() const;
   Linear<T>& slot(const std::string& stem);  // e.g. "blk.0.adaln"
+  // Every per-step activation quantizer (adapters/talsq.h) records its inputs while on, and
+  // picks its ranges when turned off. Returns how many slots have one.
+  int set_act_calibration(bool on);
 
   // The deployed model: every slot merged (integer methods into their exact integers, float ones
   // into float weights) with the activation setting it trained with; a DitFile that save_dit

@@ -128,12 +128,27 @@ void Dit<T>::backward() {
   Impl& m = *impl_;
   QT_CHECK(m.B > 0 && m.has_eps, "dit backward() needs a preceding forward() with a noise target");
   m.carve_grads();
-  const DitConfig& c = cfg_;
-  const int64_t Tk = c.tokens(), N = m.N(), D = c.dim, P = c.patch_dim(), img = int64_t(m.B) * c.image_numel();
-  const int B = m.B;
-
+  const int64_t img = int64_t(m.B) * cfg_.image_numel();
   // loss = mean (pred − eps)²
   for (int64_t i = 0; i < img; ++i) m.d.dpred[i] = T(2) * (m.a.pred[i] - m.eps[i]) / T(img);
+  m.backward_from_pred();
+}
+
+template <class T>
+void Dit<T>::backward(const T* dpred) {
+  Impl& m = *impl_;
+  QT_CHECK(m.B > 0, "dit backward() needs a preceding forward()");
+  m.carve_grads();
+  std::copy(dpred, dpred + int64_t(m.B) * cfg_.image_numel(), m.d.dpred);
+  m.backward_from_pred();
+}
+
+// Everything below the loss: d.dpred → every gradient.
+template <class T>
+void Dit<T>::Impl::backward_from_pred() {
+  Impl& m = *this;
+  const DitConfig& c = cfg;
+  const int64_t Tk = c.tokens(), N = m.N(), D = c.dim, P = c.patch_dim();
   nn::patchify(m.d.dpred, m.d.dotok, B, c.channels, c.image, c.image, c.patch);
   if (m.g.out_b) nn::add_bias_backward(m.d.dotok, m.g.out_b, N, P);
   zero(m.d.dxm, N * D);

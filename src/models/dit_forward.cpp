@@ -113,6 +113,9 @@ double Dit<T>::forward(const T* x, const int* t, const int* y, const T* eps, int
   m.carve_acts(B);
   const int64_t Tk = c.tokens(), N = m.N(), D = c.dim, P = c.patch_dim(), img = B * c.image_numel();
   m.y.assign(y, y + B);
+  m.tsteps.assign(t, t + B);  // per-step quantizers (TALSQ) read them, in forward and backward
+  m.ctx.timesteps = m.tsteps.data();
+  m.ctx.samples = B;
   m.has_eps = eps != nullptr;
   if (eps) m.eps.assign(eps, eps + img);
 

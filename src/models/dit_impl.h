@@ -116,6 +116,7 @@ struct Dit<T>::Impl {
   DitGrads<T> d;
   int B = 0;
   std::vector<int> y;
+  std::vector<int> tsteps;  // [B] the last forward's timesteps (Context::timesteps points here)
   std::vector<T> eps;
   bool has_eps = false;
 
@@ -126,6 +127,7 @@ struct Dit<T>::Impl {
   void forward_layer(int l);
   void backward_layer(int l);
   void backward_cond();
+  void backward_from_pred();
 
   // f(stem, slot) for every slot, in dit_slot_stems order.
   template <class F>

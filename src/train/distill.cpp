@@ -1,0 +1,174 @@
+// train/distill.cpp — see distill.h.
+#include "train/distill.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "models/diffusion.h"
+#include "train/optimizer.h"
+#include "train/schedule.h"
+
+namespace qtune {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One trajectory's inputs: [x | y] for B images, doubled with the null class when guided.
+struct GuidedBatch {
+  int B = 0, rows = 0;  // rows = 2B when guided, else B
+  std::vector<float> x;
+  std::vector<int> t, y;
+  void fill(const std::vector<float>& xt, int tk, const std::vector<int>& classes, int null_class, bool guided,
+            int64_t n) {
+    B = int(classes.size());
+    rows = guided ? 2 * B : B;
+    x.assign(xt.begin(), xt.end());
+    if (guided) x.insert(x.end(), xt.begin(), xt.end());
+    t.assign(size_t(rows), tk);
+    y.assign(classes.begin(), classes.end());
+    if (guided) y.resize(size_t(rows), null_class);
+    QT_ASSERT(int64_t(x.size()) == rows * n);
+  }
+};
+
+// ε = ε_u + w·(ε_c − ε_u) of a [rows, n] prediction (rows = B: ε_c alone).
+void combine(const float* pred, int B, int64_t n, bool guided, float w, std::vector<float>& eps) {
+  eps.resize(size_t(B) * n);
+  if (!guided) {
+    std::memcpy(eps.data(), pred, eps.size() * sizeof(float));
+    return;
+  }
+  cfg_combine(pred, pred + B * n, w, B * n, eps.data());
+}
+
+std::vector<int> draw_classes(const std::vector<int>& classes, int B, Rng& rng) {
+  std::vector<int> y(static_cast<size_t>(B));
+  for (int& c : y) c = classes[rng.next_u64() % classes.size()];
+  return y;
+}
+
+void check(const DistillOptions& o, const DitConfig& c) {
+  QT_CHECK(o.batch >= 1 && o.steps >= 1 && o.iters >= 0 && o.calib >= 0, "distill: invalid batch/steps/iters/calib");
+  QT_CHECK(!o.classes.empty(), "distill: no classes to draw from");
+  for (int k : o.classes) QT_CHECK(k >= 0 && k < c.num_classes, "distill: class {} is outside 0..{}", k, c.num_classes - 1);
+  QT_CHECK(!o.real || o.real_images, "distill: the real-image objective needs images");
+}
+
+}  // namespace
+
+int calibrate_student(Dit<float>& teacher, Dit<float>& student, const DistillOptions& o) {
+  const DitConfig& c = teacher.config();
+  check(o, c);
+  const int64_t n = c.image_numel();
+  const NoiseSchedule sched = NoiseSchedule::linear();
+  const std::vector<int> ts = ddim_timesteps(sched.steps, o.steps);
+  const bool guided = o.guidance != 1.0f;
+  const int slots = student.set_act_calibration(true);
+  Rng rng(o.seed ^ 0xca1b7a7e5ULL);
+  GuidedBatch gb;
+  std::vector<float> eps;
+  for (int done = 0; done < o.calib; done += o.batch) {
+    const int B = std::min(o.batch, o.calib - done);
+    const std::vector<int> y = draw_classes(o.classes, B, rng);
+    std::vector<float> x(size_t(B) * n);
+    for (float& v : x) v = float(rng.normal());
+    for (size_t i = 0; i < ts.size(); ++i) {
+      gb.fill(x, ts[i], y, c.null_class(), guided, n);
+      teacher.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
+      combine(teacher.prediction(), B, n, guided, o.guidance, eps);
+      student.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
+      const double ap = i + 1 < ts.size() ? sched.alpha_bar[ts[i + 1]] : 1.0;
+      ddim_step(x.data(), eps.data(), int64_t(x.size()), sched.alpha_bar[ts[i]], ap, o.eta, true, rng);
+    }
+  }
+  student.set_act_calibration(false);
+  return slots;
+}
+
+DistillResult distill(Dit<float>& teacher, Dit<float>& student, std::vector<Param<float>> params,
+                      const DistillOptions& o) {
+  const DitConfig& c = teacher.config();
+  check(o, c);
+  const int64_t n = c.image_numel();
+  const NoiseSchedule sched = NoiseSchedule::linear();
+  const std::vector<int> ts = ddim_timesteps(sched.steps, o.steps);
+  const bool guided = o.guidance != 1.0f;
+  DistillResult r;
+  AdamWOptions ao;
+  ao.weight_decay = o.weight_decay;
+  AdamW opt(params, ao);
+  LrSchedule lr;
+  lr.kind = ScheduleKind::linear;
+  lr.lr = o.lr;
+  lr.total = std::max<int64_t>(1, int64_t(o.iters) * o.steps);
+  Rng rng(o.seed);
+  GuidedBatch gb;
+  std::vector<float> eps_t, eps_s, dpred, x0, xt, noise;
+  std::vector<int> labels;
+  Progress bar(o.iters, o.real ? "train (real images)" : "distill", o.progress);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int it = 0; it < o.iters; ++it) {
+    const std::vector<int> y = draw_classes(o.classes, o.batch, rng);
+    const int B = o.batch;
+    std::vector<float> x(size_t(B) * n);
+    for (float& v : x) v = float(rng.normal());
+    if (o.real) o.real_images(B, rng, x0, labels);
+    double loss_sum = 0;
+    for (size_t i = 0; i < ts.size(); ++i) {
+      const int tk = ts[i];
+      for (const auto& p : params) std::memset(p.grad, 0, size_t(p.numel) * sizeof(float));
+      double loss = 0;
+      if (o.real) {  // DDPM loss at t_k on real images
+        const double a = sched.alpha_bar[tk];
+        xt.resize(size_t(B) * n);
+        noise.resize(xt.size());
+        for (size_t j = 0; j < xt.size(); ++j) {
+          noise[j] = float(rng.normal());
+          xt[j] = float(std::sqrt(a) * x0[j] + std::sqrt(1 - a) * noise[j]);
+        }
+        std::vector<int> yd(labels), tv(size_t(B), tk);
+        for (int& k : yd)
+          if (rng.uniform() < 0.1f) k = c.null_class();
+        loss = student.forward(xt.data(), tv.data(), yd.data(), noise.data(), B);
+        student.backward();
+      } else {
+        gb.fill(x, tk, y, c.null_class(), guided, n);
+        teacher.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
+        combine(teacher.prediction(), B, n, guided, o.guidance, eps_t);
+        student.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
+        combine(student.prediction(), B, n, guided, o.guidance, eps_s);
+        dpred.assign(size_t(gb.rows) * n, 0.0f);
+        const float w = guided ? o.guidance : 1.0f, scale = 2.0f / float(B * n);
+        for (int64_t j = 0; j < B * n; ++j) {
+          const float d = eps_s[j] - eps_t[j];
+          loss += double(d) * d;
+          dpred[j] = w * scale * d;
+          if (guided) dpred[B * n + j] = (1.0f - w) * scale * d;
+        }
+        loss /= double(B * n);
+        student.backward(dpred.data());
+        const double ap = i + 1 < ts.size() ? sched.alpha_bar[ts[i + 1]] : 1.0;
+        ddim_step(x.data(), eps_t.data(), int64_t(x.size()), sched.alpha_bar[tk], ap, o.eta, true, rng);
+      }
+      const double norm = clip_grad_norm(params, 0.0);
+      check_finite(loss, norm, params, r.optimizer_steps);
+      ++r.optimizer_steps;
+      opt.step(lr.at(r.optimizer_steps));
+      loss_sum += loss;
+    }
+    r.iter_loss.push_back(loss_sum / double(ts.size()));
+    bar.update(it + 1, fmt::format("loss {:.5f}", r.iter_loss.back()));
+  }
+  bar.finish();
+  r.train_seconds = seconds_since(t0);
+  return r;
+}
+
+}  // namespace qtune

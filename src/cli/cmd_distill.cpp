@@ -36,7 +36,7 @@ struct DistillArgs {
   DistillOptions run;
   float act_lr = 5e-4f;
   bool no_scale_aware_lr = false, one_act_scale = false;
-  int threads = 0;
+  int threads = 0, save_every = 0;
 };
 
 void add_flags(CLI::App& app, DistillArgs& a) {
@@ -85,6 +85,9 @@ void add_flags(CLI::App& app, DistillArgs& a) {
                                    "QALoRA; usually with --objective real");
   app.add_option("--data", a.data, "Fashion-MNIST IDX directory, read by --objective real only")
       ->capture_default_str();
+  app.add_option("--save-every", a.save_every, "also write the deployed model every N iterations, to "
+                                               "<out>.iter<K>.gguf (for time-to-quality curves)")
+      ->capture_default_str()->check(CLI::Range(0, 1 << 24));
   app.add_option("--seed", a.run.seed, "seed of classes, noise and adapters")->capture_default_str();
   app.add_option("--threads", a.threads, "worker threads (0 = all cores)")->capture_default_str()
       ->check(CLI::Range(0, 1024));
@@ -157,6 +160,14 @@ int cmd_distill(int argc, char** argv) {
   const double calib_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count();
   std::fprintf(stderr, "calibrated %d activation quantizers on %d images' trajectories in %.1f s\n", slots,
                a.run.calib, calib_s);
+  std::vector<std::string> saved;
+  if (a.save_every > 0)
+    a.run.after_iter = [&](int done) {
+      if (done % a.save_every != 0 || done == a.run.iters) return;
+      const std::string p = fmt::format("{}.iter{}.gguf", a.out, done);
+      save_dit(p, student.merged());
+      saved.push_back(p);
+    };
   DistillResult r = distill(teacher, student, params, a.run);
   save_dit(a.out, student.merged());
 
@@ -188,7 +199,9 @@ int cmd_distill(int argc, char** argv) {
                    {"optimizer_steps", r.optimizer_steps},
                    {"calib_seconds", calib_s},
                    {"train_seconds", r.train_seconds},
-                   {"iter_loss", r.iter_loss}};
+                   {"iter_loss", r.iter_loss},
+                   {"iter_seconds", r.iter_seconds},
+                   {"saved", saved}};
   write_report(a.report, j);
   std::printf("%s: %lld optimizer steps in %.1f s (+ %.1f s calibration)%s\n", a.out.c_str(),
               static_cast<long long>(r.optimizer_steps), r.train_seconds, calib_s,

@@ -164,6 +164,8 @@ DistillResult distill(Dit<float>& teacher, Dit<float>& student, std::vector<Para
       loss_sum += loss;
     }
     r.iter_loss.push_back(loss_sum / double(ts.size()));
+    r.iter_seconds.push_back(seconds_since(t0));
+    if (o.after_iter) o.after_iter(it + 1);
     bar.update(it + 1, fmt::format("loss {:.5f}", r.iter_loss.back()));
   }
   bar.finish();

@@ -40,10 +40,13 @@ struct DistillOptions {
   // objective real: fills x0 [B, n] and labels [B] with B training images (drawn from rng).
   std::function<void(int B, Rng& rng, std::vector<float>& x0, std::vector<int>& labels)> real_images;
   bool progress = true;
+  // Called after each iteration with the number done (e.g. to save the model every k).
+  std::function<void(int done)> after_iter;
 };
 
 struct DistillResult {
-  std::vector<double> iter_loss;  // mean loss of each iteration's K steps
+  std::vector<double> iter_loss;     // mean loss of each iteration's K steps
+  std::vector<double> iter_seconds;  // training wall time at the end of each iteration (cumulative)
   double calib_seconds = 0, train_seconds = 0;
   int64_t optimizer_steps = 0;
 };

@@ -57,17 +57,23 @@ void randomize_params(Linear<double>& lin, Rng& rng, double b_scale) {
     for (int64_t i = 0; i < p.numel; ++i) {
       if (p.name.find("qalora_scale") != std::string::npos) p.value[i] *= 1.0 + 0.1 * rng.normal();
       else if (p.name.find("lora_b") != std::string::npos) p.value[i] = rng.normal() * b_scale;
+      else if (p.name.find("qat_delta") != std::string::npos) p.value[i] = rng.normal() * b_scale;
       else if (p.name.find("loldu_z") != std::string::npos) p.value[i] += rng.normal() * b_scale;
       else if (p.name.find("loldu_scale") != std::string::npos) p.value[i] *= 1.0 + 0.1 * rng.normal();
     }
 }
+
+void check_ste_gradients_of(std::unique_ptr<Linear<double>> lin, Rng& rng, double b_scale, size_t expect_params);
 
 void check_ste_gradients(const MethodOptions& o, double b_scale, size_t expect_params) {
   SCOPED_TRACE(o.method + (o.zero_free ? " zero-free" : "") + " bits " + std::to_string(o.bits) + " group " +
                std::to_string(o.group));
   Rng rng(42);
   Tensor w = random_weight(rng);
-  auto lin = make_linear<double>(o, "blk.0.attn_q", w, true, rng);
+  check_ste_gradients_of(make_linear<double>(o, "blk.0.attn_q", w, true, rng), rng, b_scale, expect_params);
+}
+
+void check_ste_gradients_of(std::unique_ptr<Linear<double>> lin, Rng& rng, double b_scale, size_t expect_params) {
   ASSERT_EQ(lin->trainable().size(), expect_params);
   randomize_params(*lin, rng, b_scale);
   auto x = randn<double>(kN * kIn, rng), r = randn<double>(kN * kOut, rng);
@@ -99,6 +105,15 @@ void check_ste_gradients(const MethodOptions& o, double b_scale, size_t expect_p
 }  // namespace
 
 TEST(IntegerMethodsGrad, QaLora) { check_ste_gradients(opts("qalora"), 0.3, 3); }
+
+// QAT (EfficientDM's baseline): QA-LoRA's re-quantizer over a full trainable delta.
+TEST(IntegerMethodsGrad, Qat) {
+  Rng rng(42);
+  Tensor w = random_weight(rng);
+  QuantSpec spec;
+  spec.bits = 4;
+  check_ste_gradients_of(make_qat<double>("blk.0.attn_q", w, spec), rng, 0.05, 2);
+}
 
 TEST(IntegerMethodsGrad, QaLoldu) {
   for (int bits : {4, 8})

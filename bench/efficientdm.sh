@@ -10,6 +10,7 @@
 #   no-talsq     edm-w4a4 with one activation scale for all steps (--one-act-scale)
 #   no-distill   edm-w4a4 trained on real training images (DDPM loss; --objective real)
 #   no-salr      edm-w4a4 with one LoRA learning rate for every layer (--no-scale-aware-lr)
+#   edm-w4a4-long  edm-w4a4 trained 4× longer (4·ITERS trajectories): how far more steps close the gap
 #   qat          QAT baseline at W4A4: every block weight trained behind its fake quantizer on real
 #                images (--qat --objective real), QAT_ITERS iterations, the model saved every QAT_SAVE
 #                and scored: the wall time at which it first reaches edm-w4a4's FID
@@ -18,6 +19,7 @@
 # class (default 100), the same 25 DDIM steps, η 1, CFG 2, sampling seed 0.
 #
 #   bench/efficientdm.sh rows [row ...]   train and score rows (cached per row); default: all
+#   bench/efficientdm.sh resample S [row ...]  the FID again with sampling seed S (fid.seedS.json)
 #   bench/efficientdm.sh table            OUT/edm/table.{json,md} of the rows done, printed
 #   bench/efficientdm.sh collect          that table into bench/results/efficientdm.{json,md}
 # Two single-threaded halves in parallel use two cores better than one two-threaded run:
@@ -42,9 +44,9 @@ QAT_LR=${QAT_LR:-1e-4}
 mkdir -p "$D"
 export OMP_WAIT_POLICY=PASSIVE
 T=(--threads "$THREADS")
-FID=(--classifier "$OUT/clf.gguf" --classes 0-7 --n "$N" --steps 25 --eta 1 --cfg 2 --seed 0 -q)
+FID=(--classifier "$OUT/clf.gguf" --classes 0-7 --n "$N" --steps 25 --eta 1 --cfg 2 -q)
 RUN=(--teacher "$OUT/base.gguf" --classes 0-7 --steps 25 --batch 8 --cfg 2 --eta 1 --calib 64 --seed 1)
-ALL_ROWS="float ptq-w8a8 ptq-w4a4 edm-w8a8 edm-w4a4 no-talsq no-distill no-salr qat"
+ALL_ROWS="float ptq-w8a8 ptq-w4a4 edm-w8a8 edm-w4a4 edm-w4a4-long no-talsq no-distill no-salr qat"
 
 flags() {
   case "$1" in
@@ -53,6 +55,7 @@ flags() {
     ptq-w4a4) echo "--iters 0" ;;
     edm-w8a8) echo "--bits 8 --act-bits 8 --iters $ITERS --lr $LR" ;;
     edm-w4a4) echo "--iters $ITERS --lr $LR" ;;
+    edm-w4a4-long) echo "--iters $((4 * ITERS)) --lr $LR" ;;
     no-talsq) echo "--iters $ITERS --lr $LR --one-act-scale" ;;
     no-distill) echo "--iters $ITERS --lr $LR --objective real" ;;
     no-salr) echo "--iters $ITERS --lr $LR --no-scale-aware-lr" ;;
@@ -76,10 +79,10 @@ row() {
     local k
     for ((k = QAT_SAVE; k < QAT_ITERS; k += QAT_SAVE)); do
       [ -s "$d/fid.iter$k.json" ] && continue
-      $Q fid --model "$model.iter$k.gguf" "${FID[@]}" "${T[@]}" --report "$d/fid.iter$k.json" >&2
+      $Q fid --model "$model.iter$k.gguf" "${FID[@]}" --seed 0 "${T[@]}" --report "$d/fid.iter$k.json" >&2
     done
   fi
-  $Q fid --model "$model" "${FID[@]}" "${T[@]}" --report "$d/fid.tmp.json" >&2
+  $Q fid --model "$model" "${FID[@]}" --seed 0 "${T[@]}" --report "$d/fid.tmp.json" >&2
   $Q sample --model "$model" --class 0-7 --n 4 --steps 25 --eta 1 --cfg 2 --seed 0 "${T[@]}" -q \
     --out "$d/grid.png"
   mv "$d/fid.tmp.json" "$d/fid.json"
@@ -96,21 +99,22 @@ table() {
       first=0
       jq -n --arg row "$r" --arg flags "$(flags "$r")" --slurpfile f "$D/$r/fid.json" \
         --argjson t "$( [ -s "$D/$r/train.json" ] && cat "$D/$r/train.json" || echo null)" \
+        --argjson more "$(cat "$D/$r"/fid.seed*.json 2>/dev/null | jq -s '[.[] | {seed, fid, conditional_accuracy}]')" \
         --argjson curve "$(for j in "$D/$r"/fid.iter*.json; do [ -s "$j" ] && jq -c '{model, fid, conditional_accuracy}' "$j"; done | jq -s '.')" \
         '{row: $row, distill_flags: $flags, fid: $f[0].fid, fid_train_reference: $f[0].fid_train_reference,
           conditional_accuracy: $f[0].conditional_accuracy, per_class: [$f[0].per_class[] | {class, fid, conditional_accuracy}],
           train_seconds: (if $t then $t.train_seconds else null end), calib_seconds: (if $t then $t.calib_seconds else null end),
           trainable: (if $t then $t.trainable else null end), optimizer_steps: (if $t then $t.optimizer_steps else null end),
           iter_seconds: (if $t then $t.iter_seconds else null end), iter_loss: (if $t then $t.iter_loss else null end),
-          saved_curve: $curve,
+          saved_curve: $curve, other_sampling_seeds: $more,
           fid_settings: {n: $f[0].n, steps: $f[0].steps, cfg: $f[0].cfg, eta: $f[0].eta, seed: $f[0].seed}}'
     done
     echo "]"
   } > "$D/table.json"
   {
-    echo "| row | distill flags | FID ↓ | cond. acc. ↑ | sampling steps | trainable | fine-tune wall time |"
+    echo "| row | distill flags | FID ↓ (sampling seed 0 / 1 / 2) | cond. acc. ↑ (same) | sampling steps | trainable | fine-tune wall time |"
     echo "|---|---|---:|---:|---:|---:|---:|"
-    jq -r '.[] | "| \(.row) | \(.distill_flags) | \(.fid * 10 | round / 10) | \(.conditional_accuracy * 1000 | round / 10)% | \(.fid_settings.steps) | \(.trainable // "—") | \(if .train_seconds then "\(.train_seconds | round) s + \(.calib_seconds | round) s calibration" else "—" end) |"' \
+    jq -r '.[] | "| \(.row) | \(.distill_flags) | \([.fid] + [.other_sampling_seeds[].fid] | map(. * 10 | round / 10 | tostring) | join(" / ")) | \([.conditional_accuracy] + [.other_sampling_seeds[].conditional_accuracy] | map(. * 1000 | round / 10 | tostring + "%") | join(" / ")) | \(.fid_settings.steps) | \(.trainable // "—") | \(if .train_seconds then "\(.train_seconds | round) s + \(.calib_seconds | round) s calibration" else "—" end) |"' \
       "$D/table.json"
   } > "$D/table.md"
   cat "$D/table.md"
@@ -126,13 +130,28 @@ collect() {
   done
 }
 
+# The deployed model of a row.
+row_model() { [ "$1" = float ] && echo "$OUT/base.gguf" || echo "$D/$1/model.gguf"; }
+
+resample() {
+  local seed=$1 r
+  shift
+  for r in "$@"; do
+    [ -s "$D/$r/fid.seed$seed.json" ] && continue
+    $Q fid --model "$(row_model "$r")" "${FID[@]}" --seed "$seed" "${T[@]}" \
+      --report "$D/$r/fid.seed$seed.tmp.json" >&2
+    mv "$D/$r/fid.seed$seed.tmp.json" "$D/$r/fid.seed$seed.json"
+  done
+}
+
 case "$MODE" in
   rows)
     for f in "$OUT/base.gguf" "$OUT/clf.gguf"; do
       [ -s "$f" ] || { echo "$f is missing: run bench/dit_fmnist.sh rows base first (it makes both)" >&2; exit 2; }
     done
     for r in ${*:-$ALL_ROWS}; do row "$r"; done ;;
+  resample) resample "$@" ;;
   table) table ;;
   collect) collect ;;
-  *) echo "usage: bench/efficientdm.sh rows [row ...] | table | collect" >&2; exit 2 ;;
+  *) echo "usage: bench/efficientdm.sh rows [row ...] | resample S [row ...] | table | collect" >&2; exit 2 ;;
 esac

@@ -63,30 +63,52 @@ void check(const DistillOptions& o, const DitConfig& c) {
 
 }  // namespace
 
+namespace {
+
+// The teacher's guided DDIM trajectory of the B images x (Gaussian noise) of classes y: at each
+// step i, at_step(batch, ε_T) with the guided inputs the teacher saw and its combined ε; then x
+// moves to the next timestep by ε_T (η's noise drawn from rng).
+template <class F>
+void walk_trajectory(Dit<float>& teacher, const DistillOptions& o, const NoiseSchedule& sched, const std::vector<int>& ts,
+                     const std::vector<int>& y, std::vector<float>& x, Rng& rng, F&& at_step) {
+  const DitConfig& c = teacher.config();
+  const int64_t n = c.image_numel();
+  const int B = int(y.size());
+  const bool guided = o.guidance != 1.0f;
+  GuidedBatch gb;
+  std::vector<float> eps;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    gb.fill(x, ts[i], y, c.null_class(), guided, n);
+    teacher.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
+    combine(teacher.prediction(), B, n, guided, o.guidance, eps);
+    at_step(gb, eps);
+    const double ap = i + 1 < ts.size() ? sched.alpha_bar[ts[i + 1]] : 1.0;
+    ddim_step(x.data(), eps.data(), int64_t(x.size()), sched.alpha_bar[ts[i]], ap, o.eta, true, rng);
+  }
+}
+
+std::vector<float> gaussian(int64_t count, Rng& rng) {
+  std::vector<float> x(static_cast<size_t>(count));
+  for (float& v : x) v = float(rng.normal());
+  return x;
+}
+
+}  // namespace
+
 int calibrate_student(Dit<float>& teacher, Dit<float>& student, const DistillOptions& o) {
   const DitConfig& c = teacher.config();
   check(o, c);
-  const int64_t n = c.image_numel();
   const NoiseSchedule sched = NoiseSchedule::linear();
   const std::vector<int> ts = ddim_timesteps(sched.steps, o.steps);
-  const bool guided = o.guidance != 1.0f;
   const int slots = student.set_act_calibration(true);
   Rng rng(o.seed ^ 0xca1b7a7e5ULL);
-  GuidedBatch gb;
-  std::vector<float> eps;
   for (int done = 0; done < o.calib; done += o.batch) {
     const int B = std::min(o.batch, o.calib - done);
     const std::vector<int> y = draw_classes(o.classes, B, rng);
-    std::vector<float> x(size_t(B) * n);
-    for (float& v : x) v = float(rng.normal());
-    for (size_t i = 0; i < ts.size(); ++i) {
-      gb.fill(x, ts[i], y, c.null_class(), guided, n);
-      teacher.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
-      combine(teacher.prediction(), B, n, guided, o.guidance, eps);
+    std::vector<float> x = gaussian(B * c.image_numel(), rng);
+    walk_trajectory(teacher, o, sched, ts, y, x, rng, [&](const GuidedBatch& gb, const std::vector<float>&) {
       student.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
-      const double ap = i + 1 < ts.size() ? sched.alpha_bar[ts[i + 1]] : 1.0;
-      ddim_step(x.data(), eps.data(), int64_t(x.size()), sched.alpha_bar[ts[i]], ap, o.eta, true, rng);
-    }
+    });
   }
   student.set_act_calibration(false);
   return slots;
@@ -109,59 +131,66 @@ DistillResult distill(Dit<float>& teacher, Dit<float>& student, std::vector<Para
   lr.lr = o.lr;
   lr.total = std::max<int64_t>(1, int64_t(o.iters) * o.steps);
   Rng rng(o.seed);
-  GuidedBatch gb;
-  std::vector<float> eps_t, eps_s, dpred, x0, xt, noise;
+  std::vector<float> eps_s, dpred, x0, xt, noise;
   std::vector<int> labels;
+  double loss_sum = 0;
+  // after the student's backward: the update of every trainable tensor
+  auto update = [&](double loss) {
+    const double norm = clip_grad_norm(params, 0.0);
+    check_finite(loss, norm, params, r.optimizer_steps);
+    ++r.optimizer_steps;
+    opt.step(lr.at(r.optimizer_steps));
+    loss_sum += loss;
+  };
+  auto zero_grads = [&] {
+    for (const auto& p : params) std::memset(p.grad, 0, size_t(p.numel) * sizeof(float));
+  };
+  // distillation: the student's guided ε against the teacher's on the same inputs
+  auto distill_step = [&](const GuidedBatch& gb, const std::vector<float>& eps_t) {
+    const int B = gb.B;
+    zero_grads();
+    student.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
+    combine(student.prediction(), B, n, guided, o.guidance, eps_s);
+    dpred.assign(size_t(gb.rows) * n, 0.0f);
+    const float w = guided ? o.guidance : 1.0f, scale = 2.0f / float(B * n);
+    double loss = 0;
+    for (int64_t j = 0; j < B * n; ++j) {
+      const float d = eps_s[j] - eps_t[j];
+      loss += double(d) * d;
+      dpred[j] = w * scale * d;
+      if (guided) dpred[B * n + j] = (1.0f - w) * scale * d;
+    }
+    student.backward(dpred.data());
+    update(loss / double(B * n));
+  };
+  // the ablation: the DDPM loss at t_k on real images
+  auto real_step = [&](int B, int tk) {
+    zero_grads();
+    const double a = sched.alpha_bar[tk];
+    xt.resize(size_t(B) * n);
+    noise.resize(xt.size());
+    for (size_t j = 0; j < xt.size(); ++j) {
+      noise[j] = float(rng.normal());
+      xt[j] = float(std::sqrt(a) * x0[j] + std::sqrt(1 - a) * noise[j]);
+    }
+    std::vector<int> yd(labels), tv(size_t(B), tk);
+    for (int& k : yd)
+      if (rng.uniform() < 0.1f) k = c.null_class();
+    const double loss = student.forward(xt.data(), tv.data(), yd.data(), noise.data(), B);
+    student.backward();
+    update(loss);
+  };
   Progress bar(o.iters, o.real ? "train (real images)" : "distill", o.progress);
   const auto t0 = std::chrono::steady_clock::now();
   for (int it = 0; it < o.iters; ++it) {
     const std::vector<int> y = draw_classes(o.classes, o.batch, rng);
-    const int B = o.batch;
-    std::vector<float> x(size_t(B) * n);
-    for (float& v : x) v = float(rng.normal());
-    if (o.real) o.real_images(B, rng, x0, labels);
-    double loss_sum = 0;
-    for (size_t i = 0; i < ts.size(); ++i) {
-      const int tk = ts[i];
-      for (const auto& p : params) std::memset(p.grad, 0, size_t(p.numel) * sizeof(float));
-      double loss = 0;
-      if (o.real) {  // DDPM loss at t_k on real images
-        const double a = sched.alpha_bar[tk];
-        xt.resize(size_t(B) * n);
-        noise.resize(xt.size());
-        for (size_t j = 0; j < xt.size(); ++j) {
-          noise[j] = float(rng.normal());
-          xt[j] = float(std::sqrt(a) * x0[j] + std::sqrt(1 - a) * noise[j]);
-        }
-        std::vector<int> yd(labels), tv(size_t(B), tk);
-        for (int& k : yd)
-          if (rng.uniform() < 0.1f) k = c.null_class();
-        loss = student.forward(xt.data(), tv.data(), yd.data(), noise.data(), B);
-        student.backward();
-      } else {
-        gb.fill(x, tk, y, c.null_class(), guided, n);
-        teacher.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
-        combine(teacher.prediction(), B, n, guided, o.guidance, eps_t);
-        student.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
-        combine(student.prediction(), B, n, guided, o.guidance, eps_s);
-        dpred.assign(size_t(gb.rows) * n, 0.0f);
-        const float w = guided ? o.guidance : 1.0f, scale = 2.0f / float(B * n);
-        for (int64_t j = 0; j < B * n; ++j) {
-          const float d = eps_s[j] - eps_t[j];
-          loss += double(d) * d;
-          dpred[j] = w * scale * d;
-          if (guided) dpred[B * n + j] = (1.0f - w) * scale * d;
-        }
-        loss /= double(B * n);
-        student.backward(dpred.data());
-        const double ap = i + 1 < ts.size() ? sched.alpha_bar[ts[i + 1]] : 1.0;
-        ddim_step(x.data(), eps_t.data(), int64_t(x.size()), sched.alpha_bar[tk], ap, o.eta, true, rng);
-      }
-      const double norm = clip_grad_norm(params, 0.0);
-      check_finite(loss, norm, params, r.optimizer_steps);
-      ++r.optimizer_steps;
-      opt.step(lr.at(r.optimizer_steps));
-      loss_sum += loss;
+    std::vector<float> x = gaussian(o.batch * n, rng);
+    loss_sum = 0;
+    if (o.real) {
+      o.real_images(o.batch, rng, x0, labels);
+      for (int tk : ts) real_step(o.batch, tk);
+    } else {
+      walk_trajectory(teacher, o, sched, ts, y, x, rng, distill_step);
     }
     r.iter_loss.push_back(loss_sum / double(ts.size()));
     r.iter_seconds.push_back(seconds_since(t0));

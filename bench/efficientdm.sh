@@ -20,6 +20,7 @@
 #
 #   bench/efficientdm.sh rows [row ...]   train and score rows (cached per row); default: all
 #   bench/efficientdm.sh resample S [row ...]  the FID again with sampling seed S (fid.seedS.json)
+#   bench/efficientdm.sh heldout [row ...]  the held-out loss (dit-eval) of rows already trained
 #   bench/efficientdm.sh table            OUT/edm/table.{json,md} of the rows done, printed
 #   bench/efficientdm.sh collect          that table into bench/results/efficientdm.{json,md}
 # Two single-threaded halves in parallel use two cores better than one two-threaded run:
@@ -48,6 +49,9 @@ FID=(--classifier "$OUT/clf.gguf" --classes 0-7 --n "$N" --steps 25 --eta 1 --cf
 RUN=(--teacher "$OUT/base.gguf" --classes 0-7 --steps 25 --batch 8 --cfg 2 --eta 1 --calib 64 --seed 1)
 ALL_ROWS="float ptq-w8a8 ptq-w4a4 edm-w8a8 edm-w4a4 edm-w4a4-long no-talsq no-distill no-salr qat"
 
+# The deployed model of a row.
+row_model() { [ "$1" = float ] && echo "$OUT/base.gguf" || echo "$D/$1/model.gguf"; }
+
 flags() {
   case "$1" in
     float) echo "" ;;
@@ -61,6 +65,13 @@ flags() {
     no-salr) echo "--iters $ITERS --lr $LR --no-scale-aware-lr" ;;
     qat) echo "--iters $QAT_ITERS --lr $QAT_LR --qat --objective real --save-every $QAT_SAVE" ;;
   esac
+}
+
+# The held-out ε-prediction loss of a row's deployed model (dit-eval: 256 t10k images of 0-7, fixed
+# (t, ε) per image): a finer measure than FID of what quantization does to the denoiser.
+heldout() {
+  [ -s "$D/$1/eval.json" ] && return
+  $Q dit-eval --model "$(row_model "$1")" --classes 0-7 "${T[@]}" --report "$D/$1/eval.json" >/dev/null
 }
 
 row() {
@@ -82,6 +93,7 @@ row() {
       $Q fid --model "$model.iter$k.gguf" "${FID[@]}" --seed 0 "${T[@]}" --report "$d/fid.iter$k.json" >&2
     done
   fi
+  heldout "$r"
   $Q fid --model "$model" "${FID[@]}" --seed 0 "${T[@]}" --report "$d/fid.tmp.json" >&2
   $Q sample --model "$model" --class 0-7 --n 4 --steps 25 --eta 1 --cfg 2 --seed 0 "${T[@]}" -q \
     --out "$d/grid.png"
@@ -99,6 +111,7 @@ table() {
       first=0
       jq -n --arg row "$r" --arg flags "$(flags "$r")" --slurpfile f "$D/$r/fid.json" \
         --argjson t "$( [ -s "$D/$r/train.json" ] && cat "$D/$r/train.json" || echo null)" \
+        --argjson e "$( [ -s "$D/$r/eval.json" ] && cat "$D/$r/eval.json" || echo null)" \
         --argjson more "$(cat "$D/$r"/fid.seed*.json 2>/dev/null | jq -s '[.[] | {seed, fid, conditional_accuracy}]')" \
         --argjson curve "$(for j in "$D/$r"/fid.iter*.json; do [ -s "$j" ] && jq -c '{model, fid, conditional_accuracy}' "$j"; done | jq -s '.')" \
         '{row: $row, distill_flags: $flags, fid: $f[0].fid, fid_train_reference: $f[0].fid_train_reference,
@@ -106,15 +119,16 @@ table() {
           train_seconds: (if $t then $t.train_seconds else null end), calib_seconds: (if $t then $t.calib_seconds else null end),
           trainable: (if $t then $t.trainable else null end), optimizer_steps: (if $t then $t.optimizer_steps else null end),
           iter_seconds: (if $t then $t.iter_seconds else null end), iter_loss: (if $t then $t.iter_loss else null end),
+          heldout_loss: (if $e then $e.val_loss else null end), weights: (if $e then $e.weights else null end),
           saved_curve: $curve, other_sampling_seeds: $more,
           fid_settings: {n: $f[0].n, steps: $f[0].steps, cfg: $f[0].cfg, eta: $f[0].eta, seed: $f[0].seed}}'
     done
     echo "]"
   } > "$D/table.json"
   {
-    echo "| row | distill flags | FID ↓ (sampling seed 0 / 1 / 2) | cond. acc. ↑ (same) | sampling steps | trainable | fine-tune wall time |"
-    echo "|---|---|---:|---:|---:|---:|---:|"
-    jq -r '.[] | "| \(.row) | \(.distill_flags) | \([.fid] + [.other_sampling_seeds[].fid] | map(. * 10 | round / 10 | tostring) | join(" / ")) | \([.conditional_accuracy] + [.other_sampling_seeds[].conditional_accuracy] | map(. * 1000 | round / 10 | tostring + "%") | join(" / ")) | \(.fid_settings.steps) | \(.trainable // "—") | \(if .train_seconds then "\(.train_seconds | round) s + \(.calib_seconds | round) s calibration" else "—" end) |"' \
+    echo "| row | distill flags | FID ↓ (sampling seed 0 / 1 / 2) | cond. acc. ↑ (same) | held-out loss | sampling steps | trainable | fine-tune wall time |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    jq -r '.[] | "| \(.row) | \(.distill_flags) | \([.fid] + [.other_sampling_seeds[].fid] | map(. * 10 | round / 10 | tostring) | join(" / ")) | \([.conditional_accuracy] + [.other_sampling_seeds[].conditional_accuracy] | map(. * 1000 | round / 10 | tostring + "%") | join(" / ")) | \(if .heldout_loss then (.heldout_loss * 100000 | round / 100000) else "—" end) | \(.fid_settings.steps) | \(.trainable // "—") | \(if .train_seconds then "\(.train_seconds | round) s + \(.calib_seconds | round) s calibration" else "—" end) |"' \
       "$D/table.json"
   } > "$D/table.md"
   cat "$D/table.md"
@@ -129,9 +143,6 @@ collect() {
     [ -s "$D/$r/grid.png" ] && cp "$D/$r/grid.png" "docs/images/efficientdm_$r.png"
   done
 }
-
-# The deployed model of a row.
-row_model() { [ "$1" = float ] && echo "$OUT/base.gguf" || echo "$D/$1/model.gguf"; }
 
 resample() {
   local seed=$1 r
@@ -151,6 +162,7 @@ case "$MODE" in
     done
     for r in ${*:-$ALL_ROWS}; do row "$r"; done ;;
   resample) resample "$@" ;;
+  heldout) for r in ${*:-$ALL_ROWS}; do [ -s "$(row_model "$r")" ] && heldout "$r"; done ;;
   table) table ;;
   collect) collect ;;
   *) echo "usage: bench/efficientdm.sh rows [row ...] | resample S [row ...] | table | collect" >&2; exit 2 ;;

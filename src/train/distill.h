@@ -26,7 +26,7 @@
 namespace qtune {
 
 struct DistillOptions {
-  int iters = 20;           // trajectories per run (each = K optimizer steps)
+  int iters = 40;           // trajectories per run (each = K optimizer steps)
   int batch = 8;            // images per trajectory
   int steps = 25;           // K: DDIM steps of the trajectory
   float eta = 1.0f;

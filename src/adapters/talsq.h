@@ -1,4 +1,4 @@
-// adapters/talsq.h — EfficientDM's temporal activation LSQ (TALSQ, docs/METHODS.md §7): a slot's
+// adapters/talsq.h — EfficientDM's temporal activation LSQ (TALSQ, docs/METHODS.md §10): a slot's
 // input quantized asymmetric b-bit with one learned step size and zero point per sampling step.
 //
 //   j  = table.index(t)                for the timestep t of the row's sample (Context::timesteps)

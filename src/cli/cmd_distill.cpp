@@ -1,4 +1,4 @@
-// qtune distill — EfficientDM (docs/METHODS.md §7): quantize a float DiT to W-b A-b and fine-tune
+// qtune distill — EfficientDM (docs/METHODS.md §10): quantize a float DiT to W-b A-b and fine-tune
 // it data-free, distilling the float teacher along its own DDIM trajectories; writes the deployed
 // integer model (exact QALoRA merge + the per-step activation tables), ready for sample / fid.
 //

@@ -1,4 +1,4 @@
-// models/efficientdm.h — the quantized DiT of EfficientDM (docs/METHODS.md §7; arXiv 2310.03270):
+// models/efficientdm.h — the quantized DiT of EfficientDM (docs/METHODS.md §10; arXiv 2310.03270):
 // which slot is what, and the per-layer learning rates.
 //
 //   block slots (attn q k v o, ffn up down, adaLN):  QALoRA W-b (rank r, learned weight scale)

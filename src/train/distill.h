@@ -1,4 +1,4 @@
-// train/distill.h — EfficientDM's data-free distillation of a quantized DiT (docs/METHODS.md §7),
+// train/distill.h — EfficientDM's data-free distillation of a quantized DiT (docs/METHODS.md §10),
 // and its "real images" ablation, on the same schedule.
 //
 // Each iteration draws B classes and Gaussian noise x_T and walks the FLOAT TEACHER's DDIM

@@ -85,6 +85,8 @@ bool is_model_stem(const LlamaConfig& c, const std::string& stem) {
 
 void read_act(const GgufFile& f, ModelFile& m) {
   ActSetting a = read_act_keys(f, [&](const std::string& stem) { return is_model_stem(m.config, stem); });
+  QT_CHECK(a.tables.empty(), "{}: per-sampling-step activation tables (qtune.act.table.*) belong to a diffusion "
+           "model, not a LLaMA", f.path());
   m.act_bits = a.bits;
   m.act_scales = std::move(a.scales);
 }

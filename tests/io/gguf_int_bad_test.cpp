@@ -82,6 +82,12 @@ GgufValue f32_array(std::vector<float> v) {
   return GgufValue::array(GgufType::FLOAT32, std::move(e));
 }
 
+GgufValue i32_array(std::vector<int32_t> v) {
+  std::vector<GgufValue> e;
+  for (int32_t x : v) e.push_back(GgufValue::scalar_i(GgufType::INT32, x));
+  return GgufValue::array(GgufType::INT32, std::move(e));
+}
+
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::FILE* f = std::fopen(path.c_str(), "wb");
   ASSERT_TRUE(f);
@@ -195,6 +201,23 @@ TEST(GgufIntBad, ActivationKeysAndTypes) {
   expect_error(p, {"key 'qtune.act.scale.blk.5.attn_q'", "not a projection"});
   rewrite(base, p, nullptr, {}, {{"qtune.act.scale.blk.0.attn_q", GgufValue::scalar_f(GgufType::FLOAT32, NAN)}});
   expect_error(p, {"key 'qtune.act.scale.blk.0.attn_q'", "finite and positive"});
+  // per-step tables (EfficientDM): every field checked, and a LLaMA refuses them altogether
+  const auto u32 = [](uint32_t v) { return GgufValue::scalar_u(GgufType::UINT32, v); };
+  const std::string t = "qtune.act.table.blk.0.attn_q";
+  rewrite(base, p, nullptr, {}, {{t + ".bits", u32(4)}});
+  expect_error(p, {"key '" + t + ".stride' is missing"});
+  rewrite(base, p, nullptr, {}, {{t + ".bits", u32(9)}, {t + ".stride", u32(40)}, {t + ".scale", f32_array({0.5f})},
+                                 {t + ".zero", i32_array({3})}});
+  expect_error(p, {"activation table of 'blk.0.attn_q'", "9 activation bits"});
+  rewrite(base, p, nullptr, {}, {{t + ".bits", u32(4)}, {t + ".stride", u32(40)}, {t + ".scale", f32_array({0.5f})},
+                                 {t + ".zero", i32_array({16})}});
+  expect_error(p, {"step 0: zero point 16 is outside 0..15"});
+  rewrite(base, p, nullptr, {}, {{t + ".bits", u32(4)}, {t + ".stride", u32(40)}, {t + ".scale", f32_array({-1.0f})},
+                                 {t + ".zero", i32_array({3})}});
+  expect_error(p, {"step 0: scale -1 must be finite and positive"});
+  rewrite(base, p, nullptr, {}, {{t + ".bits", u32(4)}, {t + ".stride", u32(40)}, {t + ".scale", f32_array({0.5f})},
+                                 {t + ".zero", i32_array({3})}});
+  expect_error(p, {"per-sampling-step activation tables", "not a LLaMA"});
   rewrite(base, p, [](const std::string& n, Raw& r) {  // token_embd as I32: same bytes, an integer type
     if (n == "token_embd.weight") r.type = GgmlType::I32;
     return true;

@@ -16,6 +16,7 @@
 #include <cmath>
 
 #include "adapters/methods.h"
+#include "adapters/wrapped_linear.h"
 #include "core/error.h"
 
 namespace qtune {
@@ -25,12 +26,12 @@ namespace {
 constexpr float kQmax = 127.0f;
 
 template <class T>
-class ActQuant final : public Linear<T> {
+class ActQuant final : public WrappedLinear<T> {
  public:
   // calib > 0: static scale calibrated on the first `calib` training micro-batches.
   // calib == 0: a fixed static scale `scale` (> 0), or per-token dynamic (scale == 0).
   ActQuant(const std::string& name, std::unique_ptr<Linear<T>> inner, int calib, float scale)
-      : Linear<T>(inner->in(), inner->out()), name_(name), inner_(std::move(inner)), dynamic_(calib == 0 && scale == 0) {
+      : WrappedLinear<T>(std::move(inner)), name_(name), dynamic_(calib == 0 && scale == 0) {
     amax_[0] = static_cast<T>(scale * kQmax);
     calib_left_[0] = static_cast<T>(calib);
   }
@@ -56,7 +57,6 @@ class ActQuant final : public Linear<T> {
       if (inside_[i]) dx[i] += dxi_[i];
   }
 
-  std::vector<Param<T>> trainable() override { return inner_->trainable(); }
   std::vector<Param<T>> state() override {
     std::vector<Param<T>> s = inner_->state();
     if (!dynamic_) {
@@ -65,14 +65,7 @@ class ActQuant final : public Linear<T> {
     }
     return s;
   }
-  Deployed merge() const override { return inner_->merge(); }
   float input_scale() const override { return dynamic_ ? 0.0f : static_cast<float>(amax_[0]) / kQmax; }
-  std::vector<std::pair<std::string, double>> stats() const override { return inner_->stats(); }
-  Tensor base_weight() const override { return inner_->base_weight(); }
-  const char* method() const override { return inner_->method(); }
-  int64_t weight_bytes() const override { return inner_->weight_bytes(); }
-  int64_t adapter_bytes() const override { return inner_->adapter_bytes(); }
-  int64_t scratch_bytes() const override { return inner_->scratch_bytes(); }
 
  private:
   static T max_abs(const T* b, const T* e) {
@@ -109,8 +102,8 @@ class ActQuant final : public Linear<T> {
              static_cast<double>(amax_[0]), static_cast<double>(calib_left_[0]));
   }
 
+  using WrappedLinear<T>::inner_;
   std::string name_;
-  std::unique_ptr<Linear<T>> inner_;
   bool dynamic_;
   T amax_[1];        // max|x| seen while calibrating (state)
   T calib_left_[1];  // training micro-batches still to calibrate on (state)

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "adapters/ste_probe.h"
+#include "adapters/wrapped_linear.h"
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/rng.h"
@@ -52,11 +53,11 @@ std::pair<float, int32_t> search_range(const StepObservation& o, int bits) {
 }
 
 template <class T>
-class Talsq final : public Linear<T>, public StepActQuantizer, public SteProbed {
+class Talsq final : public WrappedLinear<T>, public StepActQuantizer, public SteProbed {
  public:
   Talsq(const std::string& name, std::unique_ptr<Linear<T>> inner, int bits, int steps, int stride, float lr_scale,
         bool trainable)
-      : Linear<T>(inner->in(), inner->out()), name_(name), inner_(std::move(inner)), bits_(bits), stride_(stride),
+      : WrappedLinear<T>(std::move(inner)), name_(name), bits_(bits), stride_(stride),
         lr_scale_(lr_scale), trainable_(trainable) {
     QT_CHECK(bits >= 2 && bits <= 8, "{}: {} activation bits (TALSQ quantizes to 2..8)", name, bits);
     QT_CHECK(steps >= 1 && stride >= 1, "{}: a per-step quantizer needs >= 1 steps of >= 1 timesteps ({}, {})", name,
@@ -134,15 +135,6 @@ class Talsq final : public Linear<T>, public StepActQuantizer, public SteProbed 
     p.push_back({name_ + ".act_zero", z_.data(), dz_.data(), K, {K}, lr_scale_, /*decay=*/false});
     return p;
   }
-  std::vector<Param<T>> state() override { return inner_->state(); }
-  Deployed merge() const override { return inner_->merge(); }
-  const std::vector<QuantMatrix>* integer_planes() const override { return inner_->integer_planes(); }
-  std::vector<std::pair<std::string, double>> stats() const override { return inner_->stats(); }
-  Tensor base_weight() const override { return inner_->base_weight(); }
-  const char* method() const override { return inner_->method(); }
-  int64_t weight_bytes() const override { return inner_->weight_bytes(); }
-  int64_t adapter_bytes() const override { return inner_->adapter_bytes(); }
-  int64_t scratch_bytes() const override { return inner_->scratch_bytes(); }
 
   // ---- StepActQuantizer ----
   void begin_calibration() override {
@@ -288,8 +280,8 @@ class Talsq final : public Linear<T>, public StepActQuantizer, public SteProbed 
     return false;
   }
 
+  using WrappedLinear<T>::inner_;
   std::string name_;
-  std::unique_ptr<Linear<T>> inner_;
   int bits_, stride_;
   float lr_scale_;
   bool trainable_;

@@ -35,7 +35,7 @@ struct DistillArgs {
   EfficientDmOptions edm;
   DistillOptions run;
   float act_lr = 5e-4f;
-  bool no_scale_aware_lr = false, one_act_scale = false;
+  bool no_scale_aware_lr = false, one_act_scale = false, quiet = false;
   int threads = 0, save_every = 0;
 };
 
@@ -89,6 +89,7 @@ void add_flags(CLI::App& app, DistillArgs& a) {
                                                "<out>.iter<K>.gguf (for time-to-quality curves)")
       ->capture_default_str()->check(CLI::Range(0, 1 << 24));
   app.add_option("--seed", a.run.seed, "seed of classes, noise and adapters")->capture_default_str();
+  app.add_flag("--quiet,-q", a.quiet, "no progress bars");
   app.add_option("--threads", a.threads, "worker threads (0 = all cores)")->capture_default_str()
       ->check(CLI::Range(0, 1024));
   add_report_flag(app, a.report);
@@ -115,6 +116,7 @@ int cmd_distill(int argc, char** argv) {
            a.teacher);
   a.run.classes = parse_class_list(a.classes, tf.config.num_classes);
   a.run.real = a.objective == "real";
+  a.run.progress = !a.quiet;
   a.edm.steps = a.one_act_scale ? 1 : a.run.steps;
   a.edm.stride = a.one_act_scale ? 1000 : std::max(1, 1000 / a.run.steps);
   a.edm.act_lr = a.act_lr / a.run.lr;

@@ -102,6 +102,7 @@ int calibrate_student(Dit<float>& teacher, Dit<float>& student, const DistillOpt
   const std::vector<int> ts = ddim_timesteps(sched.steps, o.steps);
   const int slots = student.set_act_calibration(true);
   Rng rng(o.seed ^ 0xca1b7a7e5ULL);
+  Progress bar(o.calib, "calibrate", o.progress);
   for (int done = 0; done < o.calib; done += o.batch) {
     const int B = std::min(o.batch, o.calib - done);
     const std::vector<int> y = draw_classes(o.classes, B, rng);
@@ -109,7 +110,9 @@ int calibrate_student(Dit<float>& teacher, Dit<float>& student, const DistillOpt
     walk_trajectory(teacher, o, sched, ts, y, x, rng, [&](const GuidedBatch& gb, const std::vector<float>&) {
       student.forward(gb.x.data(), gb.t.data(), gb.y.data(), nullptr, gb.rows);
     });
+    bar.update(done + B, "images");
   }
+  bar.finish();
   student.set_act_calibration(false);
   return slots;
 }

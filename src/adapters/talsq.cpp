@@ -57,7 +57,8 @@ class Talsq final : public WrappedLinear<T>, public StepActQuantizer, public Ste
  public:
   Talsq(const std::string& name, std::unique_ptr<Linear<T>> inner, int bits, int steps, int stride, float lr_scale,
         bool trainable)
-      : WrappedLinear<T>(std::move(inner)), name_(name), bits_(bits), stride_(stride),
+      : WrappedLinear<T>(std::move(inner)), name_(name), name_hash_(fingerprint(name.data(), name.size())),
+        inner_frozen_(inner_->trainable().empty()), bits_(bits), stride_(stride),
         lr_scale_(lr_scale), trainable_(trainable) {
     QT_CHECK(bits >= 2 && bits <= 8, "{}: {} activation bits (TALSQ quantizes to 2..8)", name, bits);
     QT_CHECK(steps >= 1 && stride >= 1, "{}: a per-step quantizer needs >= 1 steps of >= 1 timesteps ({}, {})", name,
@@ -192,18 +193,14 @@ class Talsq final : public WrappedLinear<T>, public StepActQuantizer, public Ste
              "{}: a per-step activation quantizer needs the timestep of every sample (a diffusion model)", name_);
     const int64_t per = n / ctx.samples;
     row_step_.resize(size_t(n));
-    StepActTable idx;
-    idx.stride = stride_;
-    idx.scale.resize(s_.size());
-    for (int64_t r = 0; r < n; ++r) row_step_[r] = idx.index(ctx.timesteps[r / per]);
+    for (int64_t r = 0; r < n; ++r) row_step_[r] = step_table_index(ctx.timesteps[r / per], stride_, int(s_.size()));
   }
 
   void observe(const T* x, int64_t n, const Context& ctx) {
     rows_steps(n, ctx);
     for (int64_t r = 0; r < n; ++r) {
       StepObservation& o = obs_[size_t(row_step_[r])];
-      Rng rng(fingerprint(name_.data(), name_.size()) ^ uint64_t(row_step_[r]) * 0x9e3779b97f4a7c15ULL ^
-              uint64_t(o.count));
+      Rng rng(name_hash_ ^ uint64_t(row_step_[r]) * 0x9e3779b97f4a7c15ULL ^ uint64_t(o.count));
       for (int64_t c = 0; c < this->in_; ++c) {
         const float v = float(x[r * this->in_ + c]);
         QT_CHECK(std::isfinite(v), "{}: non-finite activation while calibrating", name_);
@@ -257,9 +254,11 @@ class Talsq final : public WrappedLinear<T>, public StepActQuantizer, public Ste
     if constexpr (std::is_same_v<T, float>) {
       const std::vector<QuantMatrix>* planes = inner_->integer_planes();
       Deployed d;
-      if (!planes) {
+      if (!planes && inner_frozen_ && !frozen_planes_.empty()) planes = &frozen_planes_;
+      if (!planes) {  // a trained inner slot: its integers as they are now (merge is exact)
         d = inner_->merge();
         if (d.planes.empty()) return false;
+        if (inner_frozen_) frozen_planes_ = d.planes;
         planes = &d.planes;
       }
       const int64_t m = n * this->in_;
@@ -282,6 +281,9 @@ class Talsq final : public WrappedLinear<T>, public StepActQuantizer, public Ste
 
   using WrappedLinear<T>::inner_;
   std::string name_;
+  uint64_t name_hash_;  // seeds the calibration reservoirs
+  bool inner_frozen_;   // the inner weight never changes: its integers are merged once
+  std::vector<QuantMatrix> frozen_planes_;
   int bits_, stride_;
   float lr_scale_;
   bool trainable_;

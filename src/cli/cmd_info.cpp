@@ -204,6 +204,7 @@ nlohmann::json dit_info_json(const DitFile& f) {
   nlohmann::json tables = nlohmann::json::object();  // per-step activation quantizers (TALSQ), by slot
   for (const auto& [stem, t] : f.act.tables)
     tables[stem] = {{"bits", t.bits}, {"steps", t.steps()}, {"stride", t.stride}};
+  const std::string tables_summary = describe_step_tables(f.act.tables);
   return {{"file", f.path},
           {"format", "gguf"},
           {"architecture", "dit"},
@@ -214,7 +215,7 @@ nlohmann::json dit_info_json(const DitFile& f) {
           {"parameters", params},
           {"integer_slots", f.quantized.size()},
           {"slots", dit_slot_stems(c).size()},
-          {"activations", {{"bits", f.act.bits}, {"static_scales", f.act.scales.size()}, {"step_tables", tables}}},
+          {"activations", {{"bits", f.act.bits}, {"static_scales", f.act.scales.size()}, {"step_tables", tables}, {"step_tables_summary", tables_summary}}},
           {"tensors", tensors}};
 }
 
@@ -237,18 +238,9 @@ void print_dit(const nlohmann::json& j) {
   if (act["bits"].get<int>() != 0)
     std::printf("activations:   int%d (%s)\n", act["bits"].get<int>(),
                 act["static_scales"].get<int>() ? "static scales" : "per-token scales");
-  if (!act["step_tables"].empty()) {
-    std::map<int, int> by_bits;
-    int steps = 0;
-    for (const auto& [stem, t] : act["step_tables"].items()) {
-      ++by_bits[t["bits"].get<int>()];
-      steps = std::max(steps, t["steps"].get<int>());
-    }
-    std::string parts;
-    for (const auto& [b, k] : by_bits) parts += fmt::format("{}{}-bit on {} slots", parts.empty() ? "" : ", ", b, k);
+  if (!act["step_tables"].empty())
     std::printf("activations:   asymmetric integers, one (scale, zero point) per sampling step (EfficientDM's TALSQ): "
-                "%s; %d-entry tables\n", parts.c_str(), steps);
-  }
+                "%s\n", act["step_tables_summary"].get<std::string>().c_str());
   std::printf("tensors (%zu):\n", j["tensors"].size());
   for (const auto& t : j["tensors"]) {
     std::string shape;

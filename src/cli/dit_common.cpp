@@ -1,9 +1,7 @@
 // cli/dit_common.cpp — see dit_common.h.
 #include "cli/dit_common.h"
 
-#include <algorithm>
 #include <filesystem>
-#include <map>
 
 #include "core/error.h"
 
@@ -33,17 +31,8 @@ InferenceDit load_inference_dit(const std::string& path) {
                                    : fmt::format("integer weights ({} of {} slots)", f.quantized.size(), slots);
   if (f.act.bits == 8)
     d.describe += f.act.scales.empty() ? ", int8 activations (per-token scales)" : ", int8 activations (static scales)";
-  if (!f.act.tables.empty()) {
-    std::map<int, int> by_bits;  // activation bits → slots
-    int steps = 0;
-    for (const auto& [stem, t] : f.act.tables) {
-      ++by_bits[t.bits];
-      steps = std::max(steps, t.steps());
-    }
-    std::string parts;
-    for (const auto& [b, k] : by_bits) parts += fmt::format("{}A{} on {} slots", parts.empty() ? "" : ", ", b, k);
-    d.describe += fmt::format(", per-step activation quantizers ({}; {}-entry tables)", parts, steps);
-  }
+  if (!f.act.tables.empty())
+    d.describe += fmt::format(", per-step activation quantizers ({})", describe_step_tables(f.act.tables));
   d.model = std::make_unique<Dit<float>>(f, d.method, 0);
   return d;
 }

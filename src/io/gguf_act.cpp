@@ -27,6 +27,19 @@ void check_step_table(const StepActTable& t, const std::string& where) {
   }
 }
 
+std::string describe_step_tables(const std::map<std::string, StepActTable>& tables) {
+  if (tables.empty()) return "";
+  std::map<int, int> by_bits;  // activation bits → slots
+  int steps = 0;
+  for (const auto& [stem, t] : tables) {
+    ++by_bits[t.bits];
+    steps = std::max(steps, t.steps());
+  }
+  std::string parts;
+  for (const auto& [b, k] : by_bits) parts += fmt::format("{}{}-bit on {} slots", parts.empty() ? "" : ", ", b, k);
+  return fmt::format("{}; {}-entry tables", parts, steps);
+}
+
 ActSetting read_act_keys(const GgufFile& f, const std::function<bool(const std::string&)>& is_stem) {
   ActSetting a;
   if (f.has(kActBits)) {

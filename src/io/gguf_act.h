@@ -20,6 +20,13 @@ namespace qtune {
 class GgufFile;
 class GgufWriter;
 
+// The entry of timestep t in a table of `steps` entries of `stride` timesteps each: round(t / stride)
+// (half up), clamped to [0, steps − 1].
+inline int step_table_index(int t, int stride, int steps) {
+  const int j = (2 * t + stride) / (2 * stride);
+  return j < 0 ? 0 : j >= steps ? steps - 1 : j;
+}
+
 // One slot's input quantizer per sampling step (TALSQ):
 //   x̂ = s[j]·(clamp(round(x / s[j]) + z[j], 0, 2^b − 1) − z[j]),  j = index(t) for the sample's timestep t.
 // Sampling with fewer steps than the table has entries reads every (K/K′)-th entry: the timesteps
@@ -30,16 +37,14 @@ struct StepActTable {
   std::vector<float> scale;   // [K]
   std::vector<int32_t> zero;  // [K]
   int steps() const { return int(scale.size()); }
-  // The entry of timestep t: round(t / stride) (half up), clamped to [0, K − 1].
-  int index(int t) const {
-    const int j = (2 * t + stride) / (2 * stride);
-    return j < 0 ? 0 : j >= steps() ? steps() - 1 : j;
-  }
+  int index(int t) const { return step_table_index(t, stride, steps()); }
   bool operator==(const StepActTable&) const = default;
 };
 // Throws Error naming `where` unless bits ∈ 2..8, stride ≥ 1, K ≥ 1 entries of each, every scale
 // finite and positive and every zero in 0..2^b − 1.
 void check_step_table(const StepActTable& t, const std::string& where);
+// "4-bit on 28 slots, 8-bit on 5 slots; 25-entry tables" (empty without tables), for info and loaders.
+std::string describe_step_tables(const std::map<std::string, StepActTable>& tables);
 
 struct ActSetting {
   int bits = 0;

@@ -150,6 +150,7 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
             {"val_perplexity", r.final_val_ppl ? nlohmann::json(*r.final_val_ppl) : nlohmann::json()},
             {"val_perplexity_windows", r.final_val_windows},  // the whole set: what `eval` of the merge gives
             {"tokens_per_second", r.tokens_per_second},
+            {"step_seconds", r.step_seconds},  // bench/peers: tok/s = batch·seq / their median
             {"peak_rss_bytes", r.peak_rss_bytes},
             {"memory", memory_json(r, model)},
             {"trainable_params", r.trainable_params},

@@ -162,7 +162,8 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
     const float lr = sched.at(s);
     const double t0 = now_seconds();
     const float loss = L.step(s, lr);
-    train_seconds += now_seconds() - t0;
+    r.step_seconds.push_back(now_seconds() - t0);
+    train_seconds += r.step_seconds.back();
     L.st.step = s;
     L.st.loss_curve.push_back({s, loss, lr});
     const double tps = (s - r.first_step + 1) * tokens_per_step / std::max(train_seconds, 1e-9);

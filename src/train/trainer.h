@@ -115,6 +115,7 @@ struct TrainResult {
   std::optional<double> final_val_loss, final_val_ppl;  // set when a validation set was given
   int64_t final_val_windows = 0;                         // the whole validation set
   double tokens_per_second = 0;       // training tokens / training time (this session)
+  std::vector<double> step_seconds;   // wall time of each optimizer step of this session (its tok/s spread)
   int64_t peak_rss_bytes = 0;
   int64_t optimizer_state_bytes = 0;  // AdamW's m and v
   int64_t trainable_params = 0;

@@ -53,6 +53,10 @@ TEST(Trainer, LearnsTheChain) {
   EXPECT_DOUBLE_EQ(*r.final_val_ppl, std::exp(*r.final_val_loss));
   EXPECT_EQ(r.trainable_params, 2 * V * D);
   EXPECT_GT(r.tokens_per_second, 0);
+  ASSERT_EQ(r.step_seconds.size(), 40u);  // one wall time per step: tok/s is their total
+  double total = 0;
+  for (double t : r.step_seconds) total += t;
+  EXPECT_NEAR(r.tokens_per_second, 40.0 * o.batch * o.seq / total, 1e-6 * r.tokens_per_second);
   EXPECT_GT(r.peak_rss_bytes, 0);
 }
 

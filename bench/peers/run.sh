@@ -11,7 +11,7 @@
 #
 #   bench/peers/run.sh [all|models|train|infer|moonshot|table]
 # Env: QTUNE (build/qtune), OUT (out/peers), THREADS (2), REPS (3), STEPS (6), LLAMA_BENCH (unset: no
-#      llama.cpp rows), MOONSHOT (0), SHAPES ("15m 110m"), METHODS ("lora qlora full").
+#      llama.cpp rows), MOONSHOT (0), SHAPES ("15m 110m"), METHODS ("lora qlora full lora-gse8").
 # Writes bench/results/peers.{json,md} and docs/images/peers.png (table.py).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +22,7 @@ THREADS=${THREADS:-2}
 REPS=${REPS:-3}
 STEPS=${STEPS:-6}
 SHAPES=${SHAPES:-"15m 110m"}
-METHODS=${METHODS:-"lora qlora full"}
+METHODS=${METHODS:-"lora qlora full lora-gse8"}
 S=${QTUNE_SHARED_DIR:-../shared}
 TOK=$S/models/llama2-tokenizer/tokenizer.model
 PY=/usr/bin/python3
@@ -76,9 +76,13 @@ infer_models() {  # the 110M model as Q8_0 / Q4_0 (qtune quantize) and as merged
   done
 }
 
+# method name → qtune flags; lora-gse8 is LoRA with GSQ-Tuning's 8-bit group-shared-exponent GEMMs
+# (docs/METHODS.md §9), measured against the peer's float LoRA
+declare -A QFLAGS=([lora]="--method lora" [qlora]="--method qlora --bits 4" [full]="--method full"
+                   [lora-gse8]="--method lora --gemm gse:b=8")
+
 qtune_train() {  # shape method rep
-  local flags="--method $2"
-  [ "$2" = qlora ] && flags="$flags --bits 4"
+  local flags="${QFLAGS[$2]}"
   [ "$2" = full ] || flags="$flags --rank 8 --alpha 16 --target q,k,v,o"
   local r="$OUT/train.$1.$2.qtune.$3.json"
   # shellcheck disable=SC2086
@@ -105,7 +109,7 @@ train() {
       for m in $METHODS; do
         echo "train $s $m rep $rep" >&2
         qtune_train "$s" "$m" "$rep"
-        peer_train "$s" "$m" "$rep"
+        [ "$m" = lora-gse8 ] || peer_train "$s" "$m" "$rep"  # its peer is float LoRA's row
       done
     done
   done

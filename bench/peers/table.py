@@ -30,7 +30,7 @@ def load(path):
 def collect_train(d):
     rows = {}
     for p in glob.glob(os.path.join(d, "train.*.json")):
-        m = re.match(r"train\.(\w+)\.(\w+)\.(qtune|torch)\.(\d+)\.json$", os.path.basename(p))
+        m = re.match(r"train\.(\w+)\.([\w-]+)\.(qtune|torch)\.(\d+)\.json$", os.path.basename(p))
         if not m:
             continue
         shape, method, who, _ = m.groups()
@@ -38,6 +38,9 @@ def collect_train(d):
         row = rows.setdefault((shape, method), {"shape": shape, "method": method, "qtune": [], "torch": []})
         row[who].append({"tok_s": train_tok_s(rep), "rss": rep["peak_rss_bytes"] / 2**20,
                          "batch": rep["batch"], "seq": rep["seq"]})
+    for (shape, method), row in rows.items():  # GSE rows are compared with the peer's float LoRA
+        if method.endswith("-gse8") and (shape, method[:-5]) in rows:
+            row["torch"] = rows[(shape, method[:-5])]["torch"]
     out = []
     for (shape, method), row in sorted(rows.items(), key=lambda kv: (kv[0][0] != "15m", kv[0][0], kv[0][1])):
         r = {"shape": shape, "method": method, "runs": {"qtune": len(row["qtune"]), "torch": len(row["torch"])}}

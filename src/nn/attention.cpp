@@ -16,6 +16,7 @@
 
 #include "core/buffer.h"
 #include "kernels/sgemm_parallel.h"
+#include "kernels/vexp.h"
 #include "nn/ops.h"
 #include "nn/parallel.h"
 
@@ -41,6 +42,21 @@ template <>
 void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   kernels::sgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// x[i] = exp(x[i] − shift), returning Σ x[i]; float: the SIMD loop of kernels/vexp.h.
+template <class T>
+T exp_row(T* x, int64_t n, T shift) {
+  T sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    sum += x[i];
+  }
+  return sum;
+}
+template <>
+float exp_row<float>(float* x, int64_t n, float shift) {
+  return kernels::exp_shift_sum(x, n, shift);
 }
 
 // Keys of the tile starting at s0 (nc of them) that query row t sees: all, or (causal) those ≤ t.
@@ -69,11 +85,7 @@ void forward_tile(const T* q, const T* k, const T* v, T* o, T* lse, int64_t t0, 
       const int64_t cnt = visible(causal, t0 + r, s0, nc);
       T mx = m[r];
       for (int64_t c = 0; c < cnt; ++c) mx = std::max(mx, s[c]);
-      T sum = 0;
-      for (int64_t c = 0; c < cnt; ++c) {
-        s[c] = std::exp(s[c] - mx);
-        sum += s[c];
-      }
+      const T sum = exp_row(s, cnt, mx);
       std::fill(s + cnt, s + nc, T(0));  // the masked part of the diagonal tile
       const T alpha = std::exp(m[r] - mx);  // rescales what earlier tiles summed (0 on the first)
       l[r] = l[r] * alpha + sum;
@@ -137,10 +149,8 @@ void backward_head(const T* dout, const T* q, const T* k, const T* v, const T* o
         T *p = P + r * kTk, *ds = dS + r * kTk;
         const int64_t cnt = visible(causal, t0 + r, s0, nc);
         const T ls = lse[t0 + r], d = D[t0 + r];
-        for (int64_t c = 0; c < cnt; ++c) {
-          p[c] = std::exp(p[c] - ls);
-          ds[c] = p[c] * (ds[c] - d);
-        }
+        exp_row(p, cnt, ls);
+        for (int64_t c = 0; c < cnt; ++c) ds[c] = p[c] * (ds[c] - d);
         std::fill(p + cnt, p + nc, T(0));
         std::fill(ds + cnt, ds + nc, T(0));
       }

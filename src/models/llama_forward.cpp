@@ -24,7 +24,8 @@ void Llama::Impl::carve_acts(int newB, int newT) {
   const int64_t N = int64_t(B) * T, C = c.dim, L = c.n_layers, H = c.hidden_dim, V = c.vocab_size;
   const int64_t Ls = save_gse ? 1 : L, R = save_gse ? 2 : L + 1;
   const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim();
-  const int64_t att = gse_attention ? Ls * B * c.n_heads * T * T : 0;  // nn::attention keeps only lse
+  // nn::attention keeps lse [L, B, nh, T]; --gemm-attention its probabilities [Ls, B, nh, T, T] instead
+  const int64_t att = gse_attention ? Ls * B * c.n_heads * T * T : 0, lse = gse_attention ? 0 : L * B * c.n_heads * T;
   carve(act_mem, {{&a.res, R * N * C},         // [L+1, N, C]
                   {&a.res_mid, Ls * N * C},    // [L, N, C]
                   {&a.xn1, Ls * N * C},        // [L, N, C]
@@ -32,7 +33,7 @@ void Llama::Impl::carve_acts(int newB, int newT) {
                   {&a.q, Ls * N * Q},          // [L, N, Q]
                   {&a.k, Ls * N * KV},         // [L, N, KV]
                   {&a.v, Ls * N * KV},         // [L, N, KV]
-                  {&a.lse, L * B * c.n_heads * T},  // [L, B, nh, T]
+                  {&a.lse, lse},               // [L, B, nh, T]
                   {&a.att, att},               // [L, B, nh, T, T] (--gemm-attention)
                   {&a.attn_y, Ls * N * Q},     // [L, N, Q]
                   {&a.xn2, Ls * N * C},        // [L, N, C]
@@ -44,7 +45,7 @@ void Llama::Impl::carve_acts(int newB, int newT) {
                   {&a.rstdf, N},               // [N]
                   {&a.logits, (save_gse ? std::min(N, kLogitRows) : N) * V},  // [N, V]
                   {&a.probs, save_gse ? 0 : N * V}});  // [N, V]
-  if (!gse_attention) a.att = nullptr;
+  (gse_attention ? a.lse : a.att) = nullptr;
   if (save_gse) {
     a.probs = nullptr;
     carve_saved();

@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <ostream>
 #include <vector>
 
 #include "core/rng.h"
@@ -21,6 +22,10 @@ struct Shape {
   int64_t B, T, nh, nkv, hd;
   bool causal;
 };
+void PrintTo(const Shape& s, std::ostream* os) {
+  *os << "B " << s.B << " T " << s.T << " nh " << s.nh << " nkv " << s.nkv << " hd " << s.hd
+      << (s.causal ? " causal" : " full");
+}
 
 template <class T>
 std::vector<T> randn(size_t n, Rng& rng) {

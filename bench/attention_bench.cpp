@@ -21,7 +21,8 @@ void Shapes(benchmark::internal::Benchmark* b) {
 // causal multiply-adds of forward (2 products) and backward (5), counted once each
 void set_flops(benchmark::State& st, int64_t T, int64_t nh, int64_t hd) {
   st.counters["GFLOP/s"] = benchmark::Counter(7.0 * T * (T + 1) / 2 * nh * hd * 2,
-                                              benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+                                              benchmark::Counter::kIsIterationInvariantRate,
+                                              benchmark::Counter::kIs1000);
 }
 
 void BM_AttentionTiled(benchmark::State& st) {

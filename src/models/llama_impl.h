@@ -41,8 +41,8 @@ struct LlamaActs {
   float* q = nullptr;        // [L, N, Q] after RoPE
   float* k = nullptr;        // [L, N, KV] after RoPE
   float* v = nullptr;        // [L, N, KV]
-  float* lse = nullptr;      // [L, B, nh, T] attention's log-sum-exp per query row (nn/ops.h); null with --gemm-attention
-  float* att = nullptr;      // [L, B, nh, T, T] softmax probabilities: --gemm-attention only, else null
+  float* lse = nullptr;      // [L, B, nh, T] attention's log-sum-exp per query row (nn/ops.h); else null
+  float* att = nullptr;      // [L, B, nh, T, T] softmax probabilities: --gemm-attention (then lse is null)
   float* attn_y = nullptr;   // [L, N, Q] attention output (input of attn_output)
   float* xn2 = nullptr;      // [L, N, C] ffn_norm output
   float* rstd2 = nullptr;    // [L, N]

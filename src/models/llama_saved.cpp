@@ -160,7 +160,8 @@ MemoryBreakdown Llama::memory() const {
   const int64_t dlogits = m.save_gse || m.grad_mem.empty() ? 0 : n * V * F;
   if (m.save_gse) {
     const int64_t lse = m.gse_attention ? 0 : int64_t(L) * n * cfg_.n_heads;  // [L, B, nh, T]
-    const int64_t per_token = m.act_mem.empty() ? 0 : (2 * L * n + lse + n * C + n) * F;  // rstd1, rstd2, lse, xf, rstdf
+    // rstd1, rstd2, lse, xf, rstdf
+    const int64_t per_token = m.act_mem.empty() ? 0 : (2 * L * n + lse + n * C + n) * F;
     b.saved_activations = per_token;
     for (const GseMatrix& q : m.saved) b.saved_activations += kernels::gse_bytes(q);
     b.logits = logits + kernels::gse_bytes(m.saved_probs);  // the float block and the saved softmax

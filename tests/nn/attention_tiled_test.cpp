@@ -97,7 +97,9 @@ void expect_close(const Result<T>& got, const Result<double>& want, double tol) 
 
 class AttentionTiled : public ::testing::TestWithParam<Shape> {};
 
-TEST_P(AttentionTiled, DoubleMatchesNaive) { expect_close(tiled<double>(GetParam()), naive<double>(GetParam()), 1e-12); }
+TEST_P(AttentionTiled, DoubleMatchesNaive) {
+  expect_close(tiled<double>(GetParam()), naive<double>(GetParam()), 1e-12);
+}
 
 TEST_P(AttentionTiled, FloatMatchesNaive) { expect_close(tiled<float>(GetParam()), naive<float>(GetParam()), 2e-5); }
 

@@ -20,6 +20,13 @@ constexpr int64_t kParallelWork = 1 << 16;
 
 }  // namespace
 
+void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  static const bool blas_single_threaded = (openblas_set_num_threads(1), true);  // as sgemm_parallel
+  (void)blas_single_threaded;
+  sgemm_block(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void sgemm_parallel(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   static const bool blas_single_threaded = (openblas_set_num_threads(1), true);  // once, whoever calls first

@@ -14,4 +14,9 @@ namespace qtune::kernels {
 void sgemm_parallel(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
+// The same product on the calling thread only: for callers that split the work themselves and
+// call this inside their own OpenMP loop (attention's tiles, nn/attention.cpp).
+void sgemm_serial(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
 }  // namespace qtune::kernels

@@ -50,7 +50,7 @@ void Dit<T>::Impl::backward_layer(int l) {
   const T* q = a.q + l * n * D;
   const T* k = a.k + l * n * D;
   const T* v = a.v + l * n * D;
-  const T* att = a.att + int64_t(l) * B * cfg.heads * Tk * Tk;
+  const T* lse = a.lse + int64_t(l) * B * cfg.heads * Tk;
   const T* attn_y = a.attn_y + l * n * D;
   const T* ao = a.ao + l * n * D;
   const T* mid = a.mid + l * n * D;
@@ -88,8 +88,8 @@ void Dit<T>::Impl::backward_layer(int l) {
   zero(d.dq, n * D);
   zero(d.dk, n * D);
   zero(d.dv, n * D);
-  nn::attention_backward(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, Tk, cfg.heads, cfg.heads, cfg.head_dim(),
-                         /*causal=*/false);
+  nn::attention_backward(d.dattn_y, q, k, v, attn_y, lse, d.dq, d.dk, d.dv, B, Tk, cfg.heads, cfg.heads,
+                         cfg.head_dim(), /*causal=*/false);
   if (T* gb = bias_grad(g.q_b, D)) nn::add_bias_backward(d.dq, gb, n, D);
   if (T* gb = bias_grad(g.k_b, D)) nn::add_bias_backward(d.dk, gb, n, D);
   if (T* gb = bias_grad(g.v_b, D)) nn::add_bias_backward(d.dv, gb, n, D);

@@ -17,13 +17,13 @@ void Dit<T>::Impl::carve_acts(int newB) {
   B = newB;
   const DitConfig& c = cfg;
   const int64_t Tk = c.tokens(), N = int64_t(B) * Tk, D = c.dim, L = c.depth, H = c.hidden(), P = c.patch_dim();
-  const int64_t att = L * B * c.heads * Tk * Tk, img = B * c.image_numel();
+  const int64_t lse = L * B * c.heads * Tk, img = B * c.image_numel();
   carve(act_mem, {{&a.pos, Tk * D},          {&a.tok, N * P},        {&a.tval, B},
                   {&a.tfreq, B * c.freq_dim}, {&a.th, B * D},         {&a.ths, B * D},
                   {&a.c, B * D},             {&a.cs, B * D},         {&a.res, (L + 1) * N * D},
                   {&a.mod, L * B * 6 * D},   {&a.mean1, L * N},      {&a.rstd1, L * N},
                   {&a.xm1, L * N * D},       {&a.q, L * N * D},      {&a.k, L * N * D},
-                  {&a.v, L * N * D},         {&a.att, att},          {&a.attn_y, L * N * D},
+                  {&a.v, L * N * D},         {&a.lse, lse},          {&a.attn_y, L * N * D},
                   {&a.ao, L * N * D},        {&a.mid, L * N * D},    {&a.mean2, L * N},
                   {&a.rstd2, L * N},         {&a.xm2, L * N * D},    {&a.h, L * N * H},
                   {&a.hg, L * N * H},        {&a.fo, L * N * D},     {&a.fmod, B * 2 * D},
@@ -81,8 +81,8 @@ void Dit<T>::Impl::forward_layer(int l) {
   nn::add_bias_forward(q, p.q_b + l * D, n, D);
   nn::add_bias_forward(k, p.k_b + l * D, n, D);
   nn::add_bias_forward(v, p.v_b + l * D, n, D);
-  T* att = a.att + int64_t(l) * B * cfg.heads * Tk * Tk;
-  nn::attention_forward(q, k, v, attn_y, att, B, Tk, cfg.heads, cfg.heads, cfg.head_dim(), /*causal=*/false);
+  T* lse = a.lse + int64_t(l) * B * cfg.heads * Tk;
+  nn::attention_forward(q, k, v, attn_y, lse, B, Tk, cfg.heads, cfg.heads, cfg.head_dim(), /*causal=*/false);
   ly.o->forward(attn_y, ao, n, ctx);
   nn::add_bias_forward(ao, p.o_b + l * D, n, D);
   std::memcpy(mid, x, n * D * sizeof(T));

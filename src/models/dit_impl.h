@@ -54,7 +54,7 @@ struct DitActs {
   T* q = nullptr;       // [L, N, D]
   T* k = nullptr;       // [L, N, D]
   T* v = nullptr;       // [L, N, D]
-  T* att = nullptr;     // [L, B, nh, Tk, Tk]
+  T* lse = nullptr;     // [L, B, nh, Tk] attention's log-sum-exp per query row (nn/ops.h)
   T* attn_y = nullptr;  // [L, N, D]
   T* ao = nullptr;      // [L, N, D] attn_output(attn_y) + bias
   T* mid = nullptr;     // [L, N, D] residual after the attention branch

@@ -45,7 +45,6 @@ void Llama::Impl::backward_layer(int l) {
   const float* q = a.q + i * n * Q;
   const float* k = a.k + i * n * KV;
   const float* v = a.v + i * n * KV;
-  const float* att = a.att + i * B * cfg.n_heads * T * T;
   const float* attn_y = a.attn_y + i * n * Q;
   const float* mid = a.res_mid + i * n * C;
   const float* xn2 = a.xn2 + i * n * C;
@@ -75,11 +74,11 @@ void Llama::Impl::backward_layer(int l) {
   std::memset(d.dk, 0, n * KV * sizeof(float));
   std::memset(d.dv, 0, n * KV * sizeof(float));
   if (gse_attention)
-    attention_backward_gse(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
+    attention_backward_gse(d.dattn_y, q, k, v, a.att + i * B * cfg.n_heads * T * T, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
                            cfg.head_dim(), *gse, ctx, l);
   else
-    nn::attention_backward(d.dattn_y, q, k, v, att, d.dq, d.dk, d.dv, B, T, cfg.n_heads, cfg.n_kv_heads,
-                           cfg.head_dim());
+    nn::attention_backward(d.dattn_y, q, k, v, attn_y, a.lse + l * B * cfg.n_heads * T, d.dq, d.dk, d.dv, B, T,
+                           cfg.n_heads, cfg.n_kv_heads, cfg.head_dim());
   nn::rope_backward(d.dq, B, T, cfg.n_heads, cfg.head_dim(), cfg.rope_theta);
   nn::rope_backward(d.dk, B, T, cfg.n_kv_heads, cfg.head_dim(), cfg.rope_theta);
   std::memset(d.dxn, 0, n * C * sizeof(float));

@@ -23,7 +23,9 @@ void Llama::Impl::carve_acts(int newB, int newT) {
   const LlamaConfig& c = cfg;
   const int64_t N = int64_t(B) * T, C = c.dim, L = c.n_layers, H = c.hidden_dim, V = c.vocab_size;
   const int64_t Ls = save_gse ? 1 : L, R = save_gse ? 2 : L + 1;
-  const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim(), att = Ls * B * c.n_heads * T * T;
+  const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim();
+  // nn::attention keeps lse [L, B, nh, T]; --gemm-attention its probabilities [Ls, B, nh, T, T] instead
+  const int64_t att = gse_attention ? Ls * B * c.n_heads * T * T : 0, lse = gse_attention ? 0 : L * B * c.n_heads * T;
   carve(act_mem, {{&a.res, R * N * C},         // [L+1, N, C]
                   {&a.res_mid, Ls * N * C},    // [L, N, C]
                   {&a.xn1, Ls * N * C},        // [L, N, C]
@@ -31,7 +33,8 @@ void Llama::Impl::carve_acts(int newB, int newT) {
                   {&a.q, Ls * N * Q},          // [L, N, Q]
                   {&a.k, Ls * N * KV},         // [L, N, KV]
                   {&a.v, Ls * N * KV},         // [L, N, KV]
-                  {&a.att, att},               // [L, B, nh, T, T]
+                  {&a.lse, lse},               // [L, B, nh, T]
+                  {&a.att, att},               // [L, B, nh, T, T] (--gemm-attention)
                   {&a.attn_y, Ls * N * Q},     // [L, N, Q]
                   {&a.xn2, Ls * N * C},        // [L, N, C]
                   {&a.rstd2, L * N},           // [L, N]
@@ -42,6 +45,7 @@ void Llama::Impl::carve_acts(int newB, int newT) {
                   {&a.rstdf, N},               // [N]
                   {&a.logits, (save_gse ? std::min(N, kLogitRows) : N) * V},  // [N, V]
                   {&a.probs, save_gse ? 0 : N * V}});  // [N, V]
+  (gse_attention ? a.lse : a.att) = nullptr;
   if (save_gse) {
     a.probs = nullptr;
     carve_saved();
@@ -78,11 +82,12 @@ void Llama::Impl::forward_layer(int l) {
   ly.v->forward(xn1, v, n, ctx);
   nn::rope_forward(q, B, T, cfg.n_heads, cfg.head_dim(), cfg.rope_theta);
   nn::rope_forward(k, B, T, cfg.n_kv_heads, cfg.head_dim(), cfg.rope_theta);
-  float* att = a.att + i * B * cfg.n_heads * T * T;
   if (gse_attention)
-    attention_forward_gse(q, k, v, attn_y, att, B, T, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim(), *gse);
+    attention_forward_gse(q, k, v, attn_y, a.att + i * B * cfg.n_heads * T * T, B, T, cfg.n_heads, cfg.n_kv_heads,
+                          cfg.head_dim(), *gse);
   else
-    nn::attention_forward(q, k, v, attn_y, att, B, T, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim());
+    nn::attention_forward(q, k, v, attn_y, a.lse + l * B * cfg.n_heads * T, B, T, cfg.n_heads, cfg.n_kv_heads,
+                          cfg.head_dim());
   ly.o->forward(attn_y, mid, n, ctx);
   for (int64_t i = 0; i < n * C; ++i) mid[i] += x[i];  // residual
 

@@ -32,7 +32,7 @@ struct LlamaLayer {
 // H = hidden, Q = n_heads·head_dim, KV = kv_dim. Under --save-act gse the per-layer tensors
 // hold ONE layer (L = 1 below: the float working set of the layer being computed), res holds
 // two rows (layer l reads row l % 2 and writes row (l + 1) % 2), probs is absent, and every
-// layer's copy is GSE in Impl::saved (llama_saved.cpp). rstd1, rstd2, xf, rstdf stay float.
+// layer's copy is GSE in Impl::saved (llama_saved.cpp). rstd1, rstd2, lse, xf, rstdf stay float.
 struct LlamaActs {
   float* res = nullptr;      // [L+1, N, C] residual stream: res[0] = embeddings, res[l+1] = layer l output
   float* res_mid = nullptr;  // [L, N, C] residual after the attention block
@@ -41,7 +41,8 @@ struct LlamaActs {
   float* q = nullptr;        // [L, N, Q] after RoPE
   float* k = nullptr;        // [L, N, KV] after RoPE
   float* v = nullptr;        // [L, N, KV]
-  float* att = nullptr;      // [L, B, nh, T, T] softmax probabilities
+  float* lse = nullptr;      // [L, B, nh, T] attention's log-sum-exp per query row (nn/ops.h); else null
+  float* att = nullptr;      // [L, B, nh, T, T] softmax probabilities: --gemm-attention (then lse is null)
   float* attn_y = nullptr;   // [L, N, Q] attention output (input of attn_output)
   float* xn2 = nullptr;      // [L, N, C] ffn_norm output
   float* rstd2 = nullptr;    // [L, N]

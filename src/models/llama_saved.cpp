@@ -4,9 +4,9 @@
 // logits likewise, the classifier running a block of rows at a time so that no [N, V] float is
 // held. And the model's memory breakdown (Llama::memory).
 //
-// What is saved per layer (shapes in llama_impl.h): res[l], res_mid, xn1, q, k, v, att, attn_y,
-// xn2, h1, h3, swi — everything backward_layer reads except rstd1/rstd2, which stay float (one
-// number per token). The stored form is 1 + 2/32 bytes per value instead of 4.
+// What is saved per layer (shapes in llama_impl.h): res[l], res_mid, xn1, q, k, v, att (only with
+// --gemm-attention), attn_y, xn2, h1, h3, swi — everything backward_layer reads except rstd1/rstd2
+// and attention's lse, which stay float (one number per token, or per token and head). The stored form is 1 + 2/32 bytes per value instead of 4.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -37,7 +37,7 @@ std::array<SavedView, kSavedPerLayer> Llama::Impl::saved_views(int l) const {
            {a.q + i * n * Q, n, Q},
            {a.k + i * n * KV, n, KV},
            {a.v + i * n * KV, n, KV},
-           {a.att + i * B * cfg.n_heads * T * T, int64_t(B) * cfg.n_heads * T, T},  // [B·nh·T, T]
+           {a.att ? a.att + i * B * cfg.n_heads * T * T : nullptr, int64_t(B) * cfg.n_heads * T, T},  // [B·nh·T, T]
            {a.attn_y + i * n * Q, n, Q},
            {a.xn2 + i * n * C, n, C},
            {a.h1 + i * n * H, n, H},
@@ -48,19 +48,21 @@ std::array<SavedView, kSavedPerLayer> Llama::Impl::saved_views(int l) const {
 void Llama::Impl::carve_saved() {
   saved.clear();
   for (int l = 0; l < cfg.n_layers; ++l)
-    for (const SavedView& v : saved_views(l)) saved.push_back(gse_zeros(v.rows, v.cols, saved_spec()));
+    for (const SavedView& v : saved_views(l))  // an absent tensor (p null) keeps an empty slot
+      saved.push_back(v.p ? gse_zeros(v.rows, v.cols, saved_spec()) : GseMatrix{});
   saved_probs = gse_zeros(N(), cfg.vocab_size, saved_spec());
 }
 
 void Llama::Impl::save_layer(int l) {
   const auto views = saved_views(l);
   for (int t = 0; t < kSavedPerLayer; ++t)
-    gse_encode(views[t].p, views[t].rows, views[t].cols, saved_spec(), saved[l * kSavedPerLayer + t]);
+    if (views[t].p) gse_encode(views[t].p, views[t].rows, views[t].cols, saved_spec(), saved[l * kSavedPerLayer + t]);
 }
 
 void Llama::Impl::restore_layer(int l) {
   const auto views = saved_views(l);
-  for (int t = 0; t < kSavedPerLayer; ++t) gse_decode(saved[l * kSavedPerLayer + t], views[t].p);
+  for (int t = 0; t < kSavedPerLayer; ++t)
+    if (views[t].p) gse_decode(saved[l * kSavedPerLayer + t], views[t].p);
 }
 
 namespace {
@@ -157,7 +159,9 @@ MemoryBreakdown Llama::memory() const {
   const int64_t logits = m.act_mem.empty() ? 0 : (m.save_gse ? std::min(n, kLogitRows) : n) * V * F;
   const int64_t dlogits = m.save_gse || m.grad_mem.empty() ? 0 : n * V * F;
   if (m.save_gse) {
-    const int64_t per_token = m.act_mem.empty() ? 0 : (2 * L * n + n * C + n) * F;  // rstd1, rstd2, xf, rstdf
+    const int64_t lse = m.gse_attention ? 0 : int64_t(L) * n * cfg_.n_heads;  // [L, B, nh, T]
+    // rstd1, rstd2, lse, xf, rstdf
+    const int64_t per_token = m.act_mem.empty() ? 0 : (2 * L * n + lse + n * C + n) * F;
     b.saved_activations = per_token;
     for (const GseMatrix& q : m.saved) b.saved_activations += kernels::gse_bytes(q);
     b.logits = logits + kernels::gse_bytes(m.saved_probs);  // the float block and the saved softmax

@@ -23,15 +23,28 @@ template <class T> void rmsnorm_backward(const T* dy, const T* x, const T* w, co
 template <class T> void rope_forward(T* x, int64_t B, int64_t Tn, int64_t n_heads, int64_t head_dim, float theta, int64_t pos0 = 0);
 template <class T> void rope_backward(T* dx, int64_t B, int64_t Tn, int64_t n_heads, int64_t head_dim, float theta, int64_t pos0 = 0);
 
-// Grouped-query attention, causal (LLaMA) or not (DiT: every patch sees every patch).
-// q: [B, T, nh, hd]  k, v: [B, T, nkv, hd]  out: [B, T, nh, hd];
-// att: [B, nh, T, T] softmax probabilities saved for backward.
+// Grouped-query attention, causal (LLaMA) or not (DiT: every patch sees every patch), tiled
+// as FlashAttention-2 (nn/attention.cpp): no [T, T] score matrix is ever held, only a tile per thread.
+// q: [B, T, nh, hd]  k, v: [B, T, nkv, hd]  out: [B, T, nh, hd]; query head h reads kv head
+// h / (nh / nkv). lse: [B, nh, T] log Σ_s exp(q·k_s/√hd) per query row, saved for backward.
+template <class T> void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse,
+                                          int64_t B, int64_t Tn, int64_t nh, int64_t nkv, int64_t hd,
+                                          bool causal = true);
+// Recomputes each tile's probabilities from lse; `out` is the forward's output (for D = rowsum(dout ⊙ out)).
+template <class T> void attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* out,
+                                           const T* lse, T* dq, T* dk, T* dv, int64_t B, int64_t Tn, int64_t nh,
+                                           int64_t nkv, int64_t hd, bool causal = true);
+
+namespace ref {
+// The naive attention (nn/attention_ref.cpp): same shapes, but saves the softmax probabilities
+// att: [B, nh, T, T] (causal: zeros above the diagonal) and backward reads them.
 template <class T> void attention_forward(const T* q, const T* k, const T* v, T* out, T* att,
                                           int64_t B, int64_t Tn, int64_t nh, int64_t nkv, int64_t hd,
                                           bool causal = true);
 template <class T> void attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* att,
                                            T* dq, T* dk, T* dv, int64_t B, int64_t Tn, int64_t nh, int64_t nkv, int64_t hd,
                                            bool causal = true);
+}  // namespace ref
 
 // out = silu(a) ⊙ b   (a = gate, b = up), all [N, H]
 template <class T> void swiglu_forward(const T* a, const T* b, T* out, int64_t N);

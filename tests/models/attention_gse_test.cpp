@@ -1,4 +1,4 @@
-// models/attention_gse: attention's products in GSE against nn::attention_* in float — the same
+// models/attention_gse: attention's products in GSE against nn::ref::attention_* (the naive float attention, which saves att too) — the same
 // contract (causal probabilities, accumulating gradients), an error of the size its width implies.
 #include <gtest/gtest.h>
 
@@ -42,9 +42,9 @@ Out run(const char* gse) {
   Out o{std::vector<float>(kQ), std::vector<float>(kAtt), std::vector<float>(kQ, 1.0f), std::vector<float>(kKv, 1.0f),
         std::vector<float>(kKv, 1.0f)};
   if (*gse == 0) {
-    nn::attention_forward(q.data(), k.data(), v.data(), o.out.data(), o.att.data(), kB, kT, kNh, kNkv, kHd);
-    nn::attention_backward(dout.data(), q.data(), k.data(), v.data(), o.att.data(), o.dq.data(), o.dk.data(),
-                           o.dv.data(), kB, kT, kNh, kNkv, kHd);
+    nn::ref::attention_forward(q.data(), k.data(), v.data(), o.out.data(), o.att.data(), kB, kT, kNh, kNkv, kHd);
+    nn::ref::attention_backward(dout.data(), q.data(), k.data(), v.data(), o.att.data(), o.dq.data(), o.dk.data(),
+                                o.dv.data(), kB, kT, kNh, kNkv, kHd);
   } else {
     const GseArith ar(parse_gemm_mode(gse).spec, "attention");
     Context ctx;

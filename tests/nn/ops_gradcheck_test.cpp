@@ -79,9 +79,9 @@ TEST(NnGrad, AttentionGqa) {
   Rng rng(4);
   const int64_t B = 2, T = 5, nh = 4, nkv = 2, hd = 3;
   Vec q = randn(B * T * nh * hd, rng), k = randn(B * T * nkv * hd, rng), v = randn(B * T * nkv * hd, rng);
-  Vec G = randn(q.size(), rng), out(q.size()), att(B * nh * T * T);
+  Vec G = randn(q.size(), rng), out(q.size()), lse(B * nh * T);
   auto f = [&] {
-    nn::attention_forward(q.data(), k.data(), v.data(), out.data(), att.data(), B, T, nh, nkv, hd);
+    nn::attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), B, T, nh, nkv, hd);
     return dot(out, G);
   };
   f();
@@ -89,8 +89,8 @@ TEST(NnGrad, AttentionGqa) {
   for (int64_t i = 0; i < hd; ++i) EXPECT_NEAR(out[3 * hd + i], v[1 * hd + i], 1e-12);
   Vec sq = randn(q.size(), rng), sk = randn(k.size(), rng), sv = randn(v.size(), rng);
   Vec dq = sq, dk = sk, dv = sv;
-  nn::attention_backward(G.data(), q.data(), k.data(), v.data(), att.data(), dq.data(), dk.data(), dv.data(), B, T,
-                         nh, nkv, hd);
+  nn::attention_backward(G.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), dq.data(), dk.data(),
+                         dv.data(), B, T, nh, nkv, hd);
   expect_grad(dq, sq, numeric_grad(q, f), "dq");
   expect_grad(dk, sk, numeric_grad(k, f), "dk");
   expect_grad(dv, sv, numeric_grad(v, f), "dv");
@@ -147,10 +147,10 @@ TEST(NnOps, FloatMatchesDouble) {
   const int64_t B = 1, T = 4, nh = 2, nkv = 1, hd = 4;
   Vec q = randn(B * T * nh * hd, rng), k = randn(B * T * nkv * hd, rng), v = randn(B * T * nkv * hd, rng);
   std::vector<float> qf(q.begin(), q.end()), kf(k.begin(), k.end()), vf(v.begin(), v.end());
-  Vec out(q.size()), att(B * nh * T * T);
-  std::vector<float> outf(q.size()), attf(att.size());
-  nn::attention_forward(q.data(), k.data(), v.data(), out.data(), att.data(), B, T, nh, nkv, hd);
-  nn::attention_forward(qf.data(), kf.data(), vf.data(), outf.data(), attf.data(), B, T, nh, nkv, hd);
+  Vec out(q.size()), lse(B * nh * T);
+  std::vector<float> outf(q.size()), lsef(lse.size());
+  nn::attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), B, T, nh, nkv, hd);
+  nn::attention_forward(qf.data(), kf.data(), vf.data(), outf.data(), lsef.data(), B, T, nh, nkv, hd);
   EXPECT_LT(test::rel_err(outf.data(), out.data(), out.size()), 1e-6);
 }
 
@@ -160,16 +160,16 @@ TEST(NnOps, AttentionBackwardThreadSafe) {
   Rng rng(8);
   const int64_t B = 2, T = 24, nh = 4, nkv = 2, hd = 16;
   Vec q = randn(B * T * nh * hd, rng), k = randn(B * T * nkv * hd, rng), v = randn(B * T * nkv * hd, rng);
-  Vec G = randn(q.size(), rng), out(q.size()), att(B * nh * T * T);
-  nn::attention_forward(q.data(), k.data(), v.data(), out.data(), att.data(), B, T, nh, nkv, hd);
+  Vec G = randn(q.size(), rng), out(q.size()), lse(B * nh * T);
+  nn::attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), B, T, nh, nkv, hd);
   Vec dq[2], dk[2], dv[2];
   for (int r = 0; r < 2; ++r) {
     omp_set_num_threads(r + 1);
     dq[r].assign(q.size(), 0);
     dk[r].assign(k.size(), 0);
     dv[r].assign(v.size(), 0);
-    nn::attention_backward(G.data(), q.data(), k.data(), v.data(), att.data(), dq[r].data(), dk[r].data(),
-                           dv[r].data(), B, T, nh, nkv, hd);
+    nn::attention_backward(G.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), dq[r].data(),
+                           dk[r].data(), dv[r].data(), B, T, nh, nkv, hd);
   }
   omp_set_num_threads(omp_get_num_procs());
   EXPECT_EQ(dq[0], dq[1]);

@@ -41,7 +41,7 @@ int cmd_eval(int argc, char** argv) {
   check_paths(in, out);
   use_threads(threads);
 
-  ModelFile mf = load_model(ma.model);
+  ModelFile mf = open_model(ma.model);  // float weights streamed as the model is built
   auto tok = open_tokenizer(ma, mf.config);
   QT_CHECK(da.seq <= mf.config.seq_len, "--seq {} is longer than the context of {} ({})", da.seq, ma.model,
            mf.config.seq_len);

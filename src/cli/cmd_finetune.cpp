@@ -81,8 +81,7 @@ void finish_options(const CLI::App& app, FinetuneArgs& a) {
 // The model file's bytes (or the --init-config spec): recorded in checkpoints, checked on resume.
 std::string model_fingerprint(const FinetuneArgs& a) {
   if (!a.init_config.empty()) return fingerprint_hex(fingerprint(a.init_config.data(), a.init_config.size()));
-  MappedFile f(a.model.model);
-  return fingerprint_hex(fingerprint(f.data(), f.size()));
+  return fingerprint_hex(fingerprint_file(a.model.model));
 }
 
 // The tokenized windows the run trains and validates on: covers the data file, the tokenizer,
@@ -183,7 +182,7 @@ int cmd_finetune(int argc, char** argv) {
   finish_options(app, a);
   ModelFile mf;
   if (a.init_config.empty()) {
-    mf = load_model(a.model.model);
+    mf = open_model(a.model.model);  // float weights streamed as the slots are built
   } else {
     mf.config = parse_config_spec(a.init_config);
     mf.config.vocab_size = load_tokenizer(a.model.tokenizer)->vocab_size();

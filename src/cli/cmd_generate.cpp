@@ -63,7 +63,7 @@ int cmd_generate(int argc, char** argv) {
   use_threads(threads);
   QT_CHECK(s.top_p > 0.0f, "--top-p must be in (0, 1], got {}", s.top_p);
 
-  ModelFile mf = load_model(ma.model);
+  ModelFile mf = open_model(ma.model);  // float weights streamed as the model is built
   auto tok = open_tokenizer(ma, mf.config);
   std::vector<int> prompt_ids =
       prompt.empty() ? std::vector<int>{tok->bos_id()} : tok->encode(prompt, /*bos=*/true, /*eos=*/false);

@@ -52,12 +52,14 @@ nlohmann::json info_json(const ModelFile& mf) {
   std::map<std::string, nlohmann::json> by_name;  // float and integer tensors, in name order
   std::map<std::string, int64_t> per_type;
   int64_t params = 0;
-  for (const auto& [name, t] : mf.tensors) {
+  auto add_float = [&](const std::string& name, const Shape& shape) {
     std::string type = stored_type(mf, name);
-    by_name[name] = {{"name", name}, {"shape", t.shape}, {"type", type}};
-    per_type[type] += t.numel();
-    params += t.numel();
-  }
+    by_name[name] = {{"name", name}, {"shape", shape}, {"type", type}};
+    per_type[type] += numel(shape);
+    params += numel(shape);
+  };
+  for (const auto& [name, t] : mf.tensors) add_float(name, t.shape);
+  for (const auto& [name, t] : mf.lazy) add_float(name, t.shape);
   for (const auto& [name, planes] : mf.quantized) {
     nlohmann::json j = int_weight_json(mf.stored_types, name, planes);
     const int64_t n = planes.front().rows * planes.front().cols;
@@ -310,7 +312,10 @@ int cmd_info(int argc, char** argv) {
   const std::string arch = gguf_architecture(model);
   if (arch == kClassifierArch) return emit(classifier_info_json(load_classifier(model)), print_classifier);
   if (arch == "dit") return emit(dit_info_json(load_dit(model)), print_dit);
-  return emit(info_json(load_model(model)), print_human);
+  // Streamed: every weight is still read and checked finite, one tensor at a time.
+  const ModelFile mf = open_model(model);
+  check_model_finite(mf);
+  return emit(info_json(mf), print_human);
 }
 
 }  // namespace qtune::cli

@@ -17,5 +17,6 @@ int cmd_fid(int argc, char** argv);
 int cmd_quantize(int argc, char** argv);
 int cmd_merge(int argc, char** argv);
 int cmd_export_lora(int argc, char** argv);
+int cmd_init(int argc, char** argv);
 
 }  // namespace qtune::cli

@@ -27,6 +27,8 @@ const std::vector<Command>& commands() {
       {"info", "describe a model file: architecture, shapes, parameter count, tensor types", qtune::cli::cmd_info},
       {"generate", "generate text (or token ids) from a model", qtune::cli::cmd_generate},
       {"eval", "perplexity of a model on a data file", qtune::cli::cmd_eval},
+      {"init", "write a randomly initialised model of a given shape (no training), streamed to disk",
+       qtune::cli::cmd_init},
       {"finetune", "fine-tune (full, lora, qlora, qalora, intlora-mul, intlora-shift): progress, JSON report, "
                    "checkpoints, resume", qtune::cli::cmd_finetune},
       {"dit-train", "train a diffusion transformer (DiT) on Fashion-MNIST: pretrain or fine-tune with any method",

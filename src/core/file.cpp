@@ -1,5 +1,6 @@
 #include "core/file.h"
 
+#include "core/hash.h"
 #include "core/signals.h"
 
 #include <fcntl.h>
@@ -13,6 +14,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <string_view>
+#include <vector>
 
 namespace qtune {
 
@@ -178,6 +180,33 @@ void write_text_file_atomic(const std::string& path, std::string_view text) {
   AtomicFile f(path);
   f.write_str(text);
   f.commit();
+}
+
+uint64_t fingerprint_file(const std::string& path) {
+  size_t size = 0;
+  const int fd = open_for_reading(path, &size);
+  std::vector<uint8_t> buf(size_t(8) << 20);  // a multiple of 8: only the last piece has a tail
+  uint64_t h = 0x9e3779b97f4a7c15ULL, total = 0;
+  for (;;) {
+    size_t got = 0;
+    while (got < buf.size()) {
+      const ssize_t k = ::read(fd, buf.data() + got, buf.size() - got);
+      if (k < 0 && errno == EINTR) continue;
+      if (k < 0) {
+        const int err = errno;
+        ::close(fd);
+        fail("{}: cannot read: {}", path, std::strerror(err));
+      }
+      if (k == 0) break;
+      got += size_t(k);
+    }
+    total += got;
+    h = fingerprint_words(buf.data(), got / 8, h);
+    if (got < buf.size()) {
+      ::close(fd);
+      return fingerprint_tail(buf.data() + got / 8 * 8, got % 8, total, h);
+    }
+  }
 }
 
 bool file_exists(const std::string& path) {

@@ -122,5 +122,8 @@ std::string read_text_file(const std::string& path);  // whole file; throws Erro
 std::string read_file_head(const std::string& path, size_t n);
 void write_text_file_atomic(const std::string& path, std::string_view text);
 bool file_exists(const std::string& path);
+// fingerprint() (core/hash.h) of a whole file, read in pieces: a mapping would leave every page
+// of a multi-GB model resident while it is hashed.
+uint64_t fingerprint_file(const std::string& path);
 
 }  // namespace qtune

@@ -12,22 +12,34 @@ namespace qtune {
 
 // Word-at-a-time multiply-xorshift (several GB/s: hashing a model file costs less than loading
 // it). Chain calls by passing the previous result as h.
+// fingerprint = fingerprint_words over the whole 8-byte words, then fingerprint_tail over the
+// 0..7 bytes left and the total length: split so a file can be hashed in pieces
+// (fingerprint_file, core/file.h) with the same result.
+inline uint64_t fingerprint_mix(uint64_t h, uint64_t w) {
+  h = (h ^ w) * 0xff51afd7ed558ccdULL;
+  return h ^ (h >> 32);
+}
+
+inline uint64_t fingerprint_words(const void* data, size_t n_words, uint64_t h) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n_words; ++i) {
+    uint64_t w;
+    std::memcpy(&w, p + 8 * i, 8);
+    h = fingerprint_mix(h, w);
+  }
+  return h;
+}
+
+inline uint64_t fingerprint_tail(const void* tail, size_t k, uint64_t total, uint64_t h) {
+  uint64_t w = 0;
+  std::memcpy(&w, tail, k);
+  return fingerprint_mix(h, w ^ (total << 56));
+}
+
 inline uint64_t fingerprint(const void* data, size_t n, uint64_t h = 0x9e3779b97f4a7c15ULL) {
   const auto* p = static_cast<const uint8_t*>(data);
-  auto mix = [&h](uint64_t w) {
-    h = (h ^ w) * 0xff51afd7ed558ccdULL;
-    h ^= h >> 32;
-  };
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t w;
-    std::memcpy(&w, p + i, 8);
-    mix(w);
-  }
-  uint64_t tail = 0;
-  std::memcpy(&tail, p + i, n - i);
-  mix(tail ^ (uint64_t{n} << 56));
-  return h;
+  h = fingerprint_words(p, n / 8, h);
+  return fingerprint_tail(p + n / 8 * 8, n % 8, n, h);
 }
 
 inline std::string fingerprint_hex(uint64_t h) { return fmt::format("{:016x}", h); }

@@ -413,26 +413,38 @@ void GgufWriter::add_tensor(const std::string& name, const Tensor& t, GgmlType t
   add_raw_tensor(name, std::move(ne), type, std::move(bytes));
 }
 
-void GgufWriter::add_raw_tensor(const std::string& name, std::vector<int64_t> ne, GgmlType type,
-                                std::vector<uint8_t> bytes) {
+namespace {
+
+void check_decl(const GgufTensorDecl& d) {
+  const std::string& name = d.name;
   QT_CHECK(!name.empty() && name.size() <= kMaxNameLen, "tensor '{}': name length must be 1..{}", name,
            kMaxNameLen);
-  for (const auto& p : tensors_) QT_CHECK(p.name != name, "tensor '{}': added twice", name);
-  QT_CHECK(!ne.empty() && ne.size() <= kMaxDims, "tensor '{}': {} dims (GGUF allows 1..4)", name, ne.size());
-  int64_t n = 1;
-  for (auto d : ne) {
-    QT_CHECK(d > 0, "tensor '{}': dimension {} must be positive", name, d);
-    n *= d;
-  }
-  const auto& info = ggml_type_info(type);
-  QT_CHECK(ne[0] % info.block_size == 0, "tensor '{}': row length {} is not a multiple of the {} block size {}",
-           name, ne[0], info.name, info.block_size);
-  QT_CHECK(bytes.size() == ggml_row_bytes(type, n), "tensor '{}': {} bytes given, {} {} elements need {}", name,
-           bytes.size(), n, info.name, ggml_row_bytes(type, n));
-  tensors_.push_back({name, std::move(ne), type, std::move(bytes)});
+  QT_CHECK(!d.ne.empty() && d.ne.size() <= kMaxDims, "tensor '{}': {} dims (GGUF allows 1..4)", name, d.ne.size());
+  for (auto n : d.ne) QT_CHECK(n > 0, "tensor '{}': dimension {} must be positive", name, n);
+  const auto& info = ggml_type_info(d.type);
+  QT_CHECK(d.ne[0] % info.block_size == 0, "tensor '{}': row length {} is not a multiple of the {} block size {}",
+           name, d.ne[0], info.name, info.block_size);
 }
 
-void GgufWriter::write(const std::string& path) const {
+}  // namespace
+
+size_t GgufTensorDecl::nbytes() const {
+  int64_t n = 1;
+  for (auto d : ne) n *= d;
+  return ggml_row_bytes(type, n);
+}
+
+void GgufWriter::add_raw_tensor(const std::string& name, std::vector<int64_t> ne, GgmlType type,
+                                std::vector<uint8_t> bytes) {
+  GgufTensorDecl d{name, std::move(ne), type};
+  check_decl(d);
+  for (const auto& p : tensors_) QT_CHECK(p.decl.name != name, "tensor '{}': added twice", name);
+  QT_CHECK(bytes.size() == d.nbytes(), "tensor '{}': {} bytes given, {} needs {}", name, bytes.size(),
+           ggml_type_info(type).name, d.nbytes());
+  tensors_.push_back({std::move(d), std::move(bytes)});
+}
+
+uint64_t GgufWriter::alignment(const std::string& path) const {
   uint64_t align = kDefaultAlignment;
   for (const auto& [k, v] : kv_)
     if (k == "general.alignment") {
@@ -440,10 +452,13 @@ void GgufWriter::write(const std::string& path) const {
                "{}: general.alignment must be a uint32 power of two", path);
       align = v.u;
     }
-  AtomicFile f(path);
+  return align;
+}
+
+void GgufWriter::write_header(AtomicFile& f, const std::vector<GgufTensorDecl>& tensors, uint64_t align) const {
   f.write_str("GGUF");
   f.put(kVersion);
-  f.put(uint64_t(tensors_.size()));
+  f.put(uint64_t(tensors.size()));
   f.put(uint64_t(kv_.size()));
   for (const auto& [k, v] : kv_) {
     f.put(uint64_t(k.size()));
@@ -453,21 +468,67 @@ void GgufWriter::write(const std::string& path) const {
   }
   // Tensor infos: sequential offsets, each padded to the alignment (llama.cpp's layout).
   uint64_t offset = 0;
-  for (const auto& t : tensors_) {
+  for (const auto& t : tensors) {
     f.put(uint64_t(t.name.size()));
     f.write_str(t.name);
     f.put(uint32_t(t.ne.size()));
     for (auto d : t.ne) f.put(int64_t(d));
     f.put(uint32_t(t.type));
     f.put(offset);
-    offset = align_up(offset + t.bytes.size(), align);
+    offset = align_up(offset + t.nbytes(), align);
   }
   f.pad_to(size_t(align));
+}
+
+void GgufWriter::write(const std::string& path) const {
+  const uint64_t align = alignment(path);
+  AtomicFile f(path);
+  std::vector<GgufTensorDecl> decls;
+  for (const auto& t : tensors_) decls.push_back(t.decl);
+  write_header(f, decls, align);
   for (const auto& t : tensors_) {
     f.write(t.bytes.data(), t.bytes.size());
     f.pad_to(size_t(align));
   }
   f.commit();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streaming writer
+
+GgufStreamWriter::GgufStreamWriter(const std::string& path, const GgufWriter& meta,
+                                   std::vector<GgufTensorDecl> tensors)
+    : f_(path), tensors_(std::move(tensors)), align_(meta.alignment(path)) {
+  std::unordered_set<std::string> seen;
+  for (const auto& d : tensors_) {
+    check_decl(d);
+    QT_CHECK(seen.insert(d.name).second, "tensor '{}': added twice", d.name);
+  }
+  meta.write_header(f_, tensors_, align_);
+}
+
+void GgufStreamWriter::write(const void* p, size_t n) {
+  QT_CHECK(cur_ < tensors_.size(), "GGUF stream: {} bytes past the last tensor", n);
+  const GgufTensorDecl& t = tensors_[cur_];
+  QT_CHECK(n <= t.nbytes() - done_, "GGUF stream: tensor '{}': {} bytes given, {} left of its {}", t.name, n,
+           t.nbytes() - done_, t.nbytes());
+  f_.write(p, n);
+  done_ += n;
+  next_if_complete();
+}
+
+void GgufStreamWriter::next_if_complete() {
+  while (cur_ < tensors_.size() && done_ == tensors_[cur_].nbytes()) {
+    f_.pad_to(size_t(align_));
+    ++cur_;
+    done_ = 0;
+  }
+}
+
+void GgufStreamWriter::commit() {
+  QT_CHECK(cur_ == tensors_.size(), "GGUF stream: tensor '{}' is incomplete ({} of {} bytes)",
+           tensors_[cur_].name, done_, tensors_[cur_].nbytes());
+  f_.commit();
 }
 
 }  // namespace qtune

@@ -105,6 +105,14 @@ class GgufFile {
   size_t data_offset_ = 0;
 };
 
+// A tensor to be written: name, ggml dims (innermost first) and type; its bytes come later.
+struct GgufTensorDecl {
+  std::string name;
+  std::vector<int64_t> ne;
+  GgmlType type = GgmlType::F32;
+  size_t nbytes() const;
+};
+
 class GgufWriter {
  public:
   // Metadata setters keep first-insertion order; setting a key again replaces its value.
@@ -129,14 +137,39 @@ class GgufWriter {
   void write(const std::string& path) const;
 
  private:
+  friend class GgufStreamWriter;
   struct Pending {
-    std::string name;
-    std::vector<int64_t> ne;
-    GgmlType type;
+    GgufTensorDecl decl;
     std::vector<uint8_t> bytes;
   };
+  uint64_t alignment(const std::string& path) const;
+  // Magic, counts, metadata, tensor infos with sequential aligned offsets, padding.
+  void write_header(AtomicFile& f, const std::vector<GgufTensorDecl>& tensors, uint64_t align) const;
   std::vector<std::pair<std::string, GgufValue>> kv_;
   std::vector<Pending> tensors_;
+};
+
+// A GGUF bigger than memory, written tensor by tensor: the metadata (from a GgufWriter, whose own
+// tensors are not written) and every tensor's name, dims and type are given first, since the
+// header holds their offsets; then each tensor's bytes, in declaration order, in pieces of any
+// size. Atomic like GgufWriter::write: nothing appears at path until commit(), and a writer
+// destroyed before it (an error, an interrupt) removes its temp file.
+class GgufStreamWriter {
+ public:
+  GgufStreamWriter(const std::string& path, const GgufWriter& meta, std::vector<GgufTensorDecl> tensors);
+  // The next n bytes of the current tensor; a piece may not run past the tensor's end.
+  void write(const void* p, size_t n);
+  // Which tensor the next bytes belong to (tensors().size() when all are complete).
+  size_t current() const { return cur_; }
+  const std::vector<GgufTensorDecl>& tensors() const { return tensors_; }
+  void commit();  // throws Error unless every tensor got all its bytes
+
+ private:
+  void next_if_complete();
+  AtomicFile f_;
+  std::vector<GgufTensorDecl> tensors_;
+  uint64_t align_;
+  size_t cur_ = 0, done_ = 0;  // the tensor being written, its bytes so far
 };
 
 }  // namespace qtune

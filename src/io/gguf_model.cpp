@@ -110,7 +110,10 @@ void check_known_tensors(const GgufFile& f, const LlamaConfig& c) {
 
 }  // namespace
 
-ModelFile load_gguf_model(const GgufFile& f) {
+namespace {
+
+// lazy: float tensors are described in m.lazy (read later through m.source), not read.
+ModelFile read_gguf_model(const GgufFile& f, bool lazy) {
   ModelFile m;
   m.path = f.path();
   m.format = "gguf";
@@ -128,17 +131,31 @@ ModelFile load_gguf_model(const GgufFile& f) {
     }
     QT_CHECK(!is_int_type(t->type), "{}: tensor '{}': type {} is only for the projections of a block", f.path(), name,
              ggml_type_info(t->type).name);
-    m.tensors.emplace(name, f.to_float(*t));
+    if (lazy)
+      m.lazy.emplace(name, LazyTensor{t->shape(), t->type, f.data_offset() + t->offset, t->nbytes});
+    else
+      m.tensors.emplace(name, f.to_float(*t));
   }
+  if (!m.lazy.empty()) m.source = std::make_shared<LazySource>(f.path(), f.file_size());
   check_int_extras(f, int_names);
   read_act(f, m);
   validate_model(m);  // shapes against the config, naming the file and the tensor
   return m;
 }
 
+}  // namespace
+
+ModelFile load_gguf_model(const GgufFile& f) { return read_gguf_model(f, false); }
+
 ModelFile load_gguf_model(const std::string& path) {
   GgufFile f(path);
   return load_gguf_model(f);
+}
+
+// The mapping is dropped on return: only the header's pages were touched.
+ModelFile open_gguf_model(const std::string& path) {
+  GgufFile f(path);
+  return read_gguf_model(f, true);
 }
 
 namespace {
@@ -202,6 +219,38 @@ void llamacpp_verdict(GgufSaveReport& r, bool has_vocab) {
 }
 
 }  // namespace
+
+void write_model_gguf_stream(const LlamaConfig& c, const std::string& path, const GgufSaveOptions& o,
+                             const std::vector<TensorSpec>& order,
+                             const std::function<void(size_t i, float* dst, int64_t n)>& fill) {
+  check_llama_config(c, path);
+  std::map<std::string, Shape> want;
+  for (const auto& t : model_tensor_specs(c)) want.emplace(t.name, t.shape);
+  std::vector<GgufTensorDecl> decls;
+  for (const auto& t : order) {
+    auto it = want.find(t.name);
+    QT_CHECK(it != want.end() && it->second == t.shape, "{}: tensor {} {} is not one of the model's (or given twice)",
+             path, t.name, shape_str(t.shape));
+    want.erase(it);
+    decls.push_back({t.name, std::vector<int64_t>(t.shape.rbegin(), t.shape.rend()), GgmlType::F32});
+  }
+  QT_CHECK(want.empty(), "{}: tensor {} is missing from the write order", path, want.begin()->first);
+  GgufWriter meta;
+  GgufSaveOptions f32 = o;
+  f32.weight_type = GgmlType::F32;
+  write_config(meta, c, f32);
+  if (o.vocab) write_vocab(meta, *o.vocab, c.vocab_size);
+  GgufStreamWriter w(path, meta, std::move(decls));
+  constexpr int64_t kPiece = int64_t(1) << 20;  // floats per piece (4 MiB)
+  std::vector<float> buf(static_cast<size_t>(kPiece));
+  for (size_t i = 0; i < order.size(); ++i)
+    for (int64_t done = 0, n = numel(order[i].shape); done < n; done += kPiece) {
+      const int64_t k = std::min(kPiece, n - done);
+      fill(i, buf.data(), k);
+      w.write(buf.data(), size_t(k) * sizeof(float));
+    }
+  w.commit();
+}
 
 GgufSaveReport save_model_gguf(const ModelFile& m, const std::string& path, const GgufSaveOptions& o) {
   validate_model(m);

@@ -10,6 +10,7 @@
 //   qtune.act.bits           u32   ModelFile::act_bits (written when nonzero or act_scales is non-empty)
 //   qtune.act.scale.<stem>   f32   ModelFile::act_scales[stem], stem = "blk.N.attn_q" ...
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ class GgufFile;
 
 ModelFile load_gguf_model(const std::string& path);
 ModelFile load_gguf_model(const GgufFile& file);
+// As load_gguf_model, but float tensors stay on disk (ModelFile::lazy: model_file.h).
+ModelFile open_gguf_model(const std::string& path);
 
 struct GgufSaveOptions {
   // 2-D float weights: F32, F16, Q8_0, Q4_0 or Q4_1; norms stay F32. Integer weights
@@ -46,5 +49,13 @@ struct GgufSaveReport {
 
 // Validates m (validate_model), then writes it atomically.
 GgufSaveReport save_model_gguf(const ModelFile& m, const std::string& path, const GgufSaveOptions& o);
+
+// Writes an F32 LLaMA GGUF (the keys save_model_gguf writes, o.weight_type ignored) without
+// holding the model in memory: `order` is every tensor of model_tensor_specs(c) in the order
+// they are written, and fill(i, dst, n) gives the next n values of order[i], called in order
+// and in pieces of at most a few MiB. Atomic: an error (from fill too) leaves nothing at path.
+void write_model_gguf_stream(const LlamaConfig& c, const std::string& path, const GgufSaveOptions& o,
+                             const std::vector<TensorSpec>& order,
+                             const std::function<void(size_t i, float* dst, int64_t n)>& fill);
 
 }  // namespace qtune

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include <unistd.h>
+
 #include "core/file.h"
 
 namespace qtune {
@@ -111,14 +113,18 @@ void check_llama_config(const LlamaConfig& c, const std::string& where) {
            c.rope_theta);
 }
 
-ModelFile load_llama2c(const std::string& path) {
-  MappedFile f(path);
-  Reader r(f);
-  QT_CHECK(f.size() >= kV0HeaderBytes, "{}: file is {} bytes, too small for a llama2.c header ({} bytes)",
-           path, f.size(), kV0HeaderBytes);
+ModelFile open_llama2c(const std::string& path) {
+  size_t size = 0;
+  const int fd = open_for_reading(path, &size);
+  ::close(fd);
+  // The header only (v1's is the longest): the tensors are read on demand.
+  const std::string head = read_file_head(path, kV1HeaderBytes);
+  Reader r(reinterpret_cast<const uint8_t*>(head.data()), head.size(), path);
+  QT_CHECK(head.size() >= kV0HeaderBytes, "{}: file is {} bytes, too small for a llama2.c header ({} bytes)",
+           path, head.size(), kV0HeaderBytes);
   int version = 0;
   uint32_t magic;
-  std::memcpy(&magic, f.data(), sizeof magic);
+  std::memcpy(&magic, head.data(), sizeof magic);
   if (magic == kLlama2cMagic) {
     r.get<uint32_t>("magic");
     int32_t v = r.get<int32_t>("version");
@@ -135,23 +141,26 @@ ModelFile load_llama2c(const std::string& path) {
   const std::vector<Slot> slots = file_layout(m.config, version);
   const size_t header = version == 0 ? kV0HeaderBytes : kV1HeaderBytes;
   const size_t expected = header + layout_bytes(slots);
-  QT_CHECK(f.size() == expected,
+  QT_CHECK(size == expected,
            "{}: file size {} bytes does not match the llama2.c v{} layout for this header ({} bytes expected; "
            "dim={} hidden_dim={} n_layers={} n_heads={} n_kv_heads={} vocab_size={} seq_len={} tied={})",
-           path, f.size(), version, expected, m.config.dim, m.config.hidden_dim, m.config.n_layers,
+           path, size, version, expected, m.config.dim, m.config.hidden_dim, m.config.n_layers,
            m.config.n_heads, m.config.n_kv_heads, m.config.vocab_size, m.config.seq_len,
            m.config.tied_classifier);
-  r.seek(header);
+  uint64_t offset = header;
   for (const Slot& s : slots) {
     const size_t bytes = size_t(numel(s.shape)) * sizeof(float);
-    const uint8_t* p = r.bytes(bytes, s.name.empty() ? "freq_cis" : s.name.c_str());
-    if (s.name.empty()) continue;
-    Tensor t(s.shape);
-    std::memcpy(t.ptr(), p, bytes);
-    check_finite(path, s.name, t);
-    m.tensors.emplace(s.name, std::move(t));
+    if (!s.name.empty()) m.lazy.emplace(s.name, LazyTensor{s.shape, GgmlType::F32, offset, bytes});
+    offset += bytes;
   }
+  m.source = std::make_shared<LazySource>(path, size);
   validate_model(m);
+  return m;
+}
+
+ModelFile load_llama2c(const std::string& path) {
+  ModelFile m = open_llama2c(path);
+  materialize(m);  // in name order, each checked finite
   return m;
 }
 

@@ -21,6 +21,8 @@ constexpr uint32_t kLlama2cMagic = 0x616b3432;  // "ak42" as a little-endian uin
 // Loads a v0 or v1 file (decided by the magic). The header is validated and the file size is
 // checked against the exact byte count of the layout before any tensor is allocated.
 ModelFile load_llama2c(const std::string& path);
+// As load_llama2c, but the tensors stay on disk (ModelFile::lazy: model_file.h).
+ModelFile open_llama2c(const std::string& path);
 
 // Writes m as a llama2.c v1 file (atomically). m must pass validate_model().
 void save_llama2c_v1(const ModelFile& m, const std::string& path);

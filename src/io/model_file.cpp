@@ -1,7 +1,11 @@
 // io/model_file.cpp — format-independent checks and format sniffing for model files.
 #include "io/model_file.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <vector>
 
@@ -12,18 +16,10 @@
 
 namespace qtune {
 
-namespace {
-
-struct Required {
-  std::string name;
-  Shape shape;
-};
-
-// Every tensor a LLaMA model of config c needs, with its shape (io/model_file.h).
-std::vector<Required> required_tensors(const LlamaConfig& c) {
+std::vector<TensorSpec> model_tensor_specs(const LlamaConfig& c) {
   const int64_t D = c.dim, H = c.hidden_dim, V = c.vocab_size, KV = c.kv_dim();
   const int64_t Q = int64_t(c.n_heads) * c.head_dim();
-  std::vector<Required> r = {{"token_embd.weight", {V, D}}, {"output_norm.weight", {D}}};
+  std::vector<TensorSpec> r = {{"token_embd.weight", {V, D}}, {"output_norm.weight", {D}}};
   if (!c.tied_classifier) r.push_back({"output.weight", {V, D}});
   for (int l = 0; l < c.n_layers; ++l) {
     auto n = [l](const char* what) { return fmt::format("blk.{}.{}.weight", l, what); };
@@ -40,22 +36,28 @@ std::vector<Required> required_tensors(const LlamaConfig& c) {
   return r;
 }
 
-}  // namespace
-
 void validate_model(const ModelFile& m) {
   check_llama_config(m.config, m.path);
+  QT_CHECK(m.lazy.empty() || m.source, "{}: lazy tensors without a file to read them from", m.path);
+  for (const auto& [name, t] : m.lazy)
+    QT_CHECK(!m.tensors.count(name) && !m.quantized.count(name), "{}: tensor {} is stored twice", m.path, name);
   for (const auto& [name, planes] : m.quantized) {
     QT_CHECK(!m.tensors.count(name), "{}: tensor {} is both float and integer", m.path, name);
     QT_CHECK(!planes.empty(), "{}: integer tensor {} has no planes", m.path, name);
     QT_CHECK(is_projection_name(name), "{}: tensor {} cannot be integer (only the projections of a block can)",
              m.path, name);
   }
-  for (const Required& req : required_tensors(m.config)) {
+  for (const TensorSpec& req : model_tensor_specs(m.config)) {
     if (auto q = m.quantized.find(req.name); q != m.quantized.end()) {
       for (const QuantMatrix& p : q->second)
         QT_CHECK(req.shape.size() == 2 && p.rows == req.shape[0] && p.cols == req.shape[1],
                  "{}: tensor {} has shape [{}, {}], expected {}", m.path, req.name, p.rows, p.cols,
                  shape_str(req.shape));
+      continue;
+    }
+    if (auto z = m.lazy.find(req.name); z != m.lazy.end()) {
+      QT_CHECK(z->second.shape == req.shape, "{}: tensor {} has shape {}, expected {}", m.path, req.name,
+               shape_str(z->second.shape), shape_str(req.shape));
       continue;
     }
     auto it = m.tensors.find(req.name);
@@ -75,8 +77,9 @@ void check_finite(const std::string& file, const std::string& name, const Tensor
          t.data[size_t(i)]);
 }
 
-void check_model_finite(const ModelFile& m) {
-  for (const auto& [name, t] : m.tensors) check_finite(m.path, name, t);
+namespace {
+
+void check_planes_finite(const ModelFile& m) {
   for (const auto& [name, planes] : m.quantized)
     for (size_t p = 0; p < planes.size(); ++p) {
       const QuantMatrix& q = planes[p];
@@ -90,12 +93,89 @@ void check_model_finite(const ModelFile& m) {
     }
 }
 
-Tensor weight_as_float(const ModelFile& m, const std::string& name) {
-  if (auto it = m.tensors.find(name); it != m.tensors.end()) {
-    Tensor t(it->second.shape);
-    std::copy(it->second.data.begin(), it->second.data.end(), t.data.begin());
-    return t;
+}  // namespace
+
+void check_model_finite(const ModelFile& m) {
+  for (const auto& [name, t] : m.tensors) check_finite(m.path, name, t);
+  for (const auto& [name, t] : m.lazy) read_float(m, name);  // checked as read, then dropped
+  check_planes_finite(m);
+}
+
+LazySource::LazySource(const std::string& path, size_t expected_size) : path_(path) {
+  size_t size = 0;
+  fd_ = open_for_reading(path, &size);
+  if (size != expected_size) {
+    ::close(fd_);
+    fail("{}: the file changed while it was opened ({} bytes, was {})", path, size, expected_size);
   }
+}
+
+LazySource::~LazySource() { ::close(fd_); }
+
+void LazySource::read(const std::string& name, const LazyTensor& t, float* dst) const {
+  const int64_t n = numel(t.shape);
+  QT_ASSERT(t.nbytes == ggml_row_bytes(t.type, n));
+  // F32 lands in place; other types go through one buffer of their stored size.
+  std::vector<uint8_t> raw(t.type == GgmlType::F32 ? 0 : t.nbytes);
+  uint8_t* buf = t.type == GgmlType::F32 ? reinterpret_cast<uint8_t*>(dst) : raw.data();
+  size_t got = 0;
+  while (got < t.nbytes) {
+    const ssize_t k = ::pread(fd_, buf + got, t.nbytes - got, off_t(t.offset + got));
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) fail("{}: tensor '{}': cannot read: {}", path_, excerpt(name), std::strerror(errno));
+    if (k == 0)
+      fail("{}: file is truncated: tensor '{}' needs {} bytes at offset {}, the file ends after {}", path_,
+           excerpt(name), t.nbytes, t.offset, t.offset + got);
+    got += size_t(k);
+  }
+  if (t.type != GgmlType::F32) dequantize_any(t.type, raw.data(), dst, n);
+}
+
+bool has_float(const ModelFile& m, const std::string& name) { return m.tensors.count(name) || m.lazy.count(name); }
+
+const Shape& float_shape(const ModelFile& m, const std::string& name) {
+  if (auto it = m.tensors.find(name); it != m.tensors.end()) return it->second.shape;
+  auto z = m.lazy.find(name);
+  QT_CHECK(z != m.lazy.end(), "{}: tensor {} is missing", m.path, name);
+  return z->second.shape;
+}
+
+void read_float_into(const ModelFile& m, const std::string& name, float* dst, int64_t n) {
+  const Shape& shape = float_shape(m, name);
+  QT_CHECK(numel(shape) == n, "{}: tensor {} has {} elements, expected {}", m.path, name, numel(shape), n);
+  if (auto it = m.tensors.find(name); it != m.tensors.end()) {
+    std::memcpy(dst, it->second.ptr(), size_t(n) * sizeof(float));
+    return;
+  }
+  m.source->read(name, m.lazy.at(name), dst);
+  const int64_t i = first_non_finite(dst, n);
+  if (i >= 0)
+    fail("{}: tensor '{}': element {} is {} (weights must be finite)", m.path, excerpt(name), index_str(shape, i),
+         dst[i]);
+}
+
+Tensor read_float(const ModelFile& m, const std::string& name) {
+  Tensor t(float_shape(m, name));
+  read_float_into(m, name, t.ptr(), t.numel());
+  return t;
+}
+
+void release_weight(ModelFile& m, const std::string& name) {
+  m.tensors.erase(name);
+  m.quantized.erase(name);
+  m.lazy.erase(name);
+}
+
+void materialize(ModelFile& m) {
+  for (auto it = m.lazy.begin(); it != m.lazy.end();) {
+    m.tensors.emplace(it->first, read_float(m, it->first));
+    it = m.lazy.erase(it);
+  }
+  m.source.reset();
+}
+
+Tensor weight_as_float(const ModelFile& m, const std::string& name) {
+  if (has_float(m, name)) return read_float(m, name);
   auto q = m.quantized.find(name);
   QT_CHECK(q != m.quantized.end() && !q->second.empty(), "{}: tensor {} is missing", m.path, name);
   const QuantMatrix& p0 = q->second.front();
@@ -106,11 +186,13 @@ Tensor weight_as_float(const ModelFile& m, const std::string& name) {
 }
 
 void dequantize_all(ModelFile& m) {
+  materialize(m);
   for (const auto& [name, planes] : m.quantized) m.tensors[name] = weight_as_float(m, name);
   m.quantized.clear();
 }
 
 void quantize_projections(ModelFile& m, const QuantSpec& spec) {
+  materialize(m);
   for (auto it = m.tensors.begin(); it != m.tensors.end();) {
     if (!is_projection_name(it->first)) {
       ++it;
@@ -124,13 +206,19 @@ void quantize_projections(ModelFile& m, const QuantSpec& spec) {
   }
 }
 
-ModelFile load_model(const std::string& path) {
+ModelFile open_model(const std::string& path) {
   const std::string head = read_file_head(path, 4);  // only regular files (core/file.h)
   QT_CHECK(!head.empty(), "{}: file is empty", path);
   // llama2.c v1 starts with the magic; anything else is taken as a legacy header, which
-  // load_llama2c validates (header values and exact file size).
-  ModelFile m = head == "GGUF" ? load_gguf_model(path) : load_llama2c(path);
-  check_model_finite(m);
+  // open_llama2c validates (header values and exact file size).
+  ModelFile m = head == "GGUF" ? open_gguf_model(path) : open_llama2c(path);
+  check_planes_finite(m);
+  return m;
+}
+
+ModelFile load_model(const std::string& path) {
+  ModelFile m = open_model(path);
+  materialize(m);  // each tensor checked finite as it is read
   return m;
 }
 

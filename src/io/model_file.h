@@ -17,10 +17,12 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/ggml_blocks.h"
 #include "quant/quant.h"
 
 namespace qtune {
@@ -34,9 +36,40 @@ struct LlamaConfig {
   int kv_dim() const { return head_dim() * n_kv_heads; }
 };
 
+// A float tensor still on disk (a streaming load, open_model): read and converted on demand,
+// so a model is built holding one float tensor at a time, never the whole float file.
+struct LazyTensor {
+  Shape shape;                   // outermost first
+  GgmlType type = GgmlType::F32; // as stored: F32, F16 or a block type, converted when read
+  uint64_t offset = 0;           // absolute byte offset in the file
+  size_t nbytes = 0;
+};
+
+// The open file lazy tensors are read from (pread: nothing is mapped, so a read tensor's pages
+// never stay in RSS). Shared by copies of a ModelFile; closed with the last one.
+class LazySource {
+ public:
+  explicit LazySource(const std::string& path, size_t expected_size);  // throws Error naming path
+  LazySource(const LazySource&) = delete;
+  LazySource& operator=(const LazySource&) = delete;
+  ~LazySource();
+  // Reads t into dst (t's element count floats) and converts it; throws Error naming the file and
+  // tensor if the file has been cut short since it was opened.
+  void read(const std::string& name, const LazyTensor& t, float* dst) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
 struct ModelFile {
   LlamaConfig config;
   TensorMap tensors;
+  // Float tensors not yet read (open_model), by name; a name is in `tensors`, `quantized` or
+  // here, never two. Read them with read_float / read_float_into (which check them finite).
+  std::map<std::string, LazyTensor> lazy;
+  std::shared_ptr<const LazySource> source;  // set when `lazy` is non-empty
   // Integer weights (deployed / quantized models), by tensor name ("blk.0.attn_q.weight"): the
   // weight is the sum of the planes (one, except for values wider than 16 bits: see
   // quant/int_planes.h). Only the seven projections of each block can be integer; a name is in
@@ -54,14 +87,35 @@ struct ModelFile {
   std::map<std::string, std::string> stored_types;
 };
 
+// Every tensor a LLaMA model of config c has, with its shape (the list at the top of this file).
+struct TensorSpec {
+  std::string name;
+  Shape shape;
+};
+std::vector<TensorSpec> model_tensor_specs(const LlamaConfig& c);
+
 // Throws Error naming the tensor if a required tensor is missing or has the wrong shape.
 void validate_model(const ModelFile& m);
 
 // Throws Error "<file>: tensor '<name>': element [r, c] is nan (...)" at the first NaN or Inf
 // of t: a non-finite weight makes every output NaN, and nothing downstream says why.
 void check_finite(const std::string& file, const std::string& name, const Tensor& t);
-// check_finite on every float tensor and on the scales and zero points of every integer plane.
+// check_finite on every float tensor (lazy ones read one at a time, so memory stays at one
+// tensor) and on the scales and zero points of every integer plane.
 void check_model_finite(const ModelFile& m);
+
+// Whether `name` is a float tensor of m, in memory or still on disk.
+bool has_float(const ModelFile& m, const std::string& name);
+// The shape of float tensor `name` (in memory or lazy); throws Error if m has none.
+const Shape& float_shape(const ModelFile& m, const std::string& name);
+// A float tensor's values: copied from `tensors` or read from disk (lazy), checked finite.
+// Throws Error naming the file and tensor (missing, wrong element count n, truncated, NaN).
+Tensor read_float(const ModelFile& m, const std::string& name);
+void read_float_into(const ModelFile& m, const std::string& name, float* dst, int64_t n);
+// Forgets a weight wherever it is (tensors, quantized, lazy): its form is held elsewhere now.
+void release_weight(ModelFile& m, const std::string& name);
+// Reads every lazy tensor into `tensors` (the whole float model in memory).
+void materialize(ModelFile& m);
 
 // The float value of a weight, from `tensors` or dequantized from its planes.
 Tensor weight_as_float(const ModelFile& m, const std::string& name);
@@ -75,5 +129,10 @@ void quantize_projections(ModelFile& m, const QuantSpec& spec);
 // loads it. Throws Error naming the file for anything inconsistent, and naming the tensor for a
 // NaN or Inf weight (check_model_finite).
 ModelFile load_model(const std::string& path);
+// The same checks of the header, layout, sizes and shapes, but float tensors stay on disk
+// (ModelFile::lazy) until read; each is checked finite when it is read. Integer weights are
+// loaded (they are small) and checked. For tools that build a model from the file once
+// (finetune, eval, generate, info): peak memory is their own form plus one float tensor.
+ModelFile open_model(const std::string& path);
 
 }  // namespace qtune

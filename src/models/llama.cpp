@@ -33,13 +33,6 @@ int64_t carve_base(const LlamaConfig& c, Buffer<float>& mem, BaseTensors& t) {
   return n;
 }
 
-void copy_in(const ModelFile& mf, const std::string& name, float* dst, int64_t n) {
-  auto it = mf.tensors.find(name);
-  QT_CHECK(it != mf.tensors.end(), "{}: tensor {} is missing", mf.path, name);
-  QT_CHECK(it->second.numel() == n, "{}: tensor {} has {} elements, expected {}", mf.path, name, it->second.numel(), n);
-  std::memcpy(dst, it->second.ptr(), n * sizeof(float));
-}
-
 Tensor tensor_from(const float* p, Shape s) {
   Tensor t(std::move(s));
   std::memcpy(t.ptr(), p, t.numel() * sizeof(float));
@@ -58,17 +51,17 @@ Llama::Llama(ModelFile&& mf, const MethodOptions& opts, uint64_t seed)
   build(mf, seed, &mf);
   mf.tensors.clear();
   mf.quantized.clear();
+  mf.lazy.clear();
+  mf.source.reset();
 }
 
 // `release` (the same file as mf, or null): each weight is dropped from it once the model holds
-// its own form, so the file's float copy and the model's never coexist whole.
+// its own form, so the file's float copy and the model's never coexist whole. A lazy (streamed)
+// file's float weights are read one at a time as their slot is built and freed after it.
 void Llama::build(const ModelFile& mf, uint64_t seed, ModelFile* release) {
   const MethodOptions& opts = opts_;
   auto drop = [&](const std::string& name) {
-    if (release) {
-      release->tensors.erase(name);
-      release->quantized.erase(name);
-    }
+    if (release) release_weight(*release, name);
   };
   validate_model(mf);
   validate(opts);
@@ -83,9 +76,9 @@ void Llama::build(const ModelFile& mf, uint64_t seed, ModelFile* release) {
   const int64_t C = cfg_.dim, L = cfg_.n_layers;
   m.n_base = carve_base(cfg_, m.params, m.p);
   if (m.base_trainable) carve_base(cfg_, m.grads, m.g);
-  copy_in(mf, "token_embd.weight", m.p.token_embd, cfg_.vocab_size * C);
-  copy_in(mf, "output_norm.weight", m.p.output_norm, C);
-  if (!cfg_.tied_classifier) copy_in(mf, "output.weight", m.p.output, cfg_.vocab_size * C);
+  read_float_into(mf, "token_embd.weight", m.p.token_embd, cfg_.vocab_size * C);
+  read_float_into(mf, "output_norm.weight", m.p.output_norm, C);
+  if (!cfg_.tied_classifier) read_float_into(mf, "output.weight", m.p.output, cfg_.vocab_size * C);
   for (const char* name : {"token_embd.weight", "output.weight"}) drop(name);
 
   if (const GemmMode gemm = gemm_mode(opts); gemm.gse && method_info(opts.method).gse_gemm && !opts.frozen) {
@@ -101,8 +94,8 @@ void Llama::build(const ModelFile& mf, uint64_t seed, ModelFile* release) {
   m.layers.resize(L);
   for (int l = 0; l < L; ++l) {
     const std::string blk = fmt::format("blk.{}.", l);
-    copy_in(mf, blk + "attn_norm.weight", m.p.attn_norm + l * C, C);
-    copy_in(mf, blk + "ffn_norm.weight", m.p.ffn_norm + l * C, C);
+    read_float_into(mf, blk + "attn_norm.weight", m.p.attn_norm + l * C, C);
+    read_float_into(mf, blk + "ffn_norm.weight", m.p.ffn_norm + l * C, C);
     for (int i = 0; i < kNumProjections; ++i) {
       slot_ref(m.layers[l], i) = make_slot(mf, projection_stem(l, i), opts, rng);
       drop(projection_stem(l, i) + ".weight");
@@ -120,11 +113,15 @@ std::unique_ptr<Linear<float>> Llama::make_slot(const ModelFile& mf, const std::
     const float act_scale = opts.act_dynamic || a == mf.act_scales.end() ? 0.0f : a->second;
     auto q = mf.quantized.find(wname);
     if (q != mf.quantized.end()) return make_inference_linear<float>(name, nullptr, &q->second, opts.act_bits, act_scale);
-    return make_inference_linear<float>(name, &mf.tensors.at(wname), nullptr, opts.act_bits, act_scale);
+    if (auto t = mf.tensors.find(wname); t != mf.tensors.end())
+      return make_inference_linear<float>(name, &t->second, nullptr, opts.act_bits, act_scale);
+    const Tensor w = read_float(mf, wname);  // streamed: freed once the slot holds its copy
+    return make_inference_linear<float>(name, &w, nullptr, opts.act_bits, act_scale);
   }
   const bool targeted = std::find(opts.targets.begin(), opts.targets.end(), target_of(name)) != opts.targets.end();
   if (auto t = mf.tensors.find(wname); t != mf.tensors.end()) return make_linear<float>(opts, name, t->second, targeted, rng);
-  return make_linear<float>(opts, name, weight_as_float(mf, wname), targeted, rng);  // an integer base file
+  // streamed from disk, or dequantized from an integer base file
+  return make_linear<float>(opts, name, weight_as_float(mf, wname), targeted, rng);
 }
 
 Llama::~Llama() = default;

@@ -129,6 +129,9 @@ ModelFile load_gguf_model(const GgufFile& f) {
     QT_CHECK(!is_int_type(t->type), "{}: tensor '{}': type {} is only for the projections of a block", f.path(), name,
              ggml_type_info(t->type).name);
     m.tensors.emplace(name, f.to_float(*t));
+    const bool block = t->type == GgmlType::Q8_0 || t->type == GgmlType::Q4_0 || t->type == GgmlType::Q4_1;
+    if (block && name == (m.config.tied_classifier ? "token_embd.weight" : "output.weight"))
+      m.classifier_blocks = read_int_weight(f, *t);
   }
   check_int_extras(f, int_names);
   read_act(f, m);

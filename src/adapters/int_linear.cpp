@@ -2,7 +2,9 @@
 //
 //   W = Σ_p plane_p                                   (QuantMatrix planes; usually one)
 //   act_bits 8: xq, s = quantize_activations(x)       static scale (calibrated in training and
-//               y = Σ_p igemm(xq, s, plane_p)         recorded by merge) or per token (dynamic)
+//               y = Σ_p igemm(xq, s, plane_p)         recorded by merge) or per token (dynamic);
+//                                                     decode (as below): qgemv_blocks_int8, the
+//                                                     same integers combined in float
 //   act_bits 0: y = Σ_p x·deq(plane_p)ᵀ               float activations, weights dequantized tile
 //                                                     by tile (never held in float)
 //               decode (n ≤ kDecodeRows, one plane    x quantized to int8 per block of 32 as
@@ -42,6 +44,8 @@ class IntLinear final : public Linear<T> {
         if (xq_.size() < static_cast<size_t>(m)) xq_.resize(static_cast<size_t>(m));
         if (xs_.size() < static_cast<size_t>(n)) xs_.resize(static_cast<size_t>(n));
         kernels::quantize_activations(x, n, this->in_, act_scale_, xq_.data(), xs_.data());
+        if (n <= kDecodeRows && blocks_)
+          return kernels::qgemv_blocks_int8(xq_.data(), xs_.data(), planes_[0], y, n, false);
         for (size_t p = 0; p < planes_.size(); ++p) kernels::igemm(xq_.data(), xs_.data(), planes_[p], y, n, p > 0);
         return;
       }
@@ -82,7 +86,7 @@ class IntLinear final : public Linear<T> {
   std::vector<QuantMatrix> planes_;
   int act_bits_;
   float act_scale_;  // static int8 scale of the input; 0 = per token
-  bool blocks_;      // act_bits 0 decode may run qgemv_blocks
+  bool blocks_;      // decode may run qgemv_blocks / qgemv_blocks_int8
   Buffer<int8_t> xq_;
   Buffer<float> xs_;
 };

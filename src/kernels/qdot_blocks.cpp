@@ -93,12 +93,23 @@ void run_tile(const QuantMatrix& W, qblk::DotsFn dots, const int8_t* xq, const f
   float* sc = scratch<float, QblkScratch>(1, nb * R);     // [nb, R] the weight scale of each block
   float* of = nullptr;                                    // [nb, R] zero points (asymmetric)
   if (!W.spec.symmetric) of = scratch<float, QblkScratch>(2, nb * R);
-  for (int64_t b = 0; b < nb; ++b)
-    for (int i = 0; i < R; ++i) {
-      const int64_t k = (r0 + std::min<int64_t>(i, nr - 1)) * ng + b / bpg;
-      sc[b * R + i] = i < nr ? W.scale[k] : 0.0f;
-      if (of) of[b * R + i] = i < nr ? W.zero[k] : 0.0f;
+  // the next tile's scales (and zero points), whose loads below would otherwise each wait on memory
+  if (r0 + R < out) {
+    const int64_t k = (r0 + R) * ng, e = std::min(out, r0 + 2 * R) * ng;
+    for (int64_t j = k; j < e; j += 16) {
+      __builtin_prefetch(W.scale.data() + j);
+      if (of) __builtin_prefetch(W.zero.data() + j);
     }
+  }
+  // row by row, reading each row's scales in order (rows past nr repeat the last: not stored)
+  for (int i = 0; i < R; ++i) {
+    const int64_t k = (r0 + std::min<int64_t>(i, nr - 1)) * ng;
+    for (int64_t g = 0, b = 0; g < ng; ++g)
+      for (int64_t e = b + bpg; b < e; ++b) {
+        sc[b * R + i] = W.scale[k + g];
+        if (of) of[b * R + i] = W.zero[k + g];
+      }
+  }
   const int32_t sym_off = W.spec.symmetric ? 1 << (W.spec.bits - 1) : 0;
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t i0 = 0; i0 < nr; i0 += qblk::kRows) {
@@ -148,24 +159,61 @@ void qgemv_blocks(const float* x, const QuantMatrix& W, float* y, int64_t n, boo
   qgemv_blocks(x, W, y, n, accumulate, cpu_isa());
 }
 
-void qgemv_blocks(const float* x, const QuantMatrix& W, float* y, int64_t n, bool accumulate, Isa isa) {
-  QT_ASSERT(isa_supported(isa));
+namespace {
+
+void check_supported(const QuantMatrix& W) {
   QT_CHECK(qblocks_supported(W), "qgemv_blocks: a {}-bit [{}, {}] weight with groups of {} is not block-quantizable "
            "(needs 2..8 bits, groups a multiple of {} dividing the row)", W.spec.bits, W.rows, W.cols, W.group_size(),
            kQBlock);
+}
+
+// Both entries once the activations are integers: xq [n, in], d and isum [n, nb].
+void run(const int8_t* xq, const float* d, const int32_t* isum, const QuantMatrix& W, float* y, int64_t n,
+         bool accumulate, Isa isa) {
+  const qblk::DotsFn dots = dots_for(isa, packed(W));
+  const int64_t out = W.rows, ntiles = (out + kTileRows - 1) / kTileRows;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < ntiles; ++i)
+    run_tile(W, dots, xq, d, isum, n, y, accumulate, i * kTileRows, std::min<int64_t>(kTileRows, out - i * kTileRows));
+}
+
+}  // namespace
+
+void qgemv_blocks(const float* x, const QuantMatrix& W, float* y, int64_t n, bool accumulate, Isa isa) {
+  QT_ASSERT(isa_supported(isa));
+  check_supported(W);
   if (n <= 0) return;
-  const int64_t in = W.cols, out = W.rows, nb = in / kQBlock;
+  const int64_t in = W.cols, nb = in / kQBlock;
   int8_t* xq = scratch<int8_t, QblkScratch>(0, n * in);  // [n, in]
   float* d = scratch<float, QblkScratch>(0, n * nb);     // [n, nb]
   int32_t* isum = scratch<int32_t, QblkScratch>(0, n * nb);
   for (int64_t t = 0; t < n; ++t)
     QT_CHECK(quantize_blocks(x + t * in, in, xq + t * in, d + t * nb, isum + t * nb),
              "qgemv_blocks: token {} has a non-finite activation (NaN or inf)", t);
-  const qblk::DotsFn dots = dots_for(isa, packed(W));
-  const int64_t ntiles = (out + kTileRows - 1) / kTileRows;
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < ntiles; ++i)
-    run_tile(W, dots, xq, d, isum, n, y, accumulate, i * kTileRows, std::min<int64_t>(kTileRows, out - i * kTileRows));
+  run(xq, d, isum, W, y, n, accumulate, isa);
+}
+
+void qgemv_blocks_int8(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n,
+                       bool accumulate) {
+  qgemv_blocks_int8(xq, a_scale, W, y, n, accumulate, cpu_isa());
+}
+
+void qgemv_blocks_int8(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n,
+                       bool accumulate, Isa isa) {
+  QT_ASSERT(isa_supported(isa));
+  check_supported(W);
+  if (n <= 0) return;
+  const int64_t in = W.cols, nb = in / kQBlock;
+  float* d = scratch<float, QblkScratch>(0, n * nb);  // [n, nb]: the token's one scale
+  int32_t* isum = scratch<int32_t, QblkScratch>(0, n * nb);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t s = 0;
+      for (int64_t c = b * kQBlock; c < (b + 1) * kQBlock; ++c) s += xq[t * in + c];
+      d[t * nb + b] = a_scale[t];
+      isum[t * nb + b] = s;
+    }
+  run(xq, d, isum, W, y, n, accumulate, isa);
 }
 
 }  // namespace qtune::kernels

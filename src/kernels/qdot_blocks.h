@@ -35,6 +35,15 @@ void qgemv_blocks(const float* x, const QuantMatrix& W, float* y, int64_t n, boo
 // avx512f / avx512bw the AVX2 ones. All give bit-identical y.
 void qgemv_blocks(const float* x, const QuantMatrix& W, float* y, int64_t n, bool accumulate, Isa isa);
 
+// The same product for activations already in int8 with one scale per token (igemm's
+// quantize_activations: W·A8 inference), d[t, b] = a_scale[t]: the exact integers of
+// kernels::igemm, combined in float here (igemm: in double), so y agrees with igemm to float
+// rounding. xq in [−127, 127].
+void qgemv_blocks_int8(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n,
+                       bool accumulate);
+void qgemv_blocks_int8(const int8_t* xq, const float* a_scale, const QuantMatrix& W, float* y, int64_t n,
+                       bool accumulate, Isa isa);
+
 // The activation rounding above for one row x[in] (in a multiple of 32): xq [in], d [in/32],
 // isum [in/32] = Σ_{c∈b} xq. Returns false when some x is not finite.
 bool quantize_blocks(const float* x, int64_t in, int8_t* xq, float* d, int32_t* isum);

@@ -210,7 +210,7 @@ std::vector<int> generate(Llama& model, const std::vector<int>& prompt, int max_
   while (int(out.size()) < max_tokens && pos <= c.seq_len) {
     int next = s.temperature == 0.0f ? argmax(logits, c.vocab_size) : sample(logits, c.vocab_size, s, rng, p, idx);
     out.push_back(next);
-    if (next == kEos || pos == c.seq_len) break;
+    if (next == kEos || pos == c.seq_len || int(out.size()) == max_tokens) break;  // no step nobody reads
     t0 = Clock::now();
     logits = model.step(next, pos++);
     st.decode_seconds += secs(t0, Clock::now());

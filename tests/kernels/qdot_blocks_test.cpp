@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "kernels/igemm.h"
 #include "kernels/qdot_blocks.h"
 #include "test_util.h"
 
@@ -146,4 +147,27 @@ TEST(QdotBlocks, RejectsWhatItCannotRun) {
   std::vector<float> xv(64, 1.0f), yv(4);
   xv[5] = std::numeric_limits<float>::infinity();
   EXPECT_THROW(kernels::qgemv_blocks(xv.data(), V, yv.data(), 1, false), Error);
+}
+
+// W·A8 decode: igemm's exact integers combined in float — every path bit-identical, and equal
+// to ref::igemm (double combine) to float rounding.
+TEST(QdotBlocks, Int8EntryMatchesIgemm) {
+  Rng rng(4);
+  for (const Case& k : kCases) {
+    const int64_t in = 256, out = 21, n = 3;
+    const QuantMatrix W = random_matrix(out, in, k.bits, k.group, k.sym, rng);
+    const auto x = random_x(n * in, rng);
+    std::vector<int8_t> xq(static_cast<size_t>(n * in));
+    std::vector<float> s(static_cast<size_t>(n)), want(static_cast<size_t>(n * out)), y0(want.size());
+    kernels::quantize_activations(x.data(), n, in, 0.0f, xq.data(), s.data());
+    kernels::ref::igemm(xq.data(), s.data(), W, want.data(), n, false);
+    kernels::qgemv_blocks_int8(xq.data(), s.data(), W, y0.data(), n, false, Isa::scalar);
+    EXPECT_LT(test::rel_err(y0.data(), want.data(), want.size()), 1e-6) << "bits " << k.bits;
+    for (Isa isa : kAllLevels) {
+      if (!kernels::isa_supported(isa)) continue;
+      std::vector<float> y(want.size());
+      kernels::qgemv_blocks_int8(xq.data(), s.data(), W, y.data(), n, false, isa);
+      EXPECT_EQ(std::memcmp(y.data(), y0.data(), y.size() * sizeof(float)), 0) << kernels::isa_name(isa);
+    }
+  }
 }

@@ -130,8 +130,10 @@ ModelFile load_gguf_model(const GgufFile& f) {
              ggml_type_info(t->type).name);
     m.tensors.emplace(name, f.to_float(*t));
     const bool block = t->type == GgmlType::Q8_0 || t->type == GgmlType::Q4_0 || t->type == GgmlType::Q4_1;
-    if (block && name == (m.config.tied_classifier ? "token_embd.weight" : "output.weight"))
+    if (block && name == (m.config.tied_classifier ? "token_embd.weight" : "output.weight")) {
+      check_finite(f.path(), name, m.tensors.at(name));  // the float copy names the element, as for every tensor
       m.classifier_blocks = read_int_weight(f, *t);
+    }
   }
   check_int_extras(f, int_names);
   read_act(f, m);

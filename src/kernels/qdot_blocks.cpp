@@ -77,6 +77,17 @@ void dots8_scalar(const uint8_t* const* w, const int8_t* x, const int32_t*, int6
     }
 }
 
+void gather_scalar(const float* scale, const float* zero, int64_t ng, int64_t bpg, int64_t nb, int64_t nr, float* sc,
+                   float* of) {
+  for (int i = 0; i < kTileRows; ++i) {
+    const int64_t k = std::min<int64_t>(i, nr - 1) * ng;
+    for (int64_t b = 0; b < nb; ++b) {
+      sc[b * kTileRows + i] = scale[k + b / bpg];
+      if (zero) of[b * kTileRows + i] = zero[k + b / bpg];
+    }
+  }
+}
+
 qblk::DotsFn dots_for(Isa isa, bool nib) {
   if (isa >= Isa::avx512vnni) return nib ? qblk::dots4_vnni : qblk::dots8_vnni;
   if (isa >= Isa::avx2) return nib ? qblk::dots4_avx2 : qblk::dots8_avx2;
@@ -84,8 +95,8 @@ qblk::DotsFn dots_for(Isa isa, bool nib) {
 }
 
 // Rows [r0, r0 + nr) of W against every token.
-void run_tile(const QuantMatrix& W, qblk::DotsFn dots, const int8_t* xq, const float* d, const int32_t* isum,
-              int64_t n, float* y, bool accumulate, int64_t r0, int64_t nr) {
+void run_tile(const QuantMatrix& W, qblk::DotsFn dots, qblk::GatherFn gather, const int8_t* xq, const float* d,
+              const int32_t* isum, int64_t n, float* y, bool accumulate, int64_t r0, int64_t nr) {
   constexpr int R = kTileRows;
   const int64_t in = W.cols, out = W.rows, nb = in / kQBlock, ng = W.groups_per_row(), rb = W.row_bytes();
   const int64_t bpg = W.group_size() / kQBlock;  // blocks per weight group
@@ -93,23 +104,7 @@ void run_tile(const QuantMatrix& W, qblk::DotsFn dots, const int8_t* xq, const f
   float* sc = scratch<float, QblkScratch>(1, nb * R);     // [nb, R] the weight scale of each block
   float* of = nullptr;                                    // [nb, R] zero points (asymmetric)
   if (!W.spec.symmetric) of = scratch<float, QblkScratch>(2, nb * R);
-  // the next tile's scales (and zero points), whose loads below would otherwise each wait on memory
-  if (r0 + R < out) {
-    const int64_t k = (r0 + R) * ng, e = std::min(out, r0 + 2 * R) * ng;
-    for (int64_t j = k; j < e; j += 16) {
-      __builtin_prefetch(W.scale.data() + j);
-      if (of) __builtin_prefetch(W.zero.data() + j);
-    }
-  }
-  // row by row, reading each row's scales in order (rows past nr repeat the last: not stored)
-  for (int i = 0; i < R; ++i) {
-    const int64_t k = (r0 + std::min<int64_t>(i, nr - 1)) * ng;
-    for (int64_t g = 0, b = 0; g < ng; ++g)
-      for (int64_t e = b + bpg; b < e; ++b) {
-        sc[b * R + i] = W.scale[k + g];
-        if (of) of[b * R + i] = W.zero[k + g];
-      }
-  }
+  gather(W.scale.data() + r0 * ng, of ? W.zero.data() + r0 * ng : nullptr, ng, bpg, nb, nr, sc, of);
   const int32_t sym_off = W.spec.symmetric ? 1 << (W.spec.bits - 1) : 0;
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t i0 = 0; i0 < nr; i0 += qblk::kRows) {
@@ -171,10 +166,13 @@ void check_supported(const QuantMatrix& W) {
 void run(const int8_t* xq, const float* d, const int32_t* isum, const QuantMatrix& W, float* y, int64_t n,
          bool accumulate, Isa isa) {
   const qblk::DotsFn dots = dots_for(isa, packed(W));
+  const qblk::GatherFn gather = isa >= Isa::avx512f ? qblk::gather_avx512 : isa >= Isa::avx2 ? qblk::gather_avx2
+                                                                                              : gather_scalar;
   const int64_t out = W.rows, ntiles = (out + kTileRows - 1) / kTileRows;
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < ntiles; ++i)
-    run_tile(W, dots, xq, d, isum, n, y, accumulate, i * kTileRows, std::min<int64_t>(kTileRows, out - i * kTileRows));
+    run_tile(W, dots, gather, xq, d, isum, n, y, accumulate, i * kTileRows,
+             std::min<int64_t>(kTileRows, out - i * kTileRows));
 }
 
 }  // namespace

@@ -20,4 +20,15 @@ void dots8_avx2(const uint8_t* const* w, const int8_t* x, const int32_t* isum, i
 void dots4_vnni(const uint8_t* const* w, const int8_t* x, const int32_t* isum, int64_t nb, int32_t* u);
 void dots8_vnni(const uint8_t* const* w, const int8_t* x, const int32_t* isum, int64_t nb, int32_t* u);
 
+// A tile's weight scales (and zero points, when zero != nullptr) by block, rows as lanes:
+//   sc[b·kTileRows + i] = scale[row_i·ng + b / bpg],  of[...] = zero[...],  row_i = min(i, nr − 1)
+// with scale, zero pointing at the tile's first row. Data movement only: every version (the
+// scalar loops in qdot_blocks.cpp, AVX2 and AVX-512 gathers) writes the same floats.
+using GatherFn = void (*)(const float* scale, const float* zero, int64_t ng, int64_t bpg, int64_t nb, int64_t nr,
+                          float* sc, float* of);
+void gather_avx2(const float* scale, const float* zero, int64_t ng, int64_t bpg, int64_t nb, int64_t nr, float* sc,
+                 float* of);
+void gather_avx512(const float* scale, const float* zero, int64_t ng, int64_t bpg, int64_t nb, int64_t nr, float* sc,
+                   float* of);
+
 }  // namespace qtune::kernels::qblk

@@ -15,10 +15,13 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernels/qdot_blocks_loops.h"
 
 #define QT_AVX2 __attribute__((target("avx2,fma")))
 #define QT_VNNI __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define QT_AVX512F __attribute__((target("avx512f")))
 
 namespace qtune::kernels::qblk {
 
@@ -125,6 +128,36 @@ QT_VNNI void dots8_vnni(const uint8_t* const* w, const int8_t* x, const int32_t*
     const __m512i r = reduce4_512(m[0], m[1], m[2], m[3]);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(u + b * kTileRows),
                      _mm_add_epi32(_mm512_castsi512_si128(r), _mm512_extracti32x4_epi32(r, 1)));
+  }
+}
+
+QT_AVX2 void gather_avx2(const float* scale, const float* zero, int64_t ng, int64_t bpg, int64_t nb, int64_t nr,
+                         float* sc, float* of) {
+  static_assert(kTileRows == 16);
+  alignas(32) int32_t idx[16];
+  for (int i = 0; i < 16; ++i) idx[i] = static_cast<int32_t>(std::min<int64_t>(i, nr - 1) * ng);
+  const __m256i lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(idx));
+  const __m256i hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(idx + 8));
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t g = b / bpg;
+    _mm256_storeu_ps(sc + b * 16, _mm256_i32gather_ps(scale + g, lo, 4));
+    _mm256_storeu_ps(sc + b * 16 + 8, _mm256_i32gather_ps(scale + g, hi, 4));
+    if (zero) {
+      _mm256_storeu_ps(of + b * 16, _mm256_i32gather_ps(zero + g, lo, 4));
+      _mm256_storeu_ps(of + b * 16 + 8, _mm256_i32gather_ps(zero + g, hi, 4));
+    }
+  }
+}
+
+QT_AVX512F void gather_avx512(const float* scale, const float* zero, int64_t ng, int64_t bpg, int64_t nb, int64_t nr,
+                              float* sc, float* of) {
+  alignas(64) int32_t idx[16];
+  for (int i = 0; i < 16; ++i) idx[i] = static_cast<int32_t>(std::min<int64_t>(i, nr - 1) * ng);
+  const __m512i vi = _mm512_load_si512(idx);
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t g = b / bpg;
+    _mm512_storeu_ps(sc + b * 16, _mm512_i32gather_ps(vi, scale + g, 4));
+    if (zero) _mm512_storeu_ps(of + b * 16, _mm512_i32gather_ps(vi, zero + g, 4));
   }
 }
 

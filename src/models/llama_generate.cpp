@@ -35,6 +35,17 @@ void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
                 {&k.logits, V}});        // [V]
 }
 
+// Σ a[i]·b[i] in eight independent sums (vectorisable without -ffast-math; decoding's attention
+// over a long cache spent most of its time in one serial float chain).
+float dot8(const float* a, const float* b, int n) {
+  float acc[8] = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  for (; i < n; ++i) acc[0] += a[i] * b[i];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 // One query position attending over cached keys/values 0..pos of one layer.
 // q, attn_y: [nh, hd]   key, value: [seq_len, nkv, hd]   att: [pos+1] scratch
 void decode_attention(const LlamaConfig& c, const float* q, const float* key, const float* value, float* att,
@@ -46,10 +57,7 @@ void decode_attention(const LlamaConfig& c, const float* q, const float* key, co
     const int kh = h / group;
     float mx = -INFINITY;
     for (int s = 0; s <= pos; ++s) {
-      const float* ks = key + int64_t(s) * KV + kh * hd;
-      float dot = 0;
-      for (int i = 0; i < hd; ++i) dot += qh[i] * ks[i];
-      att[s] = dot * scale;
+      att[s] = dot8(qh, key + int64_t(s) * KV + kh * hd, hd) * scale;
       mx = std::max(mx, att[s]);
     }
     float sum = 0;

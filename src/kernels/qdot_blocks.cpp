@@ -105,11 +105,20 @@ void run_tile(const QuantMatrix& W, qblk::DotsFn dots, qblk::GatherFn gather, co
   float* of = nullptr;                                    // [nb, R] zero points (asymmetric)
   if (!W.spec.symmetric) of = scratch<float, QblkScratch>(2, nb * R);
   gather(W.scale.data() + r0 * ng, of ? W.zero.data() + r0 * ng : nullptr, ng, bpg, nb, nr, sc, of);
+  for (int64_t k = (r0 + R) * ng; k < std::min(out, r0 + 2 * R) * ng; k += 16) {  // the next tile's, in flight
+    __builtin_prefetch(W.scale.data() + k);
+    if (of) __builtin_prefetch(W.zero.data() + k);
+  }
   const int32_t sym_off = W.spec.symmetric ? 1 << (W.spec.bits - 1) : 0;
   for (int64_t t = 0; t < n; ++t) {
     for (int64_t i0 = 0; i0 < nr; i0 += qblk::kRows) {
       const uint8_t* wp[qblk::kRows];  // a short block repeats its last row (computed, not stored)
       for (int i = 0; i < qblk::kRows; ++i) wp[i] = W.codes.data() + (r0 + std::min<int64_t>(i0 + i, nr - 1)) * rb;
+      if (t == 0) {  // the next four rows' codes (contiguous), requested while these are multiplied
+        const uint8_t* next = W.codes.data() + (r0 + i0 + qblk::kRows) * rb;
+        const uint8_t* end = W.codes.data() + out * rb;
+        for (int64_t k = 0; k < qblk::kRows * rb && next + k < end; k += 64) __builtin_prefetch(next + k);
+      }
       dots(wp, xq + t * in, isum + t * nb, nb, u + i0);
     }
     combine(u, sc, of, sym_off, d + t * nb, isum + t * nb, nb, y + t * out + r0, nr, accumulate);

@@ -2,9 +2,14 @@
 //
 //   W = Σ_p plane_p                                   (QuantMatrix planes; usually one)
 //   act_bits 8: xq, s = quantize_activations(x)       static scale (calibrated in training and
-//               y = Σ_p igemm(xq, s, plane_p)         recorded by merge) or per token (dynamic)
+//               y = Σ_p igemm(xq, s, plane_p)         recorded by merge) or per token (dynamic);
+//                                                     decode (as below): qgemv_blocks_int8, the
+//                                                     same integers combined in float
 //   act_bits 0: y = Σ_p x·deq(plane_p)ᵀ               float activations, weights dequantized tile
 //                                                     by tile (never held in float)
+//               decode (n ≤ kDecodeRows, one plane    x quantized to int8 per block of 32 as
+//               of 2..8 bits, groups of 32k):         llama.cpp does, exact integer block dots
+//               y = qgemv_blocks(x, plane)            (kernels/qdot_blocks.h)
 // The int8 path is real integer arithmetic (kernels/igemm.h: int32 accumulation, exact); its
 // integers equal those of the training fake-quant forward, which used the same rounding rule.
 // Backward passes dx through the dequantized weight (no adapter to train on a deployed model).
@@ -14,18 +19,23 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/igemm.h"
+#include "kernels/qdot_blocks.h"
 #include "quant/int_planes.h"
 
 namespace qtune {
 
 namespace {
 
+// Up to this many rows (generation: one token, a few beams) the act_bits 0 product reads the
+// blocks directly; more rows (prefill, training) amortise a dequantized tile over a float GEMM.
+constexpr int64_t kDecodeRows = 4;
+
 template <class T>
 class IntLinear final : public Linear<T> {
  public:
   IntLinear(std::vector<QuantMatrix> planes, int act_bits, float act_scale)
       : Linear<T>(planes.at(0).cols, planes.at(0).rows), planes_(std::move(planes)), act_bits_(act_bits),
-        act_scale_(act_scale) {}
+        act_scale_(act_scale), blocks_(planes_.size() == 1 && kernels::qblocks_supported(planes_[0])) {}
 
   void forward(const T* x, T* y, int64_t n, Context&) override {
     if constexpr (std::is_same_v<T, float>) {
@@ -34,11 +44,15 @@ class IntLinear final : public Linear<T> {
         if (xq_.size() < static_cast<size_t>(m)) xq_.resize(static_cast<size_t>(m));
         if (xs_.size() < static_cast<size_t>(n)) xs_.resize(static_cast<size_t>(n));
         kernels::quantize_activations(x, n, this->in_, act_scale_, xq_.data(), xs_.data());
+        if (n <= kDecodeRows && blocks_)
+          return kernels::qgemv_blocks_int8(xq_.data(), xs_.data(), planes_[0], y, n, false);
         for (size_t p = 0; p < planes_.size(); ++p) kernels::igemm(xq_.data(), xs_.data(), planes_[p], y, n, p > 0);
         return;
       }
     }
     QT_CHECK(act_bits_ == 0, "int8 activations run in float only");
+    if constexpr (std::is_same_v<T, float>)
+      if (n <= kDecodeRows && blocks_) return kernels::qgemv_blocks(x, planes_[0], y, n, false);
     for (size_t p = 0; p < planes_.size(); ++p) kernels::qmatmul_nt(x, planes_[p], y, n, p > 0);
   }
 
@@ -72,6 +86,7 @@ class IntLinear final : public Linear<T> {
   std::vector<QuantMatrix> planes_;
   int act_bits_;
   float act_scale_;  // static int8 scale of the input; 0 = per token
+  bool blocks_;      // decode may run qgemv_blocks / qgemv_blocks_int8
   Buffer<int8_t> xq_;
   Buffer<float> xs_;
 };

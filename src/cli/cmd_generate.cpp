@@ -1,4 +1,7 @@
-// qtune generate — sample from a model with a KV cache; prints text, or the new token ids.
+// qtune generate — sample from a model with a KV cache; prints text, or the new token ids, and
+// one stderr line of speeds (prefill and decode tokens per second; --report: as JSON).
+#include <omp.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
@@ -32,6 +35,8 @@ void print_text(const Tokenizer& tok, const std::string& prompt, int last_prompt
   std::printf("%s\n", text.c_str());
 }
 
+double per_second(int n, double secs) { return secs > 0 ? n / secs : 0.0; }
+
 }  // namespace
 
 int cmd_generate(int argc, char** argv) {
@@ -41,8 +46,9 @@ int cmd_generate(int argc, char** argv) {
   std::string prompt;
   int max_tokens = 64;
   SamplerOptions s;
-  bool ids = false;
+  bool ids = false, quiet = false;
   int threads = 0;
+  std::string report;
   app.add_option("--prompt,-p", prompt, "prompt text (\"\" starts from BOS alone)")->capture_default_str();
   app.add_option("--max-tokens,-n", max_tokens, "number of tokens to generate (stops early at EOS)")
       ->capture_default_str()
@@ -56,10 +62,14 @@ int cmd_generate(int argc, char** argv) {
   app.add_option("--seed", s.seed, "sampling seed")->capture_default_str();
   app.add_flag("--ids", ids, "print the generated token ids (space-separated) instead of text");
   add_threads_flag(app, threads);
+  add_report_flag(app, report);
+  app.add_flag("--quiet,-q", quiet, "no speed line on stderr");
   ActArgs act;
   add_act_flags(app, act);
   QT_PARSE(app, argc, argv);
-  check_paths(model_inputs(ma), {});
+  std::vector<NamedPath> out_paths;
+  if (!report.empty()) out_paths.push_back({"--report", report});
+  check_paths(model_inputs(ma), out_paths);
   use_threads(threads);
   QT_CHECK(s.top_p > 0.0f, "--top-p must be in (0, 1], got {}", s.top_p);
 
@@ -73,11 +83,27 @@ int cmd_generate(int argc, char** argv) {
   QT_CHECK(max_tokens <= room, "--max-tokens {}: the model's context is {} tokens and the prompt takes {}, so at most {} "
            "can be generated", max_tokens, mf.config.seq_len, prompt_ids.size(), room);
   Llama model(mf, inference_method(mf, act), s.seed);
-  std::vector<int> out = generate(model, prompt_ids, max_tokens, s);
+  GenerateStats st;
+  std::vector<int> out = generate(model, prompt_ids, max_tokens, s, &st);
   if (ids)
     print_ids(out);
   else
     print_text(*tok, prompt, prompt_ids.back(), out);
+  const double prompt_tps = per_second(st.prompt_tokens, st.prompt_seconds);
+  const double decode_tps = per_second(st.decode_steps, st.decode_seconds);
+  if (!quiet)
+    std::fprintf(stderr, "prompt %d tokens at %.1f tok/s, generated %d tokens at %.1f tok/s (%d threads)\n",
+                 st.prompt_tokens, prompt_tps, st.gen_tokens, decode_tps, omp_get_max_threads());
+  write_report(report, {{"command", "generate"},
+                        {"model", ma.model},
+                        {"threads", omp_get_max_threads()},
+                        {"prompt_tokens", st.prompt_tokens},
+                        {"prompt_seconds", st.prompt_seconds},
+                        {"prompt_tok_s", prompt_tps},
+                        {"gen_tokens", st.gen_tokens},
+                        {"decode_steps", st.decode_steps},
+                        {"decode_seconds", st.decode_seconds},
+                        {"decode_tok_s", decode_tps}});
   return 0;
 }
 

@@ -135,6 +135,12 @@ ModelFile read_gguf_model(const GgufFile& f, bool lazy) {
       m.lazy.emplace(name, LazyTensor{t->shape(), t->type, f.data_offset() + t->offset, t->nbytes});
     else
       m.tensors.emplace(name, f.to_float(*t));
+    const bool block = t->type == GgmlType::Q8_0 || t->type == GgmlType::Q4_0 || t->type == GgmlType::Q4_1;
+    if (block && name == (m.config.tied_classifier ? "token_embd.weight" : "output.weight")) {
+      // the float copy names a non-finite element, as for every tensor (a lazy one when it is read)
+      if (!lazy) check_finite(f.path(), name, m.tensors.at(name));
+      m.classifier_blocks = read_int_weight(f, *t);
+    }
   }
   if (!m.lazy.empty()) m.source = std::make_shared<LazySource>(f.path(), f.file_size());
   check_int_extras(f, int_names);

@@ -6,7 +6,9 @@
 // tokenizer.ggml.tokens when present, else llama.vocab_size, else token_embd.weight's rows.
 // The seven projections of each block stored as Q8_0 / Q4_0 / Q4_1 / I8 / I16 / I32 load into
 // ModelFile::quantized exactly (layouts and keys: io/gguf_int.h); every other tensor loads as float
-// (dequantized). Stored types other than F32 go to ModelFile::stored_types. Activation settings:
+// (dequantized); a Q8_0 / Q4_0 / Q4_1 classifier also keeps its block form exactly
+// (ModelFile::classifier_blocks, for decoding). Stored types other than F32 go to
+// ModelFile::stored_types. Activation settings:
 //   qtune.act.bits           u32   ModelFile::act_bits (written when nonzero or act_scales is non-empty)
 //   qtune.act.scale.<stem>   f32   ModelFile::act_scales[stem], stem = "blk.N.attn_q" ...
 #pragma once

@@ -81,6 +81,10 @@ struct ModelFile {
   // quantizes its input per token (dynamic).
   int act_bits = 0;
   std::map<std::string, float> act_scales;
+  // The classifier as the file stores it when that is Q8_0 / Q4_0 / Q4_1 (output.weight, or
+  // token_embd.weight when tied), decoded exactly (io/gguf_int.h); its float copy stays in
+  // `tensors`. Inference decodes (Llama::step) on it; writers ignore it. Empty otherwise.
+  std::vector<QuantMatrix> classifier_blocks;
   std::string path;    // where it came from (for messages)
   std::string format;  // "llama2c-v0", "llama2c-v1", "gguf"
   // Quantized tensor types as stored, by name (e.g. "Q4_0"), for `qtune info`; empty for float files.

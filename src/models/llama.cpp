@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/projections.h"
+#include "kernels/qdot_blocks.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 
@@ -80,6 +81,10 @@ void Llama::build(const ModelFile& mf, uint64_t seed, ModelFile* release) {
   read_float_into(mf, "output_norm.weight", m.p.output_norm, C);
   if (!cfg_.tied_classifier) read_float_into(mf, "output.weight", m.p.output, cfg_.vocab_size * C);
   for (const char* name : {"token_embd.weight", "output.weight"}) drop(name);
+  if (const auto& cb = mf.classifier_blocks; opts.frozen && cb.size() == 1 && cb[0].rows == cfg_.vocab_size &&
+                                             cb[0].cols == C && kernels::qblocks_supported(cb[0]))
+    m.output_blocks = release ? std::move(release->classifier_blocks[0]) : cb[0];
+  if (release) release->classifier_blocks.clear();
 
   if (const GemmMode gemm = gemm_mode(opts); gemm.gse && method_info(opts.method).gse_gemm && !opts.frozen) {
     m.gse.emplace(gemm.spec, "output");

@@ -78,8 +78,14 @@ class Llama {
   MemoryBreakdown memory() const;  // at the moment of the call (activations: the last forward's shape)
 
   // Single-token inference with a KV cache (positions 0, 1, 2, ...). Returns logits [vocab].
+  // A model loaded frozen from a block-quantized file decodes with int8 activations per block
+  // of 32 (kernels/qdot_blocks.h), projections and classifier alike.
   void reset_cache();
   const float* step(int token, int pos);
+  // The prompt tokens[n] at positions 0..n−1 in one batched forward (float activations, GEMMs
+  // over n rows), its keys and values written to the cache; returns the logits [vocab] of the
+  // last position. Continue with step(token, n).
+  const float* prefill(const int* tokens, int n);
 
   // Weights after merging every slot, e.g. for `qtune merge` and export: float weights in
   // `tensors`, integer ones (integer methods, frozen quantized slots) in `quantized`; the
@@ -102,8 +108,19 @@ class Llama {
   MethodOptions opts_;
 };
 
-// Generates up to max_tokens after `prompt` (which should start with BOS); stops at EOS
-// (EOS is included in the output) or at seq_len. Returns only the new ids.
-std::vector<int> generate(Llama& model, const std::vector<int>& prompt, int max_tokens, const SamplerOptions& s);
+// Wall times of one generate(): the prompt's prefill, and the decode steps after it.
+struct GenerateStats {
+  int prompt_tokens = 0;
+  double prompt_seconds = 0;
+  int gen_tokens = 0;      // tokens returned
+  int decode_steps = 0;    // step() calls (gen_tokens − 1 unless it hit seq_len or EOS first)
+  double decode_seconds = 0;
+};
+
+// Generates up to max_tokens after `prompt` (which should start with BOS): prefill, then one
+// step per token; stops at EOS (EOS is included in the output) or at seq_len. Returns only the
+// new ids; `stats` (optional) receives the timings.
+std::vector<int> generate(Llama& model, const std::vector<int>& prompt, int max_tokens, const SamplerOptions& s,
+                          GenerateStats* stats = nullptr);
 
 }  // namespace qtune

@@ -1,11 +1,15 @@
-// models/llama_generate.cpp — single-token decoding with a KV cache, and sampling.
+// models/llama_generate.cpp — the prompt's batched prefill, single-token decoding with a KV
+// cache, and sampling.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
+#include "kernels/qdot_blocks.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 #include "nn/ops.h"
@@ -31,6 +35,17 @@ void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
                 {&k.logits, V}});        // [V]
 }
 
+// Σ a[i]·b[i] in eight independent sums (vectorisable without -ffast-math; decoding's attention
+// over a long cache spent most of its time in one serial float chain).
+float dot8(const float* a, const float* b, int n) {
+  float acc[8] = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  for (; i < n; ++i) acc[0] += a[i] * b[i];
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 // One query position attending over cached keys/values 0..pos of one layer.
 // q, attn_y: [nh, hd]   key, value: [seq_len, nkv, hd]   att: [pos+1] scratch
 void decode_attention(const LlamaConfig& c, const float* q, const float* key, const float* value, float* att,
@@ -42,10 +57,7 @@ void decode_attention(const LlamaConfig& c, const float* q, const float* key, co
     const int kh = h / group;
     float mx = -INFINITY;
     for (int s = 0; s <= pos; ++s) {
-      const float* ks = key + int64_t(s) * KV + kh * hd;
-      float dot = 0;
-      for (int i = 0; i < hd; ++i) dot += qh[i] * ks[i];
-      att[s] = dot * scale;
+      att[s] = dot8(qh, key + int64_t(s) * KV + kh * hd, hd) * scale;
       mx = std::max(mx, att[s]);
     }
     float sum = 0;
@@ -58,6 +70,16 @@ void decode_attention(const LlamaConfig& c, const float* q, const float* key, co
       for (int i = 0; i < hd; ++i) o[i] += w * vs[i];
     }
   }
+}
+
+// logits [V] = xn [C] · Wᵀ with decoding's classifier: its blocks (Impl::output_blocks) when
+// present, else the float W [V, C].
+void decode_classifier(const LlamaConfig& c, const std::optional<QuantMatrix>& blocks, const float* W,
+                       const float* xn, float* logits) {
+  if (blocks)
+    kernels::qgemv_blocks(xn, *blocks, logits, 1, false);
+  else
+    kernels::matmul_nt(xn, W, logits, 1, c.dim, c.vocab_size, false);
 }
 
 }  // namespace
@@ -102,7 +124,37 @@ const float* Llama::step(int token, int pos) {
     for (int64_t i = 0; i < C; ++i) kc.x[i] += kc.tmp[i];
   }
   nn::rmsnorm_forward(kc.x, m.p.output_norm, kc.xn, &kc.rstd, 1, C, c.norm_eps);
-  kernels::matmul_nt(kc.xn, m.p.output, kc.logits, 1, C, c.vocab_size, false);
+  decode_classifier(c, m.output_blocks, m.p.output, kc.xn, kc.logits);
+  return kc.logits;
+}
+
+// The training forward's blocks (Impl::forward_layer) at B = 1, T = n; each layer's post-RoPE
+// keys and its values go to the cache, and only the last row reaches the classifier. The
+// activations are released afterwards: decoding needs only the cache.
+const float* Llama::prefill(const int* tokens, int n) {
+  Impl& m = *impl_;
+  LlamaCache& kc = m.cache;
+  const LlamaConfig& c = cfg_;
+  QT_CHECK(n > 0 && n <= c.seq_len, "prefill: {} tokens do not fit 1..{}", n, c.seq_len);
+  for (int i = 0; i < n; ++i)
+    QT_CHECK(tokens[i] >= 0 && tokens[i] < c.vocab_size, "prefill: token id {} at position {} is outside the "
+             "vocabulary (0..{})", tokens[i], i, c.vocab_size - 1);
+  QT_CHECK(!m.save_gse && !m.gse, "prefill: a model in training arithmetic (--save-act/--gemm gse) does not decode");
+  if (kc.mem.empty()) reset_cache();
+  const int64_t C = c.dim, KV = c.kv_dim(), S = c.seq_len;
+  m.carve_acts(1, n);
+  nn::embedding_forward(tokens, m.p.token_embd, m.a.res, n, C);  // res[0]: [n, C]
+  for (int l = 0; l < c.n_layers; ++l) {
+    m.forward_layer(l);
+    const int64_t i = m.li(l);  // k, v: [L, n, KV] → cache [L, S, KV] rows 0..n−1
+    std::memcpy(kc.key + l * S * KV, m.a.k + i * n * KV, n * KV * sizeof(float));
+    std::memcpy(kc.value + l * S * KV, m.a.v + i * n * KV, n * KV * sizeof(float));
+  }
+  const float* last = m.res_at(c.n_layers) + (n - 1) * C;
+  nn::rmsnorm_forward(last, m.p.output_norm, kc.xn, &kc.rstd, 1, C, c.norm_eps);
+  decode_classifier(c, m.output_blocks, m.p.output, kc.xn, kc.logits);
+  m.act_mem.resize(0);
+  m.B = m.T = 0;
   return kc.logits;
 }
 
@@ -142,7 +194,10 @@ int sample(const float* logits, int V, const SamplerOptions& s, Rng& rng, std::v
 
 }  // namespace
 
-std::vector<int> generate(Llama& model, const std::vector<int>& prompt, int max_tokens, const SamplerOptions& s) {
+std::vector<int> generate(Llama& model, const std::vector<int>& prompt, int max_tokens, const SamplerOptions& s,
+                          GenerateStats* stats) {
+  using Clock = std::chrono::steady_clock;
+  const auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
   const LlamaConfig& c = model.config();
   QT_CHECK(!prompt.empty(), "generate: the prompt is empty (start it with BOS)");
   QT_CHECK(int(prompt.size()) <= c.seq_len, "generate: prompt of {} tokens exceeds seq_len {}", prompt.size(),
@@ -154,15 +209,23 @@ std::vector<int> generate(Llama& model, const std::vector<int>& prompt, int max_
   std::vector<float> p;
   std::vector<int> idx, out;
   model.reset_cache();
-  const float* logits = nullptr;
-  int pos = 0;
-  for (int t : prompt) logits = model.step(t, pos++);
+  GenerateStats st;
+  st.prompt_tokens = int(prompt.size());
+  auto t0 = Clock::now();
+  const float* logits = model.prefill(prompt.data(), int(prompt.size()));
+  st.prompt_seconds = secs(t0, Clock::now());
+  int pos = int(prompt.size());
   while (int(out.size()) < max_tokens && pos <= c.seq_len) {
     int next = s.temperature == 0.0f ? argmax(logits, c.vocab_size) : sample(logits, c.vocab_size, s, rng, p, idx);
     out.push_back(next);
-    if (next == kEos || pos == c.seq_len) break;
+    if (next == kEos || pos == c.seq_len || int(out.size()) == max_tokens) break;  // no step nobody reads
+    t0 = Clock::now();
     logits = model.step(next, pos++);
+    st.decode_seconds += secs(t0, Clock::now());
+    ++st.decode_steps;
   }
+  st.gen_tokens = int(out.size());
+  if (stats) *stats = st;
   return out;
 }
 

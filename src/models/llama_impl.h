@@ -123,6 +123,9 @@ struct Llama::Impl {
   bool has_targets = false;
 
   LlamaCache cache;
+  // Decoding's classifier (Llama::step): the file's Q8_0 / Q4_0 / Q4_1 block form of p.output
+  // when it has one and the model is frozen (kernels/qdot_blocks.h); else step uses p.output.
+  std::optional<QuantMatrix> output_blocks;
 
   void carve_acts(int B, int T);   // (re)allocates only when (B, T) changes
   void carve_grads();              // for the current (B, T), on first backward

@@ -111,3 +111,27 @@ TEST(CliHelp, EveryCommandHasHelp) {
     EXPECT_TRUE(r.err.empty()) << c << ": " << r.err;
   }
 }
+
+// The speed line on stderr and --report's JSON: counts that follow from the run (prefill of the
+// prompt, one decode step per generated token after the first), timings present; --quiet drops
+// the line.
+TEST(CliGenerate, ReportsPromptAndDecodeSpeeds) {
+  QT_REQUIRE_STORIES();
+  const std::string report = scratch_dir() + "/gen.json";
+  auto r = run_qtune({"generate", "-m", stories_bin(), "-t", tok512(), "--prompt", "Once upon a time", "--max-tokens",
+                      "5", "--temperature", "0", "--ids", "--threads", "1", "--report", report});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("tok/s"), std::string::npos) << r.err;
+  const nlohmann::json j = read_json(report);
+  EXPECT_EQ(j.at("command"), "generate");
+  EXPECT_EQ(j.at("threads"), 1);
+  EXPECT_GT(j.at("prompt_tokens").get<int>(), 1);  // BOS + the text
+  EXPECT_EQ(j.at("gen_tokens"), 5);
+  EXPECT_EQ(j.at("decode_steps"), 4);
+  for (const char* k : {"prompt_seconds", "prompt_tok_s", "decode_seconds", "decode_tok_s"})
+    EXPECT_GT(j.at(k).get<double>(), 0.0) << k;
+  auto q = run_qtune({"generate", "-m", stories_bin(), "-t", tok512(), "--prompt", "", "--max-tokens", "3", "--ids",
+                      "--quiet"});
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_EQ(q.err, "");
+}

@@ -11,10 +11,14 @@
 // When the gradient is made: a training forward is told a backward follows (Llama::forward's
 // will_backward) and makes it here, while the logits are at hand (Impl::ce_ready); a forward
 // that was not told leaves it to backward, which runs this again (the logits recomputed).
-// Measured on stories15M LoRA B8×256, 2 threads: recomputing costs the classifier GEMM once
-// more — the largest GEMM of a small model (V·C = 9.2M of its 15M weights) — ~25% of a step,
-// while making it in the forward costs nothing extra; an eval forward is not told, so it pays
-// for no gradient.
+// Recomputing costs the classifier GEMM once more — the largest GEMM of a small model (V·C =
+// 9.2M of stories15M's 15M weights): measured (2 threads, a loaded machine) ~9% of a stories15M
+// LoRA B8×256 step (453 vs 415 tok/s, median of 3) and 20–30% of a one-layer model's
+// (bench/ce_bench.cpp), while making the gradient in the forward costs nothing extra; an eval
+// forward is not told, so it pays for no gradient.
+//
+// kCeRows = 256 by bench/ce_bench.cpp (CPU time per step at 64/128/256/512/2048 rows: 1226 /
+// 937 / 870 / 858 / 924 ms): below 256 rows the GEMMs lose speed, above it only memory grows.
 #include <algorithm>
 #include <cmath>
 #include <vector>

@@ -164,6 +164,8 @@ void validate(const MethodOptions& o) {
   }
   QT_CHECK(!o.gemm_attention || o.gemm != "f32", "--gemm-attention runs attention's products in GSE: it needs "
            "--gemm gse:...");
+  QT_CHECK(!o.recompute || o.save_act != "gse", "--recompute and --save-act gse both shrink what backward keeps "
+           "(recomputing it, or storing it in GSE): use one of them");
 }
 
 GemmMode gemm_mode(const MethodOptions& o) { return parse_gemm_mode(o.gemm); }

@@ -106,6 +106,7 @@ struct MethodOptions {
   std::string gemm = "f32";       // f32 | gse:<spec> (quant/gse.h parse_gemm_mode)
   std::string save_act = "f32";   // f32 | gse: how the activations kept for backward are stored
   bool gemm_attention = false;    // --gemm gse also for attention's q·kᵀ and p·v
+  bool recompute = false;         // keep only each block's input; backward re-runs the block's forward
 
   // Run modes, not options of a training run (never recorded): inference (eval, generate)
   // builds every slot frozen (make_inference_linear), with no gradient buffers, whatever
@@ -258,6 +259,11 @@ void MethodOptions::visit_options(Self& o, V& v) {
                                          .help = "with --gemm gse: attention's score (q·kᵀ) and value (p·v) "
                                                  "products in GSE too",
                                          .applies = A::gse_gemm, .predates = "false"};
+  static const OptionInfo kRecompute{.name = "recompute",
+                                     .help = "activation checkpointing: keep only each block's input for "
+                                             "backward, which re-runs the block's forward (the same gradients, "
+                                             "far less memory, ~1/3 more compute in the blocks)",
+                                     .predates = "false"};
   v(o.method, kMethod);
   v(o.rank, kRank);
   v(o.alpha, kAlpha);
@@ -278,6 +284,7 @@ void MethodOptions::visit_options(Self& o, V& v) {
   v(o.gemm, kGemm);
   v(o.save_act, kSaveAct);
   v(o.gemm_attention, kGemmAttention);
+  v(o.recompute, kRecompute);
 }
 
 }  // namespace qtune

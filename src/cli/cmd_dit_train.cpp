@@ -110,6 +110,8 @@ void finish_options(const CLI::App& app, DitTrainArgs& a) {
   }
   QT_CHECK(a.method.method != "full" || app.get_option("--class-embedding")->count() == 0,
            "--class-embedding is for the adapter methods (--method full trains every weight)");
+  QT_CHECK(!a.method.recompute, "--recompute (activation checkpointing) is implemented for the LLaMA models of "
+           "finetune, not for dit-train");
   finish_method_and_train(app, a.method_flags, a.method, a.train, a.schedule);
   a.train.batch = a.batch;
   a.train.seq = 1;  // one image per "token" (see the top of the file)

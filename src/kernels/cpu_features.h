@@ -11,7 +11,7 @@
 //   igemm                  avx512vnni: VNNI    avx512bw: BW  avx2, avx512f: AVX2
 //   quantize_activations   avx512bw and up: AVX-512BW        avx2, avx512f: AVX2
 //   gse_gemm               avx512vnni: VNNI    avx2, avx512f, avx512bw: AVX2
-//   exp_shift_sum          avx2 and up: AVX2 (kernels/vexp.h)
+//   row_max, exp_shift_sum avx512f and up: AVX-512F          avx2: AVX2 + FMA   (kernels/softmax.h)
 // igemm's, gse_gemm's and quantize_activations' variants return the scalar loops' bytes; qgemv4's float
 // sums differ from the scalar order by rounding only (tests/kernels compare every level).
 #pragma once

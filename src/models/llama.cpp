@@ -94,6 +94,7 @@ void Llama::build(const ModelFile& mf, uint64_t seed, ModelFile* release) {
   }
 
   m.save_gse = opts.save_act == "gse" && !opts.frozen;
+  m.recompute = opts.recompute && !opts.frozen;
 
   Rng rng(seed);
   m.layers.resize(L);

@@ -33,8 +33,9 @@ struct MemoryBreakdown {
   int64_t weights = 0;            // the base as held (float, b-bit, GSE forms) + its gradients when trained
   int64_t adapters = 0;           // adapter tensors and their gradients
   int64_t saved_activations = 0;  // what forward keeps for backward (float, or GSE + per-token floats)
-  int64_t logits = 0;             // the [N, V] tensors: logits, their softmax, their gradient
-  int64_t workspace = 0;          // per-layer gradients, the --save-act gse working set, GSE operands, slot scratch
+  int64_t logits = 0;             // the [N, V] tensors (logits, softmax, gradient) or the chunk of them held
+  int64_t workspace = 0;          // per-layer gradients, the one-layer working set (--save-act gse, --recompute),
+                                  // GSE operands, slot scratch
 };
 
 class Llama {
@@ -54,12 +55,20 @@ class Llama {
 
   // tokens, targets: [B, T] (T ≤ seq_len); targets < 0 are not counted. Returns the mean
   // cross-entropy over counted targets (0 when targets == nullptr: logits only).
-  float forward(const int* tokens, const int* targets, int B, int T);
-  // [B, T, vocab] of the last forward. Under --save-act gse, backward reuses this buffer for
-  // the logits' gradient, so read it before backward().
+  // will_backward: backward() of this forward follows (training). The float path then computes
+  // the classifier's gradients already here, chunk by chunk while its logits are at hand, and
+  // ACCUMULATES the classifier weight's gradient (method full) now: zero_grad before forward.
+  // Without it, backward recomputes the logits (same result, one more classifier GEMM).
+  float forward(const int* tokens, const int* targets, int B, int T, bool will_backward = false);
+  // [B, T, vocab] of the last forward, which must have been without targets: a forward with
+  // targets runs the classifier and the loss a chunk of rows at a time and keeps no [N, V]
+  // (--gemm gse keeps it either way; --save-act gse never).
   const float* logits() const;
   // Backward of the last forward (which must have had targets); accumulates into grads.
   void backward();
+  // Rows per chunk of the float path's fused classifier + cross-entropy (default 256; results
+  // equal up to float rounding for any value: tests compare chunkings).
+  void set_loss_chunk(int64_t rows);
   // The micro-batch about to be trained, counted over the whole run from 0: with the seed, the
   // key of stochastic GSE rounding (Context; --gemm gse:...,round=stochastic).
   void set_step(uint64_t micro_batch);

@@ -29,7 +29,8 @@ void Llama::Impl::carve_grads() {
                    {&d.dh1, n * H},        // [N, H]
                    {&d.dh3, n * H},        // [N, H]
                    {&d.dswi, n * H},       // [N, H]
-                   {&d.dlogits, save_gse ? 0 : n * V}});  // [N, V]; --save-act gse: a block in a.logits
+                   {&d.dlogits, fused_ce() || save_gse ? 0 : n * V}});  // [N, V]; else a chunk in a.logits
+  if (fused_ce() || save_gse) d.dlogits = nullptr;
 }
 
 // On entry d.dres = ∂loss/∂res[l+1]; on exit d.dres = ∂loss/∂res[l].
@@ -123,6 +124,9 @@ void Llama::backward() {
   // loss → logits [N, V] → dxf (into d.dxn)
   if (m.save_gse) {
     m.classifier_backward_from_saved(m.targets.data());
+  } else if (m.fused_ce()) {
+    if (!m.ce_ready) m.classifier_ce(m.targets.data(), true);  // forward was not told: recompute
+    m.ce_ready = false;
   } else {
     std::memset(m.d.dlogits, 0, N * V * sizeof(float));
     nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
@@ -133,7 +137,13 @@ void Llama::backward() {
   const float* xL = m.res_at(cfg_.n_layers);
   nn::rmsnorm_backward(m.d.dxn, xL, m.p.output_norm, m.a.rstdf, m.d.dres, m.g.output_norm, N, C);
 
-  for (int l = cfg_.n_layers - 1; l >= 0; --l) m.backward_layer(l);
+  for (int l = cfg_.n_layers - 1; l >= 0; --l) {
+    // --recompute: layer l's activations again from res[l], by the same kernels on the same
+    // inputs, hence the same values (forward_layer also rewrites res[l+1] with what it held,
+    // which nothing reads any more). The last layer's are still there from the forward.
+    if (m.recompute && m.ws_layer != l) m.forward_layer(l);
+    m.backward_layer(l);
+  }
 
   // res[0] = embedding(tokens). With a tied classifier g.output == g.token_embd, so both
   // uses accumulate into the same gradient, as they must.

@@ -15,16 +15,19 @@
 namespace qtune {
 
 // Carves the activations for shape (B, T) out of act_mem (shapes in llama_impl.h); only
-// when (B, T) changes. Under --save-act gse the per-layer tensors hold one layer (Ls = 1).
+// when (B, T) changes. Under --save-act gse and --recompute the per-layer tensors hold one layer
+// (Ls = 1).
 void Llama::Impl::carve_acts(int newB, int newT) {
   if (newB == B && newT == T && !act_mem.empty()) return;
   B = newB;
   T = newT;
   const LlamaConfig& c = cfg;
   const int64_t N = int64_t(B) * T, C = c.dim, L = c.n_layers, H = c.hidden_dim, V = c.vocab_size;
-  const int64_t Ls = save_gse ? 1 : L, R = save_gse ? 2 : L + 1;
+  const int64_t Ls = save_gse || recompute ? 1 : L, R = save_gse ? 2 : L + 1;
+  const int64_t logit_rows = save_gse ? std::min(N, kLogitRows) : gse ? N : std::min(N, ce_rows);
   const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim();
-  // nn::attention keeps lse [L, B, nh, T]; --gemm-attention its probabilities [Ls, B, nh, T, T] instead
+  // nn::attention keeps lse [L, B, nh, T] (every layer, also under --recompute: forward_layer
+  // rewrites it); --gemm-attention its probabilities [Ls, B, nh, T, T] instead
   const int64_t att = gse_attention ? Ls * B * c.n_heads * T * T : 0, lse = gse_attention ? 0 : L * B * c.n_heads * T;
   carve(act_mem, {{&a.res, R * N * C},         // [L+1, N, C]
                   {&a.res_mid, Ls * N * C},    // [L, N, C]
@@ -43,14 +46,14 @@ void Llama::Impl::carve_acts(int newB, int newT) {
                   {&a.swi, Ls * N * H},        // [L, N, H]
                   {&a.xf, N * C},              // [N, C]
                   {&a.rstdf, N},               // [N]
-                  {&a.logits, (save_gse ? std::min(N, kLogitRows) : N) * V},  // [N, V]
-                  {&a.probs, save_gse ? 0 : N * V}});  // [N, V]
+                  {&a.logits, logit_rows * V},  // [N, V] or a chunk of its rows
+                  {&a.probs, gse && !save_gse ? N * V : 0}});  // [N, V]
   (gse_attention ? a.lse : a.att) = nullptr;
-  if (save_gse) {
-    a.probs = nullptr;
-    carve_saved();
-  }
+  if (!gse || save_gse) a.probs = nullptr;
+  if (save_gse) carve_saved();
   grad_mem.resize(0);  // gradients are re-carved lazily for the new shape
+  full_logits.resize(0);
+  ws_layer = -1;
 }
 
 // One transformer block: res[l] → res[l+1].
@@ -98,6 +101,7 @@ void Llama::Impl::forward_layer(int l) {
   nn::swiglu_forward(h1, h3, swi, n * H);
   ly.down->forward(swi, out, n, ctx);
   for (int64_t i = 0; i < n * C; ++i) out[i] += mid[i];  // residual
+  ws_layer = l;
 }
 
 // out [r1 − r0, V] = xf[r0:r1] · Wᵀ, W = output [V, C]; GSE: reduce over C (adapters/gse_slot.h).
@@ -113,10 +117,11 @@ void Llama::Impl::classifier_forward(int64_t r0, int64_t r1, float* out) {
                     out, false);
 }
 
-float Llama::forward(const int* tokens, const int* targets, int B, int T) {
+float Llama::forward(const int* tokens, const int* targets, int B, int T, bool will_backward) {
   Impl& m = *impl_;
   QT_CHECK(B > 0 && T > 0, "forward: batch shape must be positive, got B={} T={}", B, T);
   QT_CHECK(T <= cfg_.seq_len, "forward: sequence length {} exceeds the model's seq_len {}", T, cfg_.seq_len);
+  QT_CHECK(targets || !will_backward, "forward: a forward that a backward follows needs targets");
   const int64_t N = int64_t(B) * T, C = cfg_.dim, V = cfg_.vocab_size;
   for (int64_t i = 0; i < N; ++i)
     QT_CHECK(tokens[i] >= 0 && tokens[i] < V, "forward: token id {} at position {} is outside the vocabulary (0..{})",
@@ -125,6 +130,8 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T) {
   m.tokens.assign(tokens, tokens + N);
   m.has_targets = targets != nullptr;
   if (targets) m.targets.assign(targets, targets + N);
+  m.ce_ready = false;
+  m.last_logits = nullptr;
 
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, N, C);  // res[0]: [N, C]
   for (int l = 0; l < cfg_.n_layers; ++l) {
@@ -137,7 +144,20 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T) {
     QT_CHECK(targets, "forward: --save-act gse keeps no logits, only their softmax: give targets");
     return float(m.loss_saving_probs(targets));
   }
-  m.classifier_forward(0, N, m.a.logits);  // logits: [N, V]
+  if (m.fused_ce()) {
+    if (!targets) {  // inference: the whole [N, V], which the caller reads
+      if (m.full_logits.size() != size_t(N * V)) m.full_logits.resize(N * V);
+      m.classifier_forward(0, N, m.full_logits.data());
+      m.last_logits = m.full_logits.data();
+      return 0.0f;
+    }
+    if (will_backward) m.carve_grads();
+    const double loss = m.classifier_ce(targets, will_backward);
+    m.ce_ready = will_backward;
+    return float(loss);
+  }
+  m.classifier_forward(0, N, m.a.logits);  // --gemm gse: logits [N, V]
+  m.last_logits = m.a.logits;
   if (!targets) return 0.0f;
   return float(nn::cross_entropy_forward(m.a.logits, targets, m.a.probs, N, V));
 }
@@ -146,7 +166,9 @@ const float* Llama::logits() const {
   QT_CHECK(impl_->B > 0, "logits() called before any forward()");
   QT_CHECK(!impl_->save_gse, "logits(): --save-act gse keeps no [N, V] logits (the classifier runs a block of "
            "rows at a time)");
-  return impl_->a.logits;
+  QT_CHECK(impl_->last_logits, "logits(): a forward with targets keeps no [N, V] logits (the classifier and the "
+           "loss run a chunk of rows at a time): run forward without targets to read them");
+  return impl_->last_logits;
 }
 
 }  // namespace qtune

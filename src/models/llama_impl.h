@@ -33,6 +33,10 @@ struct LlamaLayer {
 // hold ONE layer (L = 1 below: the float working set of the layer being computed), res holds
 // two rows (layer l reads row l % 2 and writes row (l + 1) % 2), probs is absent, and every
 // layer's copy is GSE in Impl::saved (llama_saved.cpp). rstd1, rstd2, lse, xf, rstdf stay float.
+// Under --recompute the per-layer tensors hold one layer too, but res keeps every block's input
+// (L + 1 rows): backward re-runs forward_layer(l) from res[l] before backward_layer(l).
+// logits and probs: see Impl::fused_ce — the float path holds a chunk of kCeRows rows of logits
+// and no probs; --gemm gse holds [N, V] of both; --save-act gse a block of kLogitRows rows.
 struct LlamaActs {
   float* res = nullptr;      // [L+1, N, C] residual stream: res[0] = embeddings, res[l+1] = layer l output
   float* res_mid = nullptr;  // [L, N, C] residual after the attention block
@@ -51,8 +55,8 @@ struct LlamaActs {
   float* swi = nullptr;      // [L, N, H] silu(h1) ⊙ h3 (input of ffn_down)
   float* xf = nullptr;       // [N, C] output_norm output
   float* rstdf = nullptr;    // [N]
-  float* logits = nullptr;   // [N, V]
-  float* probs = nullptr;    // [N, V] softmax, saved for backward
+  float* logits = nullptr;   // [N, V], or a chunk / block of rows of it (see above)
+  float* probs = nullptr;    // [N, V] softmax, saved for backward (--gemm gse only)
 };
 
 // Gradients w.r.t. activations, one layer at a time (reused across layers).
@@ -66,7 +70,7 @@ struct LlamaGrads {
   float* dh1 = nullptr;     // [N, H]
   float* dh3 = nullptr;     // [N, H]
   float* dswi = nullptr;    // [N, H]
-  float* dlogits = nullptr; // [N, V]
+  float* dlogits = nullptr; // [N, V] (--gemm gse only; the other paths work a chunk at a time)
 };
 
 // Single-token decoding state.
@@ -93,6 +97,9 @@ struct SavedView {
 };
 constexpr int kSavedPerLayer = 12;
 constexpr int64_t kLogitRows = 256;  // --save-act gse: rows of the classifier per block
+// The float path's fused classifier + cross-entropy: rows per chunk (llama_loss.cpp). 256 rows of
+// a 32000 vocabulary are 33 MB; fewer rows make the GEMMs narrower for no gain in speed.
+constexpr int64_t kCeRows = 256;
 
 struct Llama::Impl {
   LlamaConfig cfg;
@@ -115,7 +122,18 @@ struct Llama::Impl {
   std::vector<GseMatrix> saved;
   GseMatrix saved_probs;
 
+  // --recompute: activations of one layer at a time (see LlamaActs); ws_layer = the layer whose
+  // activations the working set holds now (-1: none), so backward re-runs only what it lacks.
+  bool recompute = false;
+  int ws_layer = -1;
+
   Buffer<float> act_mem, grad_mem;
+  Buffer<float> full_logits;  // [N, V]: a float-path forward without targets (inference, logits())
+  const float* last_logits = nullptr;  // what logits() returns; null: the last forward kept none
+  // The float path's forward was told a backward follows and has already produced dxf (in d.dxn)
+  // and the classifier's weight gradient (llama_loss.cpp).
+  bool ce_ready = false;
+  int64_t ce_rows = kCeRows;  // rows per chunk of it (Llama::set_loss_chunk)
   LlamaActs a;
   LlamaGrads d;
   int B = 0, T = 0;
@@ -129,15 +147,22 @@ struct Llama::Impl {
 
   void carve_acts(int B, int T);   // (re)allocates only when (B, T) changes
   void carve_grads();              // for the current (B, T), on first backward
+  // Layer l from res_at(l) into the working set (li(l)) and res_at(l + 1).
   void forward_layer(int l);
   void backward_layer(int l);
+  // The float path: not --gemm gse (whose classifier runs GSE operands over all N rows and keeps
+  // [N, V] logits, softmax and gradient) and not --save-act gse (which keeps its softmax in GSE).
+  bool fused_ce() const { return !gse && !save_gse; }
+  // The fused classifier + mean cross-entropy over counted targets, kCeRows rows at a time; with
+  // `grad`, also dxf into d.dxn (overwritten) and dW into g.output (accumulated). llama_loss.cpp.
+  double classifier_ce(const int* targets, bool grad);
   // Rows [r0, r1) of the classifier: out [r1 − r0, V] = xf[r0:r1]·Wᵀ; backward dxn[r0:r1] =
   // dl·W (overwritten) and dW += dlᵀ·xf[r0:r1] when it trains.
   void classifier_forward(int64_t r0, int64_t r1, float* out);
   void classifier_backward(int64_t r0, int64_t r1, const float* dl);
   int64_t N() const { return int64_t(B) * T; }
   // Where layer l's activations sit: its row of the [L, ...] tensors, and res[l].
-  int64_t li(int l) const { return save_gse ? 0 : l; }
+  int64_t li(int l) const { return save_gse || recompute ? 0 : l; }
   float* res_at(int l) const { return a.res + (save_gse ? l % 2 : l) * N() * cfg.dim; }
   // --save-act gse (llama_saved.cpp)
   std::array<SavedView, kSavedPerLayer> saved_views(int l) const;  // in the order of `saved`

@@ -156,19 +156,25 @@ MemoryBreakdown Llama::memory() const {
         (p.name.ends_with(".weight") ? b.weights : b.adapters) += p.numel * F;
 
   const int64_t acts = static_cast<int64_t>(m.act_mem.size()) * F, grads = static_cast<int64_t>(m.grad_mem.size()) * F;
-  const int64_t logits = m.act_mem.empty() ? 0 : (m.save_gse ? std::min(n, kLogitRows) : n) * V * F;
-  const int64_t dlogits = m.save_gse || m.grad_mem.empty() ? 0 : n * V * F;
-  if (m.save_gse) {
+  // the logits as held: the float path's chunk (and the [N, V] of an inference forward), --gemm
+  // gse's [N, V] logits and softmax, --save-act gse's block
+  const int64_t rows = m.save_gse ? std::min(n, kLogitRows) : m.gse ? 2 * n : std::min(n, m.ce_rows);
+  const int64_t logits = m.act_mem.empty() ? 0 : rows * V * F;
+  const int64_t dlogits = m.d.dlogits && !m.grad_mem.empty() ? n * V * F : 0;
+  b.logits = logits + dlogits + static_cast<int64_t>(m.full_logits.size()) * F;
+  if (m.save_gse || m.recompute) {
+    // kept for backward: one number per token per layer (rstd1, rstd2, and lse per head unless
+    // --gemm-attention), xf, rstdf, and under --recompute every block's input res [L+1, N, C];
+    // the rest is the one-layer working set
     const int64_t lse = m.gse_attention ? 0 : int64_t(L) * n * cfg_.n_heads;  // [L, B, nh, T]
-    // rstd1, rstd2, lse, xf, rstdf
-    const int64_t per_token = m.act_mem.empty() ? 0 : (2 * L * n + lse + n * C + n) * F;
-    b.saved_activations = per_token;
+    const int64_t kept =
+        m.act_mem.empty() ? 0 : (2 * L * n + lse + n * C + n + (m.recompute ? (L + 1) * n * C : 0)) * F;
+    b.saved_activations = kept;
     for (const GseMatrix& q : m.saved) b.saved_activations += kernels::gse_bytes(q);
-    b.logits = logits + kernels::gse_bytes(m.saved_probs);  // the float block and the saved softmax
-    b.workspace += acts - logits - per_token;  // the one-layer float working set
+    if (m.save_gse) b.logits += kernels::gse_bytes(m.saved_probs);  // the saved softmax
+    b.workspace += acts - logits - kept;
   } else {
-    b.saved_activations = acts - 2 * logits;  // all but the logits and their softmax
-    b.logits = 2 * logits + dlogits;
+    b.saved_activations = acts - logits;  // all but the logits (and their softmax)
   }
   b.workspace += grads - dlogits + kernels::gse_operand_bytes();
   return b;

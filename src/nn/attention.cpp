@@ -16,7 +16,7 @@
 
 #include "core/buffer.h"
 #include "kernels/sgemm_parallel.h"
-#include "kernels/vexp.h"
+#include "kernels/softmax.h"
 #include "nn/ops.h"
 #include "nn/parallel.h"
 
@@ -45,7 +45,7 @@ void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
   kernels::sgemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-// x[i] = exp(x[i] − shift), returning Σ x[i]; float: the SIMD loop of kernels/vexp.h.
+// x[i] = exp(x[i] − shift), returning Σ x[i]; float: the SIMD loop of kernels/softmax.h.
 template <class T>
 T exp_row(T* x, int64_t n, T shift) {
   T sum = 0;

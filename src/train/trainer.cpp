@@ -76,7 +76,7 @@ struct Loop {
     for (int a = 0; a < o.grad_accum; ++a) {
       data.next(o.batch, o.seq, tokens.data(), targets.data(), rng);
       model.set_step(static_cast<uint64_t>((s - 1) * o.grad_accum + a));
-      loss_sum += model.forward(tokens.data(), targets.data(), o.batch, o.seq);
+      loss_sum += model.forward_for_backward(tokens.data(), targets.data(), o.batch, o.seq);
       model.backward();
     }
     // Each backward added the grads of its micro-batch mean; their mean is the grad of the

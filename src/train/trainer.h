@@ -31,6 +31,11 @@ class TrainModel {
   // counted targets.
   virtual float forward(const int* tokens, const int* targets, int B, int T) = 0;
   virtual void backward() = 0;  // accumulates into the grads of trainable()
+  // A training forward: backward() of it follows, after zero_grad (a model may then make some
+  // gradients during the forward, Llama::forward's will_backward). Evaluation calls forward.
+  virtual float forward_for_backward(const int* tokens, const int* targets, int B, int T) {
+    return forward(tokens, targets, B, T);
+  }
   virtual void zero_grad() = 0;
   virtual std::vector<Param<float>> trainable() = 0;
   // Non-trained state that a checkpoint must carry (grad == nullptr); none by default.
@@ -49,6 +54,12 @@ class ModelRef : public TrainModel {
     return m_.forward(tokens, targets, B, T);
   }
   void backward() override { m_.backward(); }
+  float forward_for_backward(const int* tokens, const int* targets, int B, int T) override {
+    if constexpr (requires { m_.forward(tokens, targets, B, T, true); })
+      return m_.forward(tokens, targets, B, T, true);
+    else
+      return m_.forward(tokens, targets, B, T);
+  }
   void zero_grad() override { m_.zero_grad(); }
   std::vector<Param<float>> trainable() override { return m_.trainable(); }
   std::vector<Param<float>> state() override {

@@ -50,8 +50,11 @@ Result run(const std::string& method, const std::string& gemm, bool attention = 
   targets[5] = -1;  // an uncounted position
   Result r;
   model.set_step(2);
+  if (save_act == "f32") {  // logits come from a forward without targets (--save-act gse keeps none)
+    model.forward(tokens.data(), nullptr, batch, kT);
+    r.logits.assign(model.logits(), model.logits() + batch * kT * 40);
+  }
   r.loss = model.forward(tokens.data(), targets.data(), batch, kT);
-  if (save_act == "f32") r.logits.assign(model.logits(), model.logits() + batch * kT * 40);  // gse keeps none
   model.zero_grad();
   model.backward();
   for (auto& p : model.trainable()) r.grads[p.name].assign(p.grad, p.grad + p.numel);

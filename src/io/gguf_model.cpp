@@ -137,8 +137,9 @@ ModelFile read_gguf_model(const GgufFile& f, bool lazy) {
       m.tensors.emplace(name, f.to_float(*t));
     const bool block = t->type == GgmlType::Q8_0 || t->type == GgmlType::Q4_0 || t->type == GgmlType::Q4_1;
     if (block && name == (m.config.tied_classifier ? "token_embd.weight" : "output.weight")) {
-      // the float copy names a non-finite element, as for every tensor (a lazy one when it is read)
-      if (!lazy) check_finite(f.path(), name, m.tensors.at(name));
+      // the float copy names a non-finite element, as for every tensor (a lazy file: a transient
+      // copy, no larger than the float classifier the model holds anyway)
+      check_finite(f.path(), name, lazy ? f.to_float(*t) : m.tensors.at(name));
       m.classifier_blocks = read_int_weight(f, *t);
     }
   }

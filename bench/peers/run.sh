@@ -70,7 +70,7 @@ infer_models() {  # the 110M model as Q8_0 / Q4_0 (qtune quantize) and as merged
     local merged="$OUT/s110m-w${b}a8.gguf"
     [ -s "$merged" ] && continue
     "$Q" finetune --model "$m110" --tokenizer "$TOK" --data "$OUT/kjv-3mb.txt" --method qalora --bits "$b" \
-      --group 32 --act-bits 8 --act-calib 1 --rank 8 --alpha 16 --batch 1 --seq 64 --steps 2 --threads "$THREADS" --quiet \
+      --group 32 --act-bits 8 --act-calib 1 --rank 8 --batch 1 --seq 64 --steps 2 --threads "$THREADS" --quiet \
       --out "$OUT/w${b}a8.adapter.gguf" > /dev/null
     "$Q" merge --model "$m110" --adapter "$OUT/w${b}a8.adapter.gguf" --out "$merged" > /dev/null
   done

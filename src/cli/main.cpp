@@ -60,9 +60,14 @@ void usage(std::FILE* out) {
 // machine from the thread doing real work (measured on 2 cores with a second job running:
 // eval 12.9 s → 4.3 s). libgomp reads OMP_WAIT_POLICY once, when it is loaded, so we set it
 // and re-exec ourselves; a value the user set is respected.
+// A passive worker still spins GOMP_SPINCOUNT times before it sleeps: 0 by default, which makes
+// every parallel region of token-by-token decoding (a hundred per token) pay a futex wake-up.
+// 20000 spins (tens of µs) measured: decode of a stories110M-shaped Q4_0 model 63 → 101 tok/s,
+// training tok/s unchanged (2414/2358 vs 2265/2417 at 15M, quiet machine).
 void ensure_passive_openmp_waits(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY")) return;
   setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  setenv("GOMP_SPINCOUNT", "20000", 0);  // a value the user set is respected
   execv("/proc/self/exe", argv);  // returns only on failure: then run on with the default policy
 }
 

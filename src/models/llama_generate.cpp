@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "kernels/gemm.h"
 #include "kernels/qdot_blocks.h"
+#include "kernels/softmax.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 #include "nn/ops.h"
@@ -27,7 +28,7 @@ void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
                 {&k.x, C},               // [C]
                 {&k.xn, C},              // [C]
                 {&k.q, Q},               // [Q]
-                {&k.att, S},             // [S]
+                {&k.att, c.n_heads * S}, // [nh, S]
                 {&k.attn_y, Q},          // [Q]
                 {&k.tmp, C},             // [C]
                 {&k.h1, H},              // [H]
@@ -37,7 +38,7 @@ void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
 
 // Σ a[i]·b[i] in eight independent sums (vectorisable without -ffast-math; decoding's attention
 // over a long cache spent most of its time in one serial float chain).
-float dot8(const float* a, const float* b, int n) {
+inline float dot8(const float* a, const float* b, int n) {
   float acc[8] = {};
   int i = 0;
   for (; i + 8 <= n; i += 8)
@@ -46,29 +47,40 @@ float dot8(const float* a, const float* b, int n) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
+// One head of one query position over cached keys/values 0..pos: k, v point at the head's
+// columns of row 0 (row stride KV); a [pos + 1] scratch; o [hd]. Compiled for AVX-512 and AVX2
+// too (the build's baseline is plain x86-64), picked by the loader from the CPU.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void attend_head(const float* qh, const float* k,
+                                                                             const float* v, int64_t KV, int hd,
+                                                                             int pos, float scale, float* a,
+                                                                             float* o) {
+  float mx = -INFINITY;
+  for (int s = 0; s <= pos; ++s) {
+    a[s] = dot8(qh, k + s * KV, hd) * scale;
+    mx = std::max(mx, a[s]);
+  }
+  const float inv = 1.0f / kernels::exp_shift_sum(a, pos + 1, mx);  // a = exp(a − mx)
+  std::fill(o, o + hd, 0.0f);
+  for (int s = 0; s <= pos; ++s) {
+    const float* vs = v + s * KV;
+    const float w = a[s] * inv;
+    for (int i = 0; i < hd; ++i) o[i] += w * vs[i];
+  }
+}
+
 // One query position attending over cached keys/values 0..pos of one layer.
-// q, attn_y: [nh, hd]   key, value: [seq_len, nkv, hd]   att: [pos+1] scratch
+// q, attn_y: [nh, hd]   key, value: [seq_len, nkv, hd]   att: [nh, seq_len] scratch
 void decode_attention(const LlamaConfig& c, const float* q, const float* key, const float* value, float* att,
                       float* attn_y, int pos) {
   const int hd = c.head_dim(), group = c.n_heads / c.n_kv_heads, KV = c.kv_dim();
   const float scale = 1.0f / std::sqrt(float(hd));
+  // heads are independent (each has its own row of att): split them over the threads once the
+  // context is long enough to pay for the fork
+#pragma omp parallel for schedule(static) if (int64_t(pos + 1) * c.n_heads * hd >= 16384)
   for (int h = 0; h < c.n_heads; ++h) {
-    const float* qh = q + h * hd;
     const int kh = h / group;
-    float mx = -INFINITY;
-    for (int s = 0; s <= pos; ++s) {
-      att[s] = dot8(qh, key + int64_t(s) * KV + kh * hd, hd) * scale;
-      mx = std::max(mx, att[s]);
-    }
-    float sum = 0;
-    for (int s = 0; s <= pos; ++s) sum += (att[s] = std::exp(att[s] - mx));
-    float* o = attn_y + h * hd;
-    std::fill(o, o + hd, 0.0f);
-    for (int s = 0; s <= pos; ++s) {
-      const float* vs = value + int64_t(s) * KV + kh * hd;
-      const float w = att[s] / sum;
-      for (int i = 0; i < hd; ++i) o[i] += w * vs[i];
-    }
+    attend_head(q + h * hd, key + kh * hd, value + kh * hd, KV, hd, pos, scale, att + int64_t(h) * c.seq_len,
+                attn_y + h * hd);
   }
 }
 

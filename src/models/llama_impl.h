@@ -81,7 +81,7 @@ struct LlamaCache {
   float* x = nullptr;       // [C] residual stream
   float* xn = nullptr;      // [C]
   float* q = nullptr;       // [Q]
-  float* att = nullptr;     // [seq_len] scores of one head
+  float* att = nullptr;     // [nh, seq_len] scores, a row per head
   float* attn_y = nullptr;  // [Q]
   float* tmp = nullptr;     // [C]
   float* h1 = nullptr;      // [H]

@@ -27,7 +27,9 @@ S=${QTUNE_SHARED_DIR:-../shared}
 TOK=$S/models/llama2-tokenizer/tokenizer.model
 PY=/usr/bin/python3
 mkdir -p "$OUT" bench/results docs/images
-export OMP_WAIT_POLICY=PASSIVE  # qtune's own default (src/cli/main.cpp), spelled out for the peers' runs
+# Every program runs with its own threading defaults: qtune sets its OpenMP wait policy itself
+# (src/cli/main.cpp), so OMP_WAIT_POLICY / GOMP_SPINCOUNT must not be set from outside.
+unset OMP_WAIT_POLICY GOMP_SPINCOUNT
 
 need_pkgs() {  # the peer and the plot: Debian's PyTorch, OpenBLAS with threads, matplotlib
   local missing=()
@@ -92,8 +94,7 @@ qtune_train() {  # shape method rep
 }
 
 peer_train() {  # shape method rep
-  # PyTorch with its own OpenMP defaults (a passive wait slows each of its parallel ops)
-  env -u OMP_WAIT_POLICY "$PY" bench/peers/torch_peer.py --model "$(model "$1")" --method "$2" --target q,k,v,o --rank 8 --alpha 16 \
+  "$PY" bench/peers/torch_peer.py --model "$(model "$1")" --method "$2" --target q,k,v,o --rank 8 --alpha 16 \
     --batch "${BATCH[$1]}" --seq "${SEQ[$1]}" --steps "$STEPS" --threads "$THREADS" \
     --report "$OUT/train.$1.$2.torch.$3.json" 2> "$OUT/train.$1.$2.torch.$3.err"
 }
@@ -129,8 +130,7 @@ infer() {
       "$Q" generate --model "$m" --prompt "$prompt" -n 128 --threads "$THREADS" --ids \
         --report "$OUT/gen.$f.$rep.json" > /dev/null 2> "$OUT/gen.$f.$rep.err"
       if [ -n "${LLAMA_BENCH:-}" ] && [[ $f == q* ]]; then
-        # llama.cpp with its own defaults: a passive OpenMP wait would slow every one of its graph nodes
-        env -u OMP_WAIT_POLICY "$LLAMA_BENCH" -m "$m" -p 128 -n 128 -t "$THREADS" -r 1 -o json \
+        "$LLAMA_BENCH" -m "$m" -p 128 -n 128 -t "$THREADS" -r 1 -o json \
           > "$OUT/llama.$f.$rep.json" 2> /dev/null
       fi
     done

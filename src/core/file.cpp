@@ -156,12 +156,14 @@ std::string read_text_file(const std::string& path) {
   return std::string(reinterpret_cast<const char*>(f.data()), f.size());
 }
 
-std::string read_file_head(const std::string& path, size_t n) {
-  const int fd = open_for_reading(path);
-  std::string head(n, '\0');
+namespace {
+
+// Reads up to n bytes from fd into buf (fewer only at the end of the file); on an error the fd
+// is closed and the error names the path.
+size_t read_up_to(int fd, void* buf, size_t n, const std::string& path) {
   size_t got = 0;
   while (got < n) {
-    const ssize_t k = ::read(fd, head.data() + got, n - got);
+    const ssize_t k = ::read(fd, static_cast<char*>(buf) + got, n - got);
     if (k < 0 && errno == EINTR) continue;
     if (k < 0) {
       const int err = errno;
@@ -171,8 +173,16 @@ std::string read_file_head(const std::string& path, size_t n) {
     if (k == 0) break;
     got += size_t(k);
   }
+  return got;
+}
+
+}  // namespace
+
+std::string read_file_head(const std::string& path, size_t n) {
+  const int fd = open_for_reading(path);
+  std::string head(n, '\0');
+  head.resize(read_up_to(fd, head.data(), n, path));
   ::close(fd);
-  head.resize(got);
   return head;
 }
 
@@ -188,18 +198,7 @@ uint64_t fingerprint_file(const std::string& path) {
   std::vector<uint8_t> buf(size_t(8) << 20);  // a multiple of 8: only the last piece has a tail
   uint64_t h = 0x9e3779b97f4a7c15ULL, total = 0;
   for (;;) {
-    size_t got = 0;
-    while (got < buf.size()) {
-      const ssize_t k = ::read(fd, buf.data() + got, buf.size() - got);
-      if (k < 0 && errno == EINTR) continue;
-      if (k < 0) {
-        const int err = errno;
-        ::close(fd);
-        fail("{}: cannot read: {}", path, std::strerror(err));
-      }
-      if (k == 0) break;
-      got += size_t(k);
-    }
+    const size_t got = read_up_to(fd, buf.data(), buf.size(), path);
     total += got;
     h = fingerprint_words(buf.data(), got / 8, h);
     if (got < buf.size()) {

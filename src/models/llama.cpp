@@ -202,7 +202,8 @@ int64_t Llama::num_params() const {
 }
 
 int64_t Llama::weight_bytes() const {
-  int64_t n = impl_->n_base * int64_t(sizeof(float));
+  // the float base, and decoding's block copy of a quantized classifier (Impl::output_blocks)
+  int64_t n = impl_->n_base * int64_t(sizeof(float)) + (impl_->output_blocks ? impl_->output_blocks->bytes() : 0);
   for (auto& layer : impl_->layers)
     for (int i = 0; i < kNumProjections; ++i) n += slot_ref(layer, i)->weight_bytes();
   return n;

@@ -22,7 +22,12 @@ namespace qtune::kernels {
 
 namespace {
 
-constexpr int64_t kTile = 64;    // weight rows per dequantized tile
+constexpr int64_t kTile = 64;    // weight rows per dequantized tile (the parallel few-rows path)
+// The BLAS paths dequantize as many rows as fit this many floats (4 MiB) at once: a 64-row tile
+// made every sgemm thin (N or K = 64), and qtune's qlora step no faster than PyTorch's, which
+// dequantizes the whole weight per forward.
+constexpr int64_t kBlasTileElems = int64_t(1) << 20;
+int64_t blas_tile_rows(int64_t in) { return std::max(kTile, kBlasTileElems / std::max<int64_t>(in, 1) / kTile * kTile); }
 constexpr int64_t kSmallN = 8;   // below this many rows of x, parallelise over tiles instead of BLAS
 
 // Owner of this file's thread-local scratch (slot 0: the dequantized tile), kept between calls:
@@ -70,10 +75,10 @@ void qmatmul_nt_tiles(const T* x, const QuantMatrix& W, T* y, int64_t n, bool ac
 
 // y[n, out] (+)= x[n, in] · deq(W)ᵀ, tiles in order, one sgemm per tile into y's column slice.
 void qmatmul_nt_blas(const float* x, const QuantMatrix& W, float* y, int64_t n, bool accumulate) {
-  const int64_t in = W.cols, out = W.rows;
-  float* tile = scratch<float, QgemmScratch>(0, kTile * in);
-  for (int64_t r0 = 0; r0 < out; r0 += kTile) {
-    const int64_t nr = std::min(kTile, out - r0);
+  const int64_t in = W.cols, out = W.rows, rows = std::min(out, blas_tile_rows(in));
+  float* tile = scratch<float, QgemmScratch>(0, rows * in);
+  for (int64_t r0 = 0; r0 < out; r0 += rows) {
+    const int64_t nr = std::min(rows, out - r0);
     W.dequantize_rows(r0, nr, tile);
     sgemm_parallel(false, true, n, nr, in, 1.0f, x, in, tile, in, accumulate ? 1.0f : 0.0f, y + r0, out);
   }
@@ -103,9 +108,10 @@ void qmatmul_nn(const T* dy, const QuantMatrix& W, T* dx, int64_t n, bool accumu
   const int64_t in = W.cols, out = W.rows;
   if (n <= 0 || in <= 0) return;
   if (!accumulate) std::fill(dx, dx + n * in, T(0));
-  T* tile = scratch<T, QgemmScratch>(0, kTile * in);  // [nr, in]
-  for (int64_t r0 = 0; r0 < out; r0 += kTile) {
-    const int64_t nr = std::min(kTile, out - r0);
+  const int64_t rows = std::is_same_v<T, float> ? std::min(out, blas_tile_rows(in)) : kTile;
+  T* tile = scratch<T, QgemmScratch>(0, rows * in);  // [nr, in]
+  for (int64_t r0 = 0; r0 < out; r0 += rows) {
+    const int64_t nr = std::min(rows, out - r0);
     W.dequantize_rows(r0, nr, tile);
     if constexpr (std::is_same_v<T, float>) {
       // dx[n, in] += dy[:, r0:r0+nr] · tile[nr, in]

@@ -32,7 +32,7 @@ inline uint64_t fingerprint_words(const void* data, size_t n_words, uint64_t h) 
 
 inline uint64_t fingerprint_tail(const void* tail, size_t k, uint64_t total, uint64_t h) {
   uint64_t w = 0;
-  std::memcpy(&w, tail, k);
+  if (k > 0) std::memcpy(&w, tail, k);  // an empty input may come with a null pointer
   return fingerprint_mix(h, w ^ (total << 56));
 }
 

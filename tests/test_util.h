@@ -2,9 +2,13 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
+#include <system_error>
+#include <vector>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -80,6 +84,15 @@ inline bool have_shared(const std::string& path) {
   if (exists(path)) return true;
   if (kRequireShared) ADD_FAILURE() << shared_absent(path);
   return false;
+}
+
+// The names of the files in dir, sorted; empty when dir cannot be read.
+inline std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 // The message of the qtune::Error that f() throws, or "(no error)".

@@ -15,14 +15,6 @@ namespace {
 
 const char* kTiny = "dim=32,hidden=64,layers=2,heads=4,kv_heads=2,seq=64";
 
-std::vector<std::string> files_in(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  while (dirent* e = d ? ::readdir(d) : nullptr)
-    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) out.push_back(e->d_name);
-  if (d) ::closedir(d);
-  return out;
-}
 
 }  // namespace
 

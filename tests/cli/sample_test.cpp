@@ -29,13 +29,6 @@ std::vector<std::string> sample_args(const std::string& cls, int n, const std::s
   return a;
 }
 
-std::vector<std::string> files_in(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // Whether every pixel of the rectangle is `v`.
 bool all_equal(const DecodedPng& d, int y0, int x0, int h, int w, int v) {
   for (int y = y0; y < y0 + h; ++y)

@@ -27,29 +27,12 @@ namespace {
 
 std::string s260k(const char* f) { return test::shared_dir() + "/models/stories260K/" + f; }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 std::string bytes_of(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// The names of the files in dir.
-std::vector<std::string> listing(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  while (dirent* e = d ? ::readdir(d) : nullptr)
-    if (std::strcmp(e->d_name, ".") && std::strcmp(e->d_name, "..")) out.push_back(e->d_name);
-  if (d) ::closedir(d);
-  return out;
-}
 
 // open_model leaves every float tensor on disk, and reading them gives load_model's values
 // bit for bit, for each format a float model comes in.
@@ -104,7 +87,7 @@ TEST(StreamLoad, TruncatedAfterOpenNamesFileAndTensor) {
   const ModelFile m = open_model(p);
   const LazyTensor& t = m.lazy.at("blk.4.ffn_up.weight");
   ASSERT_EQ(::truncate(p.c_str(), off_t(t.offset + 10)), 0);
-  EXPECT_EQ(error_of([&] { read_float(m, "blk.4.ffn_up.weight"); }),
+  EXPECT_EQ(test::error_of([&] { read_float(m, "blk.4.ffn_up.weight"); }),
             fmt::format("{}: file is truncated: tensor 'blk.4.ffn_up.weight' needs {} bytes at offset {}, the file "
                         "ends after {}", p, t.nbytes, t.offset, t.offset + 10));
 }
@@ -119,10 +102,10 @@ TEST(StreamLoad, NanNamesFileAndTensorWhenRead) {
   save_llama2c_v1(src, p);
   const std::string want = p + ": tensor 'blk.2.attn_v.weight': element [1, 3] is nan (weights must be finite)";
   const ModelFile m = open_model(p);  // the header and layout only: no error yet
-  EXPECT_EQ(error_of([&] { read_float(m, "blk.2.attn_v.weight"); }), want);
-  EXPECT_EQ(error_of([&] { check_model_finite(m); }), want);
-  EXPECT_EQ(error_of([&] { load_model(p); }), want);
-  EXPECT_EQ(error_of([&] { read_float(m, "blk.2.attn_q.weight"); }), "(no error)");
+  EXPECT_EQ(test::error_of([&] { read_float(m, "blk.2.attn_v.weight"); }), want);
+  EXPECT_EQ(test::error_of([&] { check_model_finite(m); }), want);
+  EXPECT_EQ(test::error_of([&] { load_model(p); }), want);
+  EXPECT_EQ(test::error_of([&] { read_float(m, "blk.2.attn_q.weight"); }), "(no error)");
 }
 
 // A bad header or shape is still found before any tensor is read.
@@ -133,7 +116,7 @@ TEST(StreamLoad, OpenChecksSizeAndShapes) {
   struct stat st {};
   ASSERT_EQ(::stat(p.c_str(), &st), 0);
   ASSERT_EQ(::truncate(p.c_str(), st.st_size - 4), 0);
-  const std::string msg = error_of([&] { open_model(p); });
+  const std::string msg = test::error_of([&] { open_model(p); });
   EXPECT_NE(msg.find(p + ": file size"), std::string::npos) << msg;
 }
 
@@ -177,12 +160,12 @@ TEST(GgufStream, OverrunAndIncompleteAreErrorsThatLeaveNothing) {
   std::vector<float> v(64);
   {
     GgufStreamWriter s(dir + "/o.gguf", meta, {{"a", {32}, GgmlType::F32}});
-    EXPECT_NE(error_of([&] { s.write(v.data(), 33 * sizeof(float)); }).find("tensor 'a': 132 bytes given, 128 left"),
+    EXPECT_NE(test::error_of([&] { s.write(v.data(), 33 * sizeof(float)); }).find("tensor 'a': 132 bytes given, 128 left"),
               std::string::npos);
     s.write(v.data(), 16 * sizeof(float));
-    EXPECT_EQ(error_of([&] { s.commit(); }), "GGUF stream: tensor 'a' is incomplete (64 of 128 bytes)");
+    EXPECT_EQ(test::error_of([&] { s.commit(); }), "GGUF stream: tensor 'a' is incomplete (64 of 128 bytes)");
   }
-  EXPECT_TRUE(listing(dir).empty());  // neither the output nor its temp file
+  EXPECT_TRUE(test::files_in(dir).empty());  // neither the output nor its temp file
 }
 
 LlamaConfig tiny() {
@@ -215,15 +198,15 @@ TEST(GgufStream, ModelStreamLoadsBackAndFailsCleanly) {
 
   const std::string bad = dir + "/fail";
   ASSERT_EQ(::mkdir(bad.c_str(), 0755), 0);
-  EXPECT_EQ(error_of([&] {
+  EXPECT_EQ(test::error_of([&] {
               write_model_gguf_stream(c, bad + "/m.gguf", GgufSaveOptions{}, order, [&](size_t i, float*, int64_t) {
                 if (i == 5) fail("fill failed");
               });
             }),
             "fill failed");
-  EXPECT_TRUE(listing(bad).empty());
+  EXPECT_TRUE(test::files_in(bad).empty());
   order.pop_back();
-  EXPECT_NE(error_of([&] { write_model_gguf_stream(c, bad + "/m.gguf", GgufSaveOptions{}, order, {}); })
+  EXPECT_NE(test::error_of([&] { write_model_gguf_stream(c, bad + "/m.gguf", GgufSaveOptions{}, order, {}); })
                 .find("is missing from the write order"),
             std::string::npos);
 }

@@ -8,7 +8,7 @@
 set -euo pipefail
 
 pkgs=(g++ cmake ninja-build pkg-config make libfmt-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
-      libopenblas-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libpng-dev)
+      libopenblas-dev libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libpng-dev)
 for extra in "$@"; do
   case "$extra" in
     demo) pkgs+=(bible-kjv sentencepiece jq) ;;

@@ -162,7 +162,7 @@ void validate(const MethodOptions& o) {
     const std::string m = e.what();
     fail("{}", m.starts_with("--gemm") ? m : "--gemm " + m);
   }
-  QT_CHECK(!o.gemm_attention || o.gemm != "f32", "--gemm-attention runs attention's products in GSE: it needs "
+  QT_CHECK(!o.gemm_attention || gemm_mode(o).gse, "--gemm-attention runs attention's products in GSE: it needs "
            "--gemm gse:...");
   QT_CHECK(!o.recompute || o.save_act != "gse", "--recompute and --save-act gse both shrink what backward keeps "
            "(recomputing it, or storing it in GSE): use one of them");

@@ -247,7 +247,8 @@ void MethodOptions::visit_options(Self& o, V& v) {
                                            .applies = A::loldu};
   static const OptionInfo kGemm{.name = "gemm",
                                 .help = "arithmetic of every GEMM of forward and backward (the slots' base and "
-                                        "adapter products, the classifier): f32 | gse:b=8,g=32[,e=8][,rule=mx]"
+                                        "adapter products, the classifier): f32 | bf16 (operands rounded to bfloat16, float sums: "
+                                        "AVX512-BF16 CPUs, training steps only) | gse:b=8,g=32[,e=8][,rule=mx]"
                                         "[,round=stochastic] (GSQ-Tuning: group-shared-exponent integers, int32 "
                                         "group sums; b 4..8, g 16|32|64|128; stochastic rounds the gradients)",
                                 .applies = A::gse_gemm, .predates = "f32"};

@@ -25,6 +25,7 @@
 
 #include "core/error.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 #include "kernels/softmax.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
@@ -76,6 +77,7 @@ double Llama::Impl::classifier_ce(const int* targets, bool grad) {
   const float inv = counted ? 1.0f / static_cast<float>(counted) : 0.0f;
   std::vector<double> loss(static_cast<size_t>(std::min(n, ce_rows)));
   double total = 0;  // summed in row order: the same loss whatever the threads
+  const kernels::Bf16Pin pin_classifier(p.output, V, C);  // --gemm bf16: converted once, not per chunk
   for (int64_t r0 = 0; r0 < n; r0 += ce_rows) {
     const int64_t r1 = std::min(n, r0 + ce_rows), rows = r1 - r0;
     const float* xf = a.xf + r0 * C;

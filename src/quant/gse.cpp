@@ -171,12 +171,15 @@ std::string gse_spec_str(const GseSpec& spec) {
 
 GemmMode parse_gemm_mode(std::string_view s) {
   if (s == "f32") return {};
-  QT_CHECK(s == "gse" || s.starts_with("gse:"), "--gemm '{}': expected f32 or gse:<spec> (e.g. gse:b=8,g=32)",
+  if (s == "bf16") return {.bf16 = true};
+  QT_CHECK(s == "gse" || s.starts_with("gse:"), "--gemm '{}': expected f32, bf16 or gse:<spec> (e.g. gse:b=8,g=32)",
            excerpt(s));
   return {true, parse_gse_spec(s.size() > 4 ? s.substr(4) : std::string_view())};
 }
 
-std::string gemm_mode_str(const GemmMode& m) { return m.gse ? "gse:" + gse_spec_str(m.spec) : "f32"; }
+std::string gemm_mode_str(const GemmMode& m) {
+  return m.gse ? "gse:" + gse_spec_str(m.spec) : m.bf16 ? "bf16" : "f32";
+}
 
 double GseMatrix::value(int64_t r, int64_t c) const {
   return std::ldexp(static_cast<double>(m(r, c)), e(r, c / spec.group));

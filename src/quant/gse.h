@@ -81,6 +81,7 @@ std::string gse_spec_str(const GseSpec& spec);
 struct GemmMode {
   bool gse = false;
   GseSpec spec;
+  bool bf16 = false;  // float GEMMs with bf16 operands (kernels/gemm_bf16.h); not GSE
   bool operator==(const GemmMode&) const = default;
 };
 GemmMode parse_gemm_mode(std::string_view s);

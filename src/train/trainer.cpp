@@ -10,6 +10,7 @@
 #include "core/signals.h"
 #include "core/system.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_bf16.h"
 #include "train/optimizer.h"
 
 namespace qtune {
@@ -146,6 +147,8 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
   validate(o);
   const double t_start = now_seconds();
   if (o.threads > 0) kernels::set_num_threads(o.threads);
+  const bool bf16_steps = gemm_mode(o.method).bf16;  // --gemm bf16: the steps' GEMMs, not validation's
+  if (bf16_steps) kernels::require_bf16_gemm();      // a CPU without AVX512-BF16: refused before any work
   Loop L(model, data, o);
   QT_CHECK(!L.params.empty(), "the model has no trainable parameters (check --method and --target)");
   if (!o.resume.empty()) L.resume();
@@ -161,7 +164,11 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
   for (int64_t s = r.first_step; s <= o.steps; ++s) {
     const float lr = sched.at(s);
     const double t0 = now_seconds();
-    const float loss = L.step(s, lr);
+    float loss;
+    {
+      const kernels::Bf16GemmScope bf16(bf16_steps);
+      loss = L.step(s, lr);
+    }
     r.step_seconds.push_back(now_seconds() - t0);
     train_seconds += r.step_seconds.back();
     L.st.step = s;

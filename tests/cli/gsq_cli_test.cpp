@@ -32,8 +32,8 @@ TEST(CliGsq, MalformedGemmSpecsAreBadInput) {
       {"gse:b8", "item 'b8' is not key=value"},
       {"gse:rule=floor", "rule = 'floor' is not an exponent rule"},
       {"gse:round=up", "round = 'up' is not a rounding"},
-      {"bf16", "expected f32 or gse:<spec>"},
-      {"", "expected f32 or gse:<spec>"},
+      {"bf17", "expected f32, bf16 or gse:<spec>"},
+      {"", "expected f32, bf16 or gse:<spec>"},
   };
   for (const auto& [spec, needle] : cases) {
     SCOPED_TRACE(spec);

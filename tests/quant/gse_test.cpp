@@ -453,11 +453,13 @@ TEST(GseSpec, BadStringsNameTheProblem) {
     EXPECT_EQ(msg.rfind(std::string("GSE spec '") + s + "': ", 0), 0u) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
-  EXPECT_NE(error_of([] { parse_gemm_mode("bf16"); }).find("--gemm 'bf16': expected f32 or gse:<spec>"),
+  EXPECT_NE(error_of([] { parse_gemm_mode("fp16"); }).find("--gemm 'fp16': expected f32, bf16 or gse:<spec>"),
             std::string::npos);
+  EXPECT_TRUE(parse_gemm_mode("bf16").bf16);
+  EXPECT_EQ(gemm_mode_str(parse_gemm_mode("bf16")), "bf16");
   EXPECT_NE(error_of([] { parse_gemm_mode("gse:g=7"); }).find("g = 7 is not a supported group size"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse_gemm_mode("gsex"); }).find("expected f32 or gse:"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_gemm_mode("gsex"); }).find("expected f32, bf16 or gse:"), std::string::npos);
   // and the codec itself refuses a bad spec
   GseSpec bad;
   bad.bits = 9;

@@ -6,10 +6,10 @@
 //
 // Output (--out): full → the trained DiT GGUF; adapter methods → the adapter file, as finetune.
 #include <CLI/CLI.hpp>
-#include <filesystem>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 

@@ -9,8 +9,8 @@
 // one bit-exactly. Everything is
 // written atomically: a killed run never leaves a partial OUT, report or checkpoint.
 #include <CLI/CLI.hpp>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>

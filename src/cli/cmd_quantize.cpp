@@ -11,8 +11,6 @@
 #include "cli/common.h"
 #include "cli/flags.h"
 #include "core/error.h"
-#include "core/file.h"
-#include "core/hash.h"
 #include "io/model_file.h"
 #include "adapters/linear.h"
 
@@ -52,7 +50,7 @@ QuantSpec like_spec(const std::string& adapter, const std::string& model, const 
                  "against %s\n", adapter.c_str(), model.c_str());
     check_adapter_fits(a, adapter, mf);
   } else {
-    const std::string fp = fingerprint_hex(fingerprint_file(model));
+    const std::string fp = base_model_id(model).fingerprint;
     QT_CHECK(fp == a.base.fingerprint, "{}: was trained on another base model ({}fingerprint {}), not {} (fingerprint "
              "{}): give --model the model it was trained on", adapter, a.base.file.empty() ? "" : a.base.file + ", ",
              a.base.fingerprint, model, fp);

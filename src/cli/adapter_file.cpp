@@ -135,7 +135,7 @@ std::string quantizer_str(const QuantSpec& spec) {
                      spec.mse_search ? "MSE-searched" : "min/max");
 }
 
-std::string base_needed(const TrainedAdapter& a, const std::string& adapter, const std::string& model) {
+std::string base_needed(const TrainedAdapter& a, const std::string& adapter) {
   const BaseModelId& b = a.base;
   const std::string on = b.file.empty() && b.fingerprint.empty()
                              ? "an unrecorded model (the adapter does not say which)"
@@ -148,7 +148,7 @@ std::string base_needed(const TrainedAdapter& a, const std::string& adapter, con
   const std::string q = quantizer_str(base_quant_spec(a.method));
   if (!base_is_quantized_model(m))
     return fmt::format("trained on {} with W − R quantized to {} (docs/METHODS.md §4.2): use `qtune merge`", on, q);
-  const std::string model_arg = !model.empty() ? model : !b.file.empty() ? b.file : "MODEL";
+  const std::string model_arg = !b.file.empty() ? b.file : "MODEL";
   return fmt::format("trained on {} quantized to {}; llama.cpp --lora applies it to whatever base it is given: give it "
                      "the base written by `qtune quantize --model {} --out BASE.gguf --like {}`",
                      on, q, model_arg, adapter);

@@ -54,11 +54,11 @@ void load_adapter_params(const std::vector<Param<float>>& trainable, const std::
 
 // What base the adapter needs, in words, for export-lora and info: "trained on stories260K.bin
 // (fingerprint …) quantized to 4-bit asymmetric, per row, min/max range; llama.cpp --lora applies
-// it to whatever base it is given: give it the base written by `qtune quantize --model … --out
-// BASE.gguf --like …`" for the methods whose base is the model's weights quantized (quantize
-// --like writes it), else that it applies to the float base. `adapter` and `model` (the
-// command's --model, "" when not given) are paths for the command line it suggests.
-std::string base_needed(const TrainedAdapter& a, const std::string& adapter, const std::string& model = "");
+// it to whatever base it is given: give it the base written by `qtune quantize --model
+// stories260K.bin --out BASE.gguf --like …`" for the methods whose base is the model's weights
+// quantized (quantize --like writes it), else that it applies to the float base. `adapter` is the
+// adapter's path, for the command line it suggests.
+std::string base_needed(const TrainedAdapter& a, const std::string& adapter);
 
 // True when the frozen base of `method` is the model's projections quantized with
 // base_quant_spec (qlora, qalora, qloldu, qaloldu): `quantize --like` can write it. Not IntLoRA,

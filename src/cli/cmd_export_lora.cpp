@@ -47,7 +47,7 @@ int cmd_export_lora(int argc, char** argv) {
   std::printf("wrote %s (%zu tensors, rank %s, alpha %g)\n", out.c_str(), a.adapters.size(), rank_str(a.method.rank).c_str(),
               a.method.alpha);
   // llama.cpp applies the LoRA to whatever base it is given: say which one it was trained on
-  std::printf("base: %s\n", base_needed(a, adapter, base).c_str());
+  std::printf("base: %s\n", base_needed(a, adapter).c_str());
   return 0;
 }
 

@@ -8,6 +8,8 @@
 #include "cli_util.h"
 #include "core/rng.h"
 #include "io/adapter_file.h"
+#include "io/gguf.h"
+#include "io/gguf_rules.h"
 #include "io/model_file.h"
 #include "io/projections.h"
 
@@ -106,6 +108,32 @@ TEST(CliQuantizeLike, AdapterOnTheLikeBaseEvaluatesAsTrained) {
   EXPECT_NEAR(ppl[1], trained, 1e-4) << "the in-process validation of the trained adapter";
   // the quantized base matters: the like base alone is not the float model
   EXPECT_NE(eval_ppl(like, c.val, c.dir + "/like.json"), eval_ppl(stories_bin(), c.val, c.dir + "/float.json"));
+}
+
+// A model whose rows are all multiples of 32 gets block types only: llama.cpp loads the --like base
+// (with the vocabulary embedded), reading the scales as fp16, and the output says so.
+TEST(CliQuantizeLike, BlockTypedBaseLoadsInLlamaCpp) {
+  QT_REQUIRE_STORIES();
+  const Corpus c = corpus();
+  const std::string model = c.dir + "/m.gguf", ad = c.dir + "/ql.gguf", like = c.dir + "/like.gguf";
+  ASSERT_EQ(run_qtune({"init", "--config", "dim=64,hidden=128,layers=2,heads=4,kv_heads=2,seq=64", "--tokenizer",
+                       tok512(), "--seed", "5", "--out", model}).code, 0);
+  const RunResult f = run_qtune({"finetune", "-m", model, "--data", c.train, "--method", "qlora", "--bits", "4",
+                                 "--group", "32", "--steps", "1", "--batch", "2", "--seq", "32", "--threads", "1",
+                                 "--rank", "2", "--out", ad});
+  ASSERT_EQ(f.code, 0) << f.err;
+  const RunResult q = run_qtune({"quantize", "-m", model, "--like", ad, "--out", like});
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_NE(q.out.find("llama.cpp: loadable"), std::string::npos) << q.out;
+  EXPECT_NE(q.out.find("llama.cpp reads its block scales rounded to fp16"), std::string::npos) << q.out;
+  const qtune::GgufFile g(like);
+  EXPECT_EQ(qtune::check_llamacpp_model_rules(g), std::vector<std::string>{});
+  EXPECT_EQ(qtune::llamacpp_unsupported(g), std::vector<std::string>{});
+  EXPECT_EQ(info_json(like)["params_by_type"].value("Q4_1", 0), 2 * (64 * 64 * 2 + 64 * 32 * 2 + 128 * 64 * 3));
+  // the exported LoRA passes llama.cpp's adapter rules against that base
+  const RunResult e = run_qtune({"export-lora", "--adapter", ad, "--model", like, "--out", c.dir + "/e.gguf"});
+  EXPECT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.out.find("--like " + ad), std::string::npos) << e.out;
 }
 
 TEST(CliQuantizeLike, RefusesWhatItCannotReproduce) {

@@ -46,9 +46,9 @@ QuantSpec like_spec(const std::string& adapter, const std::string& model, const 
   QT_CHECK(base_is_quantized_model(m), "{}: an {} adapter's base is W − R quantized (docs/METHODS.md §4.2), not the "
            "model's weights: use `qtune merge` (exact integers) instead of --like", adapter, m);
   if (a.base.fingerprint.empty()) {
-    std::fprintf(stderr, "note: %s does not record the model it was trained on: only its tensor shapes are checked "
+    check_adapter_fits(a, adapter, mf);  // first: a refusal is one error line, no note before it
+    std::fprintf(stderr, "note: %s does not record the model it was trained on: only its tensor shapes were checked "
                  "against %s\n", adapter.c_str(), model.c_str());
-    check_adapter_fits(a, adapter, mf);
   } else {
     const std::string fp = base_model_id(model).fingerprint;
     QT_CHECK(fp == a.base.fingerprint, "{}: was trained on another base model ({}fingerprint {}), not {} (fingerprint "

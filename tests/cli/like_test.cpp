@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <vector>
 
 #include "adapters/linear.h"
 #include "cli_util.h"
@@ -159,6 +160,19 @@ TEST(CliQuantizeLike, RefusesWhatItCannotReproduce) {
           return a;
         }()),
         flag[0] + " does not go with --like"));
+  // an adapter that records no model (made before qtune recorded it): checked by its shapes, with a note
+  qtune::AdapterFile old = qtune::read_adapter(ql);
+  std::erase_if(old.run, [](const auto& kv) { return kv.first == "model-file" || kv.first == "model-fingerprint"; });
+  const std::string unrecorded = dir + "/old.gguf";
+  qtune::write_lora_adapter(unrecorded, old.adapters, old.state, old.run, old.lora_alpha);
+  const RunResult o = run_qtune({"quantize", "-m", stories_v1_bin(), "--like", unrecorded, "--out", dir + "/o.gguf"});
+  EXPECT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.err.find("does not record the model"), std::string::npos) << o.err;
+  const std::string other = dir + "/other.gguf";
+  ASSERT_EQ(run_qtune({"init", "--config", "dim=32,hidden=64,layers=2,heads=4,kv_heads=2,seq=64", "--tokenizer",
+                       tok512(), "--out", other}).code, 0);
+  EXPECT_TRUE(IsBadInput(run_qtune({"quantize", "-m", other, "--like", unrecorded, "--out", dir + "/x.gguf"}),
+                         "another base model?"));
   // not an adapter at all
   EXPECT_TRUE(IsBadInput(run_qtune({"quantize", "-m", stories_bin(), "--like", stories_bin(), "--out", dir + "/x.gguf"}),
                          stories_bin()));

@@ -2,18 +2,28 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <set>
 
 #include "core/error.h"
+#include "core/file.h"
+#include "core/hash.h"
 #include "io/projections.h"
 
 namespace qtune::cli {
 
 namespace {
 
-RunSettings settings_with_seed(const MethodOptions& m, uint64_t seed) {
+// Run settings that are not method options (options_from_settings ignores them).
+constexpr const char* kSeed = "seed";
+constexpr const char* kModelFile = "model-file";
+constexpr const char* kModelFingerprint = "model-fingerprint";  // as checkpoints record it
+
+RunSettings settings_with_seed(const MethodOptions& m, uint64_t seed, const BaseModelId& base) {
   RunSettings s = settings_of(m);
-  s.emplace_back("seed", std::to_string(seed));
+  s.emplace_back(kSeed, std::to_string(seed));
+  if (!base.file.empty()) s.emplace_back(kModelFile, base.file);
+  if (!base.fingerprint.empty()) s.emplace_back(kModelFingerprint, base.fingerprint);
   return s;
 }
 
@@ -29,9 +39,14 @@ void infer_from_tensors(const TensorMap& adapters, MethodOptions& m) {
 
 }  // namespace
 
+BaseModelId base_model_id(const std::string& path) {
+  return {std::filesystem::path(path).filename().string(), fingerprint_hex(fingerprint_file(path))};
+}
+
 void write_trained_adapter(const std::string& path, const TensorMap& adapters, const TensorMap& state,
-                           const MethodOptions& method, uint64_t seed, const std::string& architecture) {
-  const RunSettings run = settings_with_seed(method, seed);
+                           const MethodOptions& method, uint64_t seed, const BaseModelId& base,
+                           const std::string& architecture) {
+  const RunSettings run = settings_with_seed(method, seed, base);
   // a DiT adapter never goes to llama.cpp, and may hold the class embedding: qtune's format
   if (method_info(method.method).lora_scale && architecture == "llama")
     write_lora_adapter(path, adapters, state, run, method.alpha, architecture);
@@ -55,7 +70,9 @@ TrainedAdapter read_trained_adapter(const std::string& path) {
     return a;
   }
   a.method = options_from_settings(a.run, path);
-  const std::string* seed = find_setting(a.run, "seed");
+  if (const std::string* f = find_setting(a.run, kModelFile)) a.base.file = *f;
+  if (const std::string* f = find_setting(a.run, kModelFingerprint)) a.base.fingerprint = *f;
+  const std::string* seed = find_setting(a.run, kSeed);
   QT_CHECK(seed, "{}: has no run setting 'seed' (qtune.run.seed)", path);
   try {
     size_t used = 0;
@@ -104,6 +121,37 @@ void load_adapter_params(const std::vector<Param<float>>& trainable, const std::
   const size_t used_state = copy_into(state, a.state, where, "state");
   QT_CHECK(used_state == a.state.size(), "{}: {} state tensors, but the model has {} (different --act-bits?)", where,
            a.state.size(), used_state);
+}
+
+bool base_is_quantized_model(const std::string& method) {
+  const MethodInfo& m = method_info(method);
+  return m.quantized_base && !m.intlora;
+}
+
+std::string quantizer_str(const QuantSpec& spec) {
+  return fmt::format("{}-bit {}, {}, {} range", spec.bits,
+                     spec.zero_free ? "zero-free" : spec.symmetric ? "symmetric" : "asymmetric",
+                     spec.group ? fmt::format("groups of {}", spec.group) : std::string("per row"),
+                     spec.mse_search ? "MSE-searched" : "min/max");
+}
+
+std::string base_needed(const TrainedAdapter& a, const std::string& adapter) {
+  const BaseModelId& b = a.base;
+  const std::string on = b.file.empty() && b.fingerprint.empty()
+                             ? "an unrecorded model (the adapter does not say which)"
+                         : b.file.empty() ? fmt::format("the model with fingerprint {}", b.fingerprint)
+                         : b.fingerprint.empty() ? b.file
+                                                 : fmt::format("{} (fingerprint {})", b.file, b.fingerprint);
+  const std::string& m = a.method.method;
+  if (!method_info(m).quantized_base)
+    return fmt::format("trained on the float base {}: it applies to that model as it is", on);
+  const std::string q = quantizer_str(base_quant_spec(a.method));
+  if (!base_is_quantized_model(m))
+    return fmt::format("trained on {} with W − R quantized to {} (docs/METHODS.md §4.2): use `qtune merge`", on, q);
+  const std::string model_arg = !b.file.empty() ? b.file : "MODEL";
+  return fmt::format("trained on {} quantized to {}; llama.cpp --lora applies it to whatever base it is given: give it "
+                     "the base written by `qtune quantize --model {} --out BASE.gguf --like {}`",
+                     on, q, model_arg, adapter);
 }
 
 TensorMap state_tensors(Llama& model) {

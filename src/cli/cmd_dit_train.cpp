@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -211,7 +212,8 @@ int cmd_dit_train(int argc, char** argv) {
   if (a.method.method == "full")
     save_dit(a.out, dit.merged());
   else
-    write_trained_adapter(a.out, to_map(dit.trainable(), true), to_map(dit.state(), false), a.method, a.train.seed, "dit");
+    write_trained_adapter(a.out, to_map(dit.trainable(), true), to_map(dit.state(), false), a.method, a.train.seed,
+                          {std::filesystem::path(a.model).filename().string(), a.train.model_fingerprint}, "dit");
   write_report(a.report, report_json(a, classes, train_set, held, r));
   if (r.first_step > 1)
     std::printf("resumed from step %lld of %s\n", static_cast<long long>(r.first_step - 1), a.train.resume.c_str());

@@ -17,7 +17,8 @@ namespace qtune::cli {
 int cmd_export_lora(int argc, char** argv) {
   CLI::App app{"Write a llama.cpp-loadable LoRA adapter GGUF (general.type=adapter, *.weight.lora_a/b, "
                "adapter.lora.alpha) from a qtune adapter or training checkpoint. With --model, also check "
-               "it against the base model's tensor names and shapes.",
+               "it against the base model's tensor names and shapes. Prints the base the adapter was trained on: "
+               "a qlora adapter applies as trained only to the base `qtune quantize --like ADAPTER` writes.",
                "qtune export-lora"};
   std::string adapter, out, base;
   app.add_option("--adapter,-a", adapter, "qtune adapter GGUF or training checkpoint")->required();
@@ -37,10 +38,7 @@ int cmd_export_lora(int argc, char** argv) {
            adapter, a.method.method);
   ModelFile mf;
   if (!base.empty()) mf = load_model(base);
-  if (a.method.method == "qlora")
-    std::fprintf(stderr, "note: %s was trained on a %d-bit base; apply it to that quantized model\n",
-                 adapter.c_str(), a.method.bits);
-  write_trained_adapter(out, a.adapters, a.state, a.method, a.seed);
+  write_trained_adapter(out, a.adapters, a.state, a.method, a.seed, a.base);
   auto problems = check_llamacpp_lora_rules(GgufFile(out), base.empty() ? nullptr : &mf);
   if (!problems.empty()) {
     std::remove(out.c_str());
@@ -48,6 +46,8 @@ int cmd_export_lora(int argc, char** argv) {
   }
   std::printf("wrote %s (%zu tensors, rank %s, alpha %g)\n", out.c_str(), a.adapters.size(), rank_str(a.method.rank).c_str(),
               a.method.alpha);
+  // llama.cpp applies the LoRA to whatever base it is given: say which one it was trained on
+  std::printf("base: %s\n", base_needed(a, adapter).c_str());
   return 0;
 }
 

@@ -10,6 +10,7 @@
 // written atomically: a killed run never leaves a partial OUT, report or checkpoint.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -165,7 +166,8 @@ void write_output(Llama& model, const FinetuneArgs& a) {
   if (a.method.method == "full")
     save_model(model.merged(), a.out, GgmlType::F32, a.model.model, a.model.tokenizer);
   else
-    write_trained_adapter(a.out, model.adapter_tensors(), state_tensors(model), a.method, a.train.seed);
+    write_trained_adapter(a.out, model.adapter_tensors(), state_tensors(model), a.method, a.train.seed,
+                          {std::filesystem::path(a.model.model).filename().string(), a.train.model_fingerprint});
 }
 
 }  // namespace

@@ -146,7 +146,9 @@ nlohmann::json adapter_json(const std::string& path, const std::string& kind) {
                       {"trainable_params", params},
                       {"state_tensors", a.state.size()},
                       {"architecture", a.architecture},
-                      {"llama_cpp_applies", a.kind == "lora" && a.architecture == "llama"}};
+                      {"llama_cpp_applies", a.kind == "lora" && a.architecture == "llama"},
+                      {"base", {{"file", a.base.file}, {"fingerprint", a.base.fingerprint},
+                                {"needs", base_needed(a, path)}}}};
   if (kind == "checkpoint") j["step"] = GgufFile(path).get_u64("qtune.step");
   return j;
 }
@@ -190,6 +192,7 @@ void print_adapter(const nlohmann::json& j) {
               j["state_tensors"].get<size_t>());
   std::printf("llama.cpp:     %s\n", j["llama_cpp_applies"].get<bool>() ? "applies it (--lora)"
                                                                         : "cannot apply it: use `qtune merge`");
+  std::printf("base:          %s\n", j["base"]["needs"].get<std::string>().c_str());
 }
 
 nlohmann::json dit_info_json(const DitFile& f) {

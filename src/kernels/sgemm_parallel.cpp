@@ -21,6 +21,7 @@ void sgemm_block(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 
 // Below this many multiply-adds a parallel region costs more than it saves.
 constexpr int64_t kParallelWork = 1 << 16;
+constexpr int64_t kBf16MinSide = 32;
 
 }  // namespace
 
@@ -35,7 +36,10 @@ void sgemm_parallel(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alp
                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   static const bool blas_single_threaded = (openblas_set_num_threads(1), true);  // once, whoever calls first
   (void)blas_single_threaded;
-  if (bf16_gemm() && M * N * K >= kParallelWork) return sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  // bf16 pays for its operand conversion only when every side is long: a LoRA product of rank
+  // 8 (N or K = 8) stays fp32, and so does a one-row product.
+  if (bf16_gemm() && std::min({M, N, K}) >= kBf16MinSide && M * N * K >= kParallelWork)
+    return sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const int nt = omp_get_max_threads();
   if (nt <= 1 || M * N * K < kParallelWork) return sgemm_block(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // Split the longer side of C into nt contiguous blocks (block size rounded to 16 for SIMD).

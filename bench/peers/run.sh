@@ -22,7 +22,7 @@ THREADS=${THREADS:-2}
 REPS=${REPS:-3}
 STEPS=${STEPS:-6}
 SHAPES=${SHAPES:-"15m 110m"}
-METHODS=${METHODS:-"lora qlora full lora-gse8"}
+METHODS=${METHODS:-"lora qlora full lora-gse8 lora-bf16 qlora-bf16 full-bf16"}
 S=${QTUNE_SHARED_DIR:-../shared}
 TOK=$S/models/llama2-tokenizer/tokenizer.model
 PY=/usr/bin/python3
@@ -79,9 +79,11 @@ infer_models() {  # the 110M model as Q8_0 / Q4_0 (qtune quantize) and as merged
 }
 
 # method name → qtune flags; lora-gse8 is LoRA with GSQ-Tuning's 8-bit group-shared-exponent GEMMs
-# (docs/METHODS.md §9), measured against the peer's float LoRA
+# (docs/METHODS.md §9), the -bf16 rows run the training GEMMs in bfloat16 (--gemm bf16, AVX512-BF16);
+# both are measured against the peer's float row of the same method
 declare -A QFLAGS=([lora]="--method lora" [qlora]="--method qlora --bits 4" [full]="--method full"
-                   [lora-gse8]="--method lora --gemm gse:b=8")
+                   [lora-gse8]="--method lora --gemm gse:b=8" [lora-bf16]="--method lora --gemm bf16"
+                   [qlora-bf16]="--method qlora --bits 4 --gemm bf16" [full-bf16]="--method full --gemm bf16")
 
 qtune_train() {  # shape method rep
   local flags="${QFLAGS[$2]}"
@@ -113,7 +115,7 @@ train() {
       for m in $METHODS; do
         echo "train $s $m rep $rep" >&2
         qtune_train "$s" "$m" "$rep"
-        [ "$m" = lora-gse8 ] || peer_train "$s" "$m" "$rep"  # its peer is float LoRA's row
+        [[ $m == *-gse8 || $m == *-bf16 ]] || peer_train "$s" "$m" "$rep"  # their peer is the float row
       done
     done
   done

@@ -38,9 +38,10 @@ def collect_train(d):
         row = rows.setdefault((shape, method), {"shape": shape, "method": method, "qtune": [], "torch": []})
         row[who].append({"tok_s": train_tok_s(rep), "rss": rep["peak_rss_bytes"] / 2**20,
                          "batch": rep["batch"], "seq": rep["seq"]})
-    for (shape, method), row in rows.items():  # GSE rows are compared with the peer's float LoRA
-        if method.endswith("-gse8") and (shape, method[:-5]) in rows:
-            row["torch"] = rows[(shape, method[:-5])]["torch"]
+    for (shape, method), row in rows.items():  # GSE and bf16 rows are compared with the peer's float row
+        base = re.sub(r"-(gse8|bf16)$", "", method)
+        if base != method and (shape, base) in rows:
+            row["torch"] = rows[(shape, base)]["torch"]
     out = []
     for (shape, method), row in sorted(rows.items(), key=lambda kv: (kv[0][0] != "15m", kv[0][0], kv[0][1])):
         r = {"shape": shape, "method": method, "runs": {"qtune": len(row["qtune"]), "torch": len(row["torch"])}}

@@ -83,8 +83,10 @@ void export_peft(const std::string& adapter, const std::string& out_dir, const s
     std::fprintf(stderr, "note: %s was trained with int8 activations (--act-bits %d); PEFT runs it in float\n",
                  adapter.c_str(), a.method.act_bits);
   write_peft_adapter(out_dir, p, mf.config);
+  std::string shown = out_dir;
+  while (shown.size() > 1 && shown.back() == '/') shown.pop_back();
   std::printf("wrote %s/ (adapter_config.json, adapter_model.safetensors: %zu tensors, r %d, lora_alpha %g)\n",
-              out_dir.c_str(), p.adapters.size(), p.rank, p.alpha);
+              shown.c_str(), p.adapters.size(), p.rank, p.alpha);
 }
 
 }  // namespace qtune::cli

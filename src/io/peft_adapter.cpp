@@ -40,6 +40,12 @@ bool is_dir(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+// "out/" → "out": the temp folder is a sibling ("out.tmp.<pid>"), not a child.
+std::string without_trailing_slash(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
 std::string folder_of(const std::string& path) {
   const size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -260,7 +266,8 @@ void check_peft_lora(const PeftLora& a, const LlamaConfig& base, const std::stri
     }
 }
 
-void write_peft_adapter(const std::string& dir, const PeftLora& a, const LlamaConfig& base) {
+void write_peft_adapter(const std::string& dir_given, const PeftLora& a, const LlamaConfig& base) {
+  const std::string dir = without_trailing_slash(dir_given);
   check_peft_lora(a, base, dir);
   std::vector<Tensor> permuted;  // q/k lora_B in the HF row order
   permuted.reserve(size_t(2 * base.n_layers));
@@ -283,7 +290,7 @@ void write_peft_adapter(const std::string& dir, const PeftLora& a, const LlamaCo
 }
 
 std::string peft_config_path(const std::string& path) {
-  return is_dir(path) ? path + "/" + kConfigName : path;
+  return is_dir(path) ? without_trailing_slash(path) + "/" + kConfigName : path;
 }
 
 PeftLora read_peft_adapter(const std::string& path, const LlamaConfig& base) {

@@ -229,7 +229,10 @@ int cmd_finetune(int argc, char** argv) {
   print_memory(report["memory"]);
   if (r.first_step > 1) std::printf("resumed from step %lld of %s\n", static_cast<long long>(r.first_step - 1),
                                     a.train.resume.c_str());
-  std::printf("final loss %.4f", r.loss_curve.empty() ? 0.0 : r.loss_curve.back().loss);
+  if (r.loss_curve.empty())
+    std::printf("no training (--steps 0)");
+  else
+    std::printf("final loss %.4f", r.loss_curve.back().loss);
   if (r.final_val_ppl)
     std::printf("  val perplexity %.4f (%lld windows)", *r.final_val_ppl, static_cast<long long>(r.final_val_windows));
   std::printf("  %.0f tok/s  %lld trainable params  → %s\n", r.tokens_per_second,

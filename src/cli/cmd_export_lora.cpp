@@ -1,10 +1,12 @@
-// qtune export-lora — a llama.cpp-loadable LoRA adapter GGUF from a qtune adapter or checkpoint.
+// qtune export-lora — a llama.cpp-loadable LoRA adapter GGUF from a qtune adapter or checkpoint,
+// or (--format peft) a Hugging Face PEFT adapter folder (cli/export_peft.h).
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 
 #include "cli/adapter_file.h"
 #include "cli/commands.h"
+#include "cli/export_peft.h"
 #include "cli/flags.h"
 #include "cli/paths.h"
 #include "core/error.h"
@@ -18,13 +20,22 @@ int cmd_export_lora(int argc, char** argv) {
   CLI::App app{"Write a llama.cpp-loadable LoRA adapter GGUF (general.type=adapter, *.weight.lora_a/b, "
                "adapter.lora.alpha) from a qtune adapter or training checkpoint. With --model, also check "
                "it against the base model's tensor names and shapes. Prints the base the adapter was trained on: "
-               "a qlora adapter applies as trained only to the base `qtune quantize --like ADAPTER` writes.",
+               "a qlora adapter applies as trained only to the base `qtune quantize --like ADAPTER` writes. "
+               "--format peft writes a Hugging Face PEFT adapter folder instead (adapter_config.json + "
+               "adapter_model.safetensors; needs --model).",
                "qtune export-lora"};
-  std::string adapter, out, base;
+  std::string adapter, out, base, format = "gguf";
   app.add_option("--adapter,-a", adapter, "qtune adapter GGUF or training checkpoint")->required();
-  app.add_option("--out,-o", out, "output LoRA GGUF")->required();
-  app.add_option("--model,-m", base, "base model to check the adapter against (optional)");
+  app.add_option("--out,-o", out, "output LoRA GGUF (--format peft: the adapter folder)")->required();
+  app.add_option("--model,-m", base, "base model to check the adapter against (optional; --format peft needs it)");
+  app.add_option("--format", format, "gguf: llama.cpp's LoRA GGUF | peft: a Hugging Face PEFT folder")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"gguf", "peft"}));
   QT_PARSE(app, argc, argv);
+  if (format == "peft") {
+    export_peft(adapter, out, base);
+    return 0;
+  }
   std::vector<NamedPath> in = {{"--adapter", adapter}};
   if (!base.empty()) in.push_back({"--model", base});
   check_paths(in, {{"--out", out}});

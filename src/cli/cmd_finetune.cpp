@@ -6,12 +6,14 @@
 // Output (--out): an adapter GGUF (lora/qlora: llama.cpp-loadable LoRA; the integer methods: a
 // qtune adapter; both with qtune.run.* keys, see adapter_file.h); full → the model GGUF (F32).
 // Checkpoints (--save-every) go to --checkpoint (default OUT.ckpt.gguf) and --resume continues
-// one bit-exactly. Everything is
-// written atomically: a killed run never leaves a partial OUT, report or checkpoint.
+// one bit-exactly. --init-adapter starts lora/qlora from an existing adapter (a Hugging Face PEFT
+// folder or a qtune adapter; cli/init_adapter.h); with --steps 0 it is written back unchanged.
+// Everything is written atomically: a killed run never leaves a partial OUT, report or checkpoint.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -19,6 +21,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/flags.h"
+#include "cli/init_adapter.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/hash.h"
@@ -41,6 +44,7 @@ struct FinetuneArgs {
   TrainOptions train;
   std::string schedule = "cosine";
   std::string init_config;  // pretraining from scratch instead of --model
+  std::string init_adapter;  // lora/qlora: start from this adapter's A and B
   std::string out, report;
 };
 
@@ -49,9 +53,12 @@ void add_flags(CLI::App& app, FinetuneArgs& a) {
   app.add_option("--init-config", a.init_config,
                  "pretrain a new randomly initialised model instead of --model (needs --tokenizer, --method full), "
                  "e.g. dim=128,hidden=344,layers=4,heads=4,kv_heads=4,seq=256");
+  app.add_option("--init-adapter", a.init_adapter,
+                 "lora/qlora: start from this adapter's A and B (a Hugging Face PEFT folder or its "
+                 "adapter_config.json, or a qtune lora/qlora adapter); its rank, alpha and targets are used");
   add_data_flags(app, a.data, /*with_val_file=*/true);
   a.method_flags = add_method_flags(app, a.method);
-  add_train_flags(app, a.train, a.schedule);
+  add_train_flags(app, a.train, a.schedule, /*zero_steps=*/true);
   app.add_option("--out,-o", a.out, "output: the adapter GGUF (adapter methods) or the model GGUF (full)")->required();
   add_report_flag(app, a.report);
 }
@@ -65,6 +72,8 @@ void finish_options(const CLI::App& app, FinetuneArgs& a) {
     QT_CHECK(a.method.method == "full", "--init-config pretrains all weights: use --method full, not '{}'",
              a.method.method);
   }
+  QT_CHECK(a.init_adapter.empty() || a.init_config.empty(), "--init-adapter adapts a --model, not an --init-config "
+           "one");
   finish_method_and_train(app, a.method_flags, a.method, a.train, a.schedule);
   a.train.batch = a.data.batch;
   a.train.seq = a.data.seq;
@@ -74,6 +83,7 @@ void finish_options(const CLI::App& app, FinetuneArgs& a) {
   in.push_back({"--data", a.data.data});
   if (!a.data.val_file.empty()) in.push_back({"--val-file", a.data.val_file});
   if (!a.train.resume.empty()) in.push_back({"--resume", a.train.resume});
+  if (!a.init_adapter.empty()) in.push_back({"--init-adapter", init_adapter_file(a.init_adapter)});
   std::vector<NamedPath> out = {{"--out", a.out}, {"--checkpoint", a.train.checkpoint}};
   if (!a.report.empty()) out.push_back({"--report", a.report});
   check_paths(in, out, {{"--checkpoint", "--resume"}});  // a resumed run replaces its checkpoint
@@ -136,6 +146,7 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
   nlohmann::json j = curve_json(r);
   j.update({{"command", "finetune"},
             {"model", a.init_config.empty() ? a.model.model : "init:" + a.init_config},
+            {"init_adapter", a.init_adapter.empty() ? nlohmann::json() : nlohmann::json(a.init_adapter)},
             {"data", a.data.data},
             {"out", a.out},
             {"method", options_json(a.method)},
@@ -190,6 +201,12 @@ int cmd_finetune(int argc, char** argv) {
     mf.config.vocab_size = load_tokenizer(a.model.tokenizer)->vocab_size();
     mf = random_model(mf.config, a.train.seed);
   }
+  std::optional<InitAdapter> init;
+  if (!a.init_adapter.empty()) {  // before the data: a bad adapter fails fast
+    init = read_init_adapter(a.init_adapter, mf.config);
+    adopt_init_options(*init, a.method_flags, a.method);
+    a.train.method = a.method;
+  }
   QT_CHECK(a.data.seq <= mf.config.seq_len, "--seq {} is longer than the context of {} ({})", a.data.seq,
            a.init_config.empty() ? a.model.model : "--init-config", mf.config.seq_len);
   auto tok = open_tokenizer(a.model, mf.config);
@@ -201,6 +218,7 @@ int cmd_finetune(int argc, char** argv) {
   a.train.data_fingerprint = data_fingerprint(split);
 
   Llama model(std::move(mf), a.method, a.train.seed);  // releases the file's weights as it builds
+  if (init) load_init_adapter(model, *init);  // a --resume then replaces it with the checkpoint's
   Batcher batcher(split.train, a.train.batch, a.train.seed);
   BatcherSource source(batcher, split.train.seq_len);
   DatasetEval val(split.val);
@@ -213,7 +231,10 @@ int cmd_finetune(int argc, char** argv) {
   print_memory(report["memory"]);
   if (r.first_step > 1) std::printf("resumed from step %lld of %s\n", static_cast<long long>(r.first_step - 1),
                                     a.train.resume.c_str());
-  std::printf("final loss %.4f", r.loss_curve.empty() ? 0.0 : r.loss_curve.back().loss);
+  if (r.loss_curve.empty())
+    std::printf("no training (--steps 0)");
+  else
+    std::printf("final loss %.4f", r.loss_curve.back().loss);
   if (r.final_val_ppl)
     std::printf("  val perplexity %.4f (%lld windows)", *r.final_val_ppl, static_cast<long long>(r.final_val_windows));
   std::printf("  %.0f tok/s  %lld trainable params  → %s\n", r.tokens_per_second,

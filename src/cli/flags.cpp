@@ -92,10 +92,13 @@ void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file) {
       ->check(kNonNegative);
 }
 
-void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule) {
-  app.add_option("--steps", t.steps, "optimizer updates in all (a resumed run continues up to this)")
+void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule, bool zero_steps) {
+  app.add_option("--steps", t.steps,
+                 zero_steps ? "optimizer updates in all (a resumed run continues up to this; 0: write the initial "
+                              "adapter, e.g. --init-adapter's, without training)"
+                            : "optimizer updates in all (a resumed run continues up to this)")
       ->capture_default_str()
-      ->check(kPositive);
+      ->check(zero_steps ? kNonNegative : kPositive);
   std::vector<std::string> defaults;
   for (const auto& m : methods()) defaults.push_back(fmt::format("{} {}", m.name, m.default_lr));
   app.add_option("--lr", t.lr,

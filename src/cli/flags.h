@@ -79,8 +79,9 @@ void add_data_flags(CLI::App& app, DataArgs& d, bool with_val_file);
 // Optimizer, schedule, validation and checkpoint flags of finetune (--steps --lr --min-lr
 // --warmup --schedule --grad-accum --clip --weight-decay --seed --eval-every --eval-batches
 // --save-every --checkpoint --resume --threads --quiet). --schedule goes to `schedule`
-// (parse it with parse_schedule after QT_PARSE).
-void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule);
+// (parse it with parse_schedule after QT_PARSE). `zero_steps`: --steps 0 is accepted (finetune:
+// write the initial adapter, e.g. --init-adapter's, without training).
+void add_train_flags(CLI::App& app, TrainOptions& t, std::string& schedule, bool zero_steps = false);
 
 // After QT_PARSE, for a training command: refuses inapplicable method flags, validates the
 // method, canonicalises its --gemm spec (so a resume compares meaning, not spelling), and gives

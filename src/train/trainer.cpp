@@ -36,7 +36,8 @@ RunKeys run_keys(const TrainOptions& o) {
 namespace {
 
 void validate(const TrainOptions& o) {
-  QT_CHECK(o.steps >= 1, "--steps must be at least 1 (got {})", o.steps);
+  // 0: nothing to train; the model is validated (if a set is given) and returned as it is.
+  QT_CHECK(o.steps >= 0, "--steps must not be negative (got {})", o.steps);
   QT_CHECK(o.batch >= 1 && o.seq >= 1, "--batch and --seq must be at least 1 (got {} and {})", o.batch, o.seq);
   QT_CHECK(o.grad_accum >= 1, "--grad-accum must be at least 1 (got {})", o.grad_accum);
   QT_CHECK(o.lr > 0 && std::isfinite(o.lr), "--lr must be positive (got {})", o.lr);

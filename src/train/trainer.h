@@ -95,7 +95,7 @@ class EvalSet {
 };
 
 struct TrainOptions {
-  int64_t steps = 100;  // optimizer updates in all (a resumed run continues up to this)
+  int64_t steps = 100;  // optimizer updates in all (a resumed run continues up to this; 0: none)
   float lr = 1e-3f, min_lr = 0.0f;
   int64_t warmup = 0;
   ScheduleKind schedule = ScheduleKind::cosine;

@@ -174,6 +174,15 @@ WeightFiles weight_files(const std::string& dir) {
   return w;
 }
 
+// dir/config.json, or an Error saying that dir is no checkpoint.
+std::string config_path_of(const std::string& dir) {
+  const std::string p = join(dir, kConfig);
+  QT_CHECK(file_exists(p),
+           "{}: a folder without config.json (a model is a llama2.c or GGUF file, or a Hugging Face checkpoint "
+           "folder with config.json and *.safetensors)", dir);
+  return p;
+}
+
 GgmlType ggml_type_of(SafetensorsDtype t) {
   switch (t) {
     case SafetensorsDtype::F32: return GgmlType::F32;
@@ -187,7 +196,6 @@ GgmlType ggml_type_of(SafetensorsDtype t) {
 
 // Where each tensor was found, for the checks across shards.
 struct Found {
-  std::string hf_name;
   int file = 0;
 };
 
@@ -198,7 +206,7 @@ void add_shard_tensors(ModelFile& m, const SafetensorsHeader& h, int file, const
     if (auto prev = found.find(t.name); prev != found.end())
       fail("{}: tensor '{}' is also in {} (each tensor must be in one shard)", h.path, excerpt(t.name),
            paths[size_t(prev->second.file)]);
-    found[t.name] = {t.name, file};
+    found[t.name] = {file};
     const std::optional<std::string> g = gguf_name_of_hf(t.name);
     if (!g) {
       if (t.name.ends_with(".rotary_emb.inv_freq")) continue;  // derived from rope_theta, not learned
@@ -257,7 +265,7 @@ LlamaConfig parse_hf_config(const std::string& json_text, const std::string& whe
 }
 
 std::vector<std::string> hf_checkpoint_files(const std::string& dir) {
-  std::vector<std::string> files = {join(dir, kConfig)};
+  std::vector<std::string> files = {config_path_of(dir)};
   const WeightFiles w = weight_files(dir);
   if (w.index) files.push_back(w.index_path);
   files.insert(files.end(), w.paths.begin(), w.paths.end());
@@ -272,10 +280,7 @@ std::string hf_tokenizer_path(const std::string& model_path) {
 }
 
 ModelFile open_hf_model(const std::string& dir) {
-  const std::string config_path = join(dir, kConfig);
-  QT_CHECK(file_exists(config_path),
-           "{}: a folder without config.json (a model is a llama2.c or GGUF file, or a Hugging Face checkpoint "
-           "folder with config.json and *.safetensors)", dir);
+  const std::string config_path = config_path_of(dir);
   ModelFile m;
   m.path = dir;
   m.format = "hf-safetensors";

@@ -178,8 +178,8 @@ WeightFiles weight_files(const std::string& dir) {
 std::string config_path_of(const std::string& dir) {
   const std::string p = join(dir, kConfig);
   QT_CHECK(file_exists(p),
-           "{}: a folder without config.json (a model is a llama2.c or GGUF file, or a Hugging Face checkpoint "
-           "folder with config.json and *.safetensors)", dir);
+           "{}: not a regular file (a directory), and no config.json in it for a Hugging Face checkpoint folder",
+           dir);
   return p;
 }
 

@@ -91,7 +91,7 @@ TEST(CliHf, TheFoldersTokenizerModelIsUsedWithoutTokenizerFlag) {
 TEST(CliHf, BadFoldersAreOneLineErrors) {
   QT_REQUIRE_STORIES();
   const std::string empty = scratch_dir();
-  EXPECT_TRUE(IsBadInput(run_qtune({"info", empty}), "a folder without config.json"));
+  EXPECT_TRUE(IsBadInput(run_qtune({"info", empty}), "not a regular file (a directory), and no config.json in it"));
   const std::string dir = stories_hf();
   nlohmann::json cfg = read_json(dir + "/config.json");
   cfg["rope_scaling"] = {{"type", "dynamic"}, {"factor", 2.0}};

@@ -244,7 +244,7 @@ struct BadFolder : ::testing::Test {
 };
 
 TEST_F(BadFolder, NoConfigOrNoWeights) {
-  expect(load_error(), dir, "a folder without config.json");
+  expect(load_error(), dir, "not a regular file (a directory), and no config.json in it");
   write_text_file_atomic(dir + "/config.json", test::hf_config(m.config).dump());
   expect(load_error(), dir, "no model.safetensors or model.safetensors.index.json");
   write_text_file_atomic(dir + "/pytorch_model.bin", "x");

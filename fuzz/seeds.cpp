@@ -16,6 +16,8 @@
 #include "train/optimizer.h"
 #include "adapters/method_options.h"
 #include "io/adapter_file.h"
+#include "io/safetensors.h"
+#include "tests/hf_checkpoint_util.h"
 
 namespace qtune::fuzz {
 namespace {
@@ -212,6 +214,23 @@ void adapter_seeds() {
   copy_to(dir("adapter") + "qalora.gguf", {"gguf"});
 }
 
+// fuzz_safetensors: the tiny model as a Hugging Face checkpoint's model.safetensors (F32 untied,
+// the config the harness writes; BF16 and F16 variants) and config.json texts.
+void safetensors_seeds() {
+  const ModelFile m = tiny_model(8, 16, 8, false);
+  const std::map<std::string, Tensor> t = test::hf_tensors(m);
+  for (SafetensorsDtype d : {SafetensorsDtype::F32, SafetensorsDtype::BF16, SafetensorsDtype::F16}) {
+    std::vector<SafetensorsEntry> e;
+    for (const auto& [name, w] : t) e.push_back({name, w.shape, w.ptr(), d});
+    write_safetensors(dir("safetensors") + "model_" + safetensors_dtype_name(d) + ".safetensors", e, {{"format", "pt"}});
+  }
+  write_bytes(dir("safetensors") + "config.json", test::hf_config(m.config).dump(2));
+  nlohmann::json gqa = test::hf_config(tiny_model(8, 16, 8, true).config);
+  gqa.erase("num_key_value_heads");
+  gqa["rope_scaling"] = nullptr;
+  write_bytes(dir("safetensors") + "config_defaults.json", gqa.dump());
+}
+
 }  // namespace
 }  // namespace qtune::fuzz
 
@@ -231,6 +250,7 @@ int main(int argc, char** argv) {
     dataset_seeds();
     checkpoint_seeds();
     adapter_seeds();
+    safetensors_seeds();
   } catch (const qtune::Error& e) {
     std::fprintf(stderr, "qtune_fuzz_seeds: %s\n", e.what());
     return 1;

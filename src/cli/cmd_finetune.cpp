@@ -92,7 +92,11 @@ void finish_options(const CLI::App& app, FinetuneArgs& a) {
 // The model file's bytes (or the --init-config spec): recorded in checkpoints, checked on resume.
 std::string model_fingerprint(const FinetuneArgs& a) {
   if (!a.init_config.empty()) return fingerprint_hex(fingerprint(a.init_config.data(), a.init_config.size()));
-  return fingerprint_hex(fingerprint_file(a.model.model));
+  const std::vector<std::string> files = model_paths(a.model.model);
+  if (files.size() == 1) return fingerprint_hex(fingerprint_file(files[0]));
+  std::vector<uint64_t> each;  // a checkpoint folder: the fingerprints of its files, in order
+  for (const std::string& f : files) each.push_back(fingerprint_file(f));
+  return fingerprint_hex(fingerprint(each.data(), each.size() * sizeof(uint64_t)));
 }
 
 // The tokenized windows the run trains and validates on: covers the data file, the tokenizer,

@@ -16,6 +16,7 @@
 #include "io/classifier_file.h"
 #include "io/dit_file.h"
 #include "io/gguf.h"
+#include "io/hf_model.h"
 #include "io/model_file.h"
 
 namespace qtune::cli {
@@ -70,9 +71,14 @@ nlohmann::json info_json(const ModelFile& mf) {
   nlohmann::json tensors = nlohmann::json::array();
   for (auto& [name, j] : by_name) tensors.push_back(std::move(j));
   nlohmann::json act = {{"bits", mf.act_bits}, {"static_scales", mf.act_scales.size()}};
-  return {{"file", mf.path},       {"format", mf.format},     {"architecture", "llama"},
-          {"config", config_json(mf.config)}, {"parameters", params}, {"params_by_type", per_type},
-          {"integer_weights", mf.quantized.size()}, {"activations", act}, {"tensors", tensors}};
+  nlohmann::json j = {{"file", mf.path},       {"format", mf.format},     {"architecture", "llama"},
+                      {"config", config_json(mf.config)}, {"parameters", params}, {"params_by_type", per_type},
+                      {"integer_weights", mf.quantized.size()}, {"activations", act}, {"tensors", tensors}};
+  if (!mf.weight_files.empty()) {  // a Hugging Face checkpoint folder: its shards and tokenizer
+    j["weight_files"] = mf.weight_files;
+    j["tokenizer"] = hf_tokenizer_path(mf.path);
+  }
+  return j;
 }
 
 // "4-bit asym, per row" / "8-bit sym, group 32, 2 planes"
@@ -88,6 +94,13 @@ void print_human(const nlohmann::json& j) {
   const auto& c = j["config"];
   std::printf("file:          %s\n", j["file"].get<std::string>().c_str());
   std::printf("format:        %s\n", j["format"].get<std::string>().c_str());
+  if (j.contains("weight_files")) {
+    std::string names;
+    for (const auto& f : j["weight_files"]) names += (names.empty() ? "" : ", ") + f.get<std::string>();
+    std::printf("weight files:  %zu (%s)\n", j["weight_files"].size(), names.c_str());
+    const std::string tok = j["tokenizer"].get<std::string>();
+    std::printf("tokenizer:     %s\n", tok.empty() ? "none in the folder (pass --tokenizer)" : tok.c_str());
+  }
   std::printf("architecture:  llama\n");
   std::printf("dim %d, hidden %d, layers %d, heads %d (kv %d, head_dim %d), vocab %d, seq_len %d\n",
               c["dim"].get<int>(), c["hidden_dim"].get<int>(), c["n_layers"].get<int>(), c["n_heads"].get<int>(),
@@ -296,10 +309,13 @@ int cmd_info(int argc, char** argv) {
   CLI::App app{"Describe a model file (architecture, shapes, parameter count, tensor types), or an adapter or training checkpoint (method, options, tensors, step).", "qtune info"};
   std::string model;
   bool json = false;
-  app.add_option("model", model, "model file (llama2.c checkpoint v0/v1, or GGUF)")->required();
+  app.add_option("model", model, "model file (llama2.c checkpoint v0/v1, or GGUF), or a Hugging Face LLaMA checkpoint "
+                                  "folder (config.json + *.safetensors)")->required();
   app.add_flag("--json", json, "print JSON instead of text");
   QT_PARSE(app, argc, argv);
-  check_paths({{"FILE", model}}, {});
+  std::vector<NamedPath> in;
+  for (const std::string& p : model_paths(model)) in.push_back({"FILE", p});
+  check_paths(in, {});
   auto emit = [&](const nlohmann::json& j, void (*print)(const nlohmann::json&)) {
     if (json)
       std::printf("%s\n", j.dump(2).c_str());

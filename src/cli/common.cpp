@@ -16,6 +16,7 @@
 #include "io/gguf.h"
 #include "io/gguf_model.h"
 #include "io/gguf_tokenizer.h"
+#include "io/hf_model.h"
 #include "kernels/gemm.h"
 
 namespace qtune::cli {
@@ -23,8 +24,13 @@ namespace qtune::cli {
 std::unique_ptr<Tokenizer> open_tokenizer(const ModelArgs& a, const LlamaConfig& cfg) {
   std::unique_ptr<Tokenizer> tok;
   std::string from = a.tokenizer.empty() ? a.model : a.tokenizer;
+  const std::string hf_tokenizer = a.tokenizer.empty() ? hf_tokenizer_path(a.model) : "";
   if (!a.tokenizer.empty()) {
     tok = load_tokenizer(a.tokenizer);
+  } else if (!hf_tokenizer.empty()) {  // a Hugging Face checkpoint folder's own tokenizer.model
+    tok = load_tokenizer(from = hf_tokenizer);
+  } else if (hf_checkpoint_dir(a.model)) {
+    fail("{}: the checkpoint folder has no tokenizer.model; pass --tokenizer", a.model);
   } else {
     try {
       tok = load_tokenizer(a.model);
@@ -137,9 +143,10 @@ GgufSaveReport save_model(const ModelFile& m, const std::string& path, GgmlType 
   GgufSaveOptions o;
   o.weight_type = type;
   std::optional<GgufVocab> vocab;
-  if (!tokenizer.empty()) {
-    vocab = load_tokenizer(tokenizer)->vocab();
-    if (!vocab) std::fprintf(stderr, "note: %s: cannot export this tokenizer's vocabulary\n", tokenizer.c_str());
+  const std::string tok_path = !tokenizer.empty() || model_path.empty() ? tokenizer : hf_tokenizer_path(model_path);
+  if (!tok_path.empty()) {
+    vocab = load_tokenizer(tok_path)->vocab();
+    if (!vocab) std::fprintf(stderr, "note: %s: cannot export this tokenizer's vocabulary\n", tok_path.c_str());
   } else if (!model_path.empty() && is_gguf(model_path)) {
     GgufFile f(model_path);
     if (f.has("tokenizer.ggml.tokens")) vocab = read_gguf_vocab(f);
@@ -196,7 +203,8 @@ nlohmann::json intlora_stats_json(const std::map<std::string, double>& stats) {
 
 std::vector<NamedPath> model_inputs(const ModelArgs& a) {
   std::vector<NamedPath> in;
-  if (!a.model.empty()) in.push_back({"--model", a.model});
+  if (!a.model.empty())
+    for (const std::string& p : model_paths(a.model)) in.push_back({"--model", p});
   if (!a.tokenizer.empty()) in.push_back({"--tokenizer", a.tokenizer});
   return in;
 }
@@ -208,6 +216,11 @@ std::string human_count(int64_t n) {
   if (n >= 1000000) return fmt::format("{:.2f}M", n / 1e6);
   if (n >= 1000) return fmt::format("{:.1f}K", n / 1e3);
   return fmt::format("{}", n);
+}
+
+std::vector<std::string> model_paths(const std::string& model) {
+  if (const auto dir = hf_checkpoint_dir(model)) return hf_checkpoint_files(*dir);
+  return {model};
 }
 
 bool is_gguf_file(const std::string& path) {

@@ -52,8 +52,12 @@ nlohmann::json export_report_json(const GgufSaveReport& r);
 // the learned update B·A, by squared norm, that falls on them); empty for other methods.
 nlohmann::json intlora_stats_json(const std::map<std::string, double>& stats);
 
-// --model and --tokenizer as inputs for check_paths (cli/paths.h), when given.
+// --model and --tokenizer as inputs for check_paths (cli/paths.h), when given; a Hugging Face
+// checkpoint folder as the files it is read from (model_paths).
 std::vector<NamedPath> model_inputs(const ModelArgs& a);
+// The files the model `model` is read from: itself, or for a Hugging Face checkpoint folder
+// (io/hf_model.h) its config.json, index and shards. Throws Error when a folder has no weights.
+std::vector<std::string> model_paths(const std::string& model);
 
 // Whether path starts with the GGUF magic (without parsing it).
 bool is_gguf_file(const std::string& path);

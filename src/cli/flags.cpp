@@ -9,12 +9,13 @@
 namespace qtune::cli {
 
 void add_model_flags(CLI::App& app, ModelArgs& a, bool with_tokenizer, bool model_required) {
-  auto* m = app.add_option("--model,-m", a.model, "model file: llama2.c checkpoint (v0/v1) or GGUF");
+  auto* m = app.add_option("--model,-m", a.model, "model: llama2.c checkpoint (v0/v1), GGUF, or a Hugging Face LLaMA checkpoint "
+                                                "folder (config.json + *.safetensors)");
   if (model_required) m->required();
   if (with_tokenizer)
     app.add_option("--tokenizer,-t", a.tokenizer,
                    "tokenizer: llama2.c tokenizer.bin, SentencePiece .model, or a GGUF with a vocabulary "
-                   "(default: the vocabulary embedded in a GGUF model)");
+                   "(default: the vocabulary embedded in a GGUF model, or a Hugging Face folder's tokenizer.model)");
 }
 
 namespace {

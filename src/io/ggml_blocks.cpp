@@ -7,16 +7,17 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/safetensors.h"  // fp32_to_bf16, bf16_to_fp32
 
 namespace qtune {
 
 namespace {
 
 const GgmlTypeInfo kF32{"F32", 1, 4}, kF16{"F16", 1, 2}, kQ4_0{"Q4_0", kQK, 18}, kQ4_1{"Q4_1", kQK, 20},
-    kQ8_0{"Q8_0", kQK, 34}, kI8{"I8", 1, 1}, kI16{"I16", 1, 2}, kI32{"I32", 1, 4};
+    kQ8_0{"Q8_0", kQK, 34}, kI8{"I8", 1, 1}, kI16{"I16", 1, 2}, kI32{"I32", 1, 4}, kBF16{"BF16", 1, 2};
 
 const GgmlType kAll[] = {GgmlType::F32, GgmlType::F16, GgmlType::Q4_0, GgmlType::Q4_1,
-                         GgmlType::Q8_0, GgmlType::I8, GgmlType::I16, GgmlType::I32};
+                         GgmlType::Q8_0, GgmlType::I8, GgmlType::I16, GgmlType::I32, GgmlType::BF16};
 
 uint32_t f32_bits(float f) {
   uint32_t u;
@@ -101,6 +102,7 @@ const GgmlTypeInfo& ggml_type_info(GgmlType t) {
     case GgmlType::I8: return kI8;
     case GgmlType::I16: return kI16;
     case GgmlType::I32: return kI32;
+    case GgmlType::BF16: return kBF16;
   }
   QT_ASSERT(false);
   return kF32;
@@ -111,7 +113,7 @@ GgmlType ggml_type_from_name(const std::string& name) {
   for (auto& c : up) c = char(std::toupper(static_cast<unsigned char>(c)));
   for (auto t : kAll)
     if (up == ggml_type_info(t).name) return t;
-  fail("unknown tensor type '{}' (expected one of F32, F16, Q8_0, Q4_0, Q4_1, I8, I16, I32)", name);
+  fail("unknown tensor type '{}' (expected one of F32, F16, BF16, Q8_0, Q4_0, Q4_1, I8, I16, I32)", name);
 }
 
 size_t ggml_row_bytes(GgmlType t, int64_t n) {
@@ -241,6 +243,13 @@ void quantize_any(GgmlType t, const float* x, uint8_t* dst, int64_t n) {
     case GgmlType::I8: quantize_int<int8_t>(x, dst, n, -128, 127, "I8"); return;
     case GgmlType::I16: quantize_int<int16_t>(x, dst, n, -32768, 32767, "I16"); return;
     case GgmlType::I32: quantize_int<int32_t>(x, dst, n, -2147483648.0, 2147483647.0, "I32"); return;
+    case GgmlType::BF16:
+      for (int64_t i = 0; i < n; i++) {
+        const uint16_t h = fp32_to_bf16(x[i]);
+        dst[2 * i] = uint8_t(h & 0xff);
+        dst[2 * i + 1] = uint8_t(h >> 8);
+      }
+      return;
   }
   QT_ASSERT(false);
 }
@@ -257,6 +266,9 @@ void dequantize_any(GgmlType t, const uint8_t* src, float* y, int64_t n) {
     case GgmlType::I8: dequantize_int<int8_t>(src, y, n); return;
     case GgmlType::I16: dequantize_int<int16_t>(src, y, n); return;
     case GgmlType::I32: dequantize_int<int32_t>(src, y, n); return;
+    case GgmlType::BF16:
+      for (int64_t i = 0; i < n; i++) y[i] = bf16_to_fp32(uint16_t(src[2 * i] | (src[2 * i + 1] << 8)));
+      return;
   }
   QT_ASSERT(false);
 }

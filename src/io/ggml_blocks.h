@@ -24,6 +24,7 @@ enum class GgmlType : uint32_t {
   I8 = 24,
   I16 = 25,
   I32 = 26,
+  BF16 = 30,  // bfloat16: the upper half of a float32 (Hugging Face checkpoints, GGUF BF16)
 };
 
 struct GgmlTypeInfo {

@@ -23,6 +23,7 @@ uint32_t file_type_of(GgmlType t) {
     case GgmlType::Q4_0: return 2;
     case GgmlType::Q4_1: return 3;
     case GgmlType::Q8_0: return 7;
+    case GgmlType::BF16: return 32;
     default: fail("GGUF model weights cannot be stored as {}", ggml_type_info(t).name);
   }
 }

@@ -11,6 +11,8 @@
 
 #include "core/file.h"
 #include "io/gguf_model.h"
+#include "io/hf_layout.h"
+#include "io/hf_model.h"
 #include "io/llama2c.h"
 #include "quant/int_planes.h"
 
@@ -101,34 +103,55 @@ void check_model_finite(const ModelFile& m) {
   check_planes_finite(m);
 }
 
-LazySource::LazySource(const std::string& path, size_t expected_size) : path_(path) {
-  size_t size = 0;
-  fd_ = open_for_reading(path, &size);
-  if (size != expected_size) {
-    ::close(fd_);
-    fail("{}: the file changed while it was opened ({} bytes, was {})", path, size, expected_size);
+LazySource::LazySource(const std::string& path, size_t expected_size)
+    : LazySource(std::vector<FileSize>{{path, expected_size}}) {}
+
+LazySource::LazySource(const std::vector<FileSize>& files) {
+  try {
+    for (const FileSize& f : files) {
+      size_t size = 0;
+      files_.push_back({f.path, open_for_reading(f.path, &size)});
+      QT_CHECK(size == f.size, "{}: the file changed while it was opened ({} bytes, was {})", f.path, size, f.size);
+    }
+  } catch (...) {  // no destructor runs for a constructor that throws
+    for (const Open& o : files_) ::close(o.fd);
+    throw;
   }
 }
 
-LazySource::~LazySource() { ::close(fd_); }
+LazySource::~LazySource() {
+  for (const Open& f : files_) ::close(f.fd);
+}
 
 void LazySource::read(const std::string& name, const LazyTensor& t, float* dst) const {
   const int64_t n = numel(t.shape);
-  QT_ASSERT(t.nbytes == ggml_row_bytes(t.type, n));
-  // F32 lands in place; other types go through one buffer of their stored size.
-  std::vector<uint8_t> raw(t.type == GgmlType::F32 ? 0 : t.nbytes);
-  uint8_t* buf = t.type == GgmlType::F32 ? reinterpret_cast<uint8_t*>(dst) : raw.data();
+  QT_ASSERT(t.nbytes == ggml_row_bytes(t.type, n) && t.file >= 0 && size_t(t.file) < files_.size());
+  const Open& f = files_[size_t(t.file)];
+  // F32 in stored order lands in place; anything else goes through one buffer of its stored size.
+  const bool in_place = t.type == GgmlType::F32 && t.hf_head_dim == 0;
+  std::vector<uint8_t> raw(in_place ? 0 : t.nbytes);
+  uint8_t* buf = in_place ? reinterpret_cast<uint8_t*>(dst) : raw.data();
   size_t got = 0;
   while (got < t.nbytes) {
-    const ssize_t k = ::pread(fd_, buf + got, t.nbytes - got, off_t(t.offset + got));
+    const ssize_t k = ::pread(f.fd, buf + got, t.nbytes - got, off_t(t.offset + got));
     if (k < 0 && errno == EINTR) continue;
-    if (k < 0) fail("{}: tensor '{}': cannot read: {}", path_, excerpt(name), std::strerror(errno));
+    if (k < 0) fail("{}: tensor '{}': cannot read: {}", f.path, excerpt(name), std::strerror(errno));
     if (k == 0)
-      fail("{}: file is truncated: tensor '{}' needs {} bytes at offset {}, the file ends after {}", path_,
+      fail("{}: file is truncated: tensor '{}' needs {} bytes at offset {}, the file ends after {}", f.path,
            excerpt(name), t.nbytes, t.offset, t.offset + got);
     got += size_t(k);
   }
-  if (t.type != GgmlType::F32) dequantize_any(t.type, raw.data(), dst, n);
+  if (in_place) return;
+  if (t.hf_head_dim == 0) {
+    dequantize_any(t.type, raw.data(), dst, n);
+    return;
+  }
+  // HF row r holds qtune's row hf_row_source(r): each row converts straight to its place.
+  QT_ASSERT(t.shape.size() == 2 && t.shape[0] % t.hf_head_dim == 0 && ggml_type_info(t.type).block_size == 1);
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  const size_t row_bytes = ggml_row_bytes(t.type, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    dequantize_any(t.type, raw.data() + size_t(r) * row_bytes, dst + hf_row_source(r, t.hf_head_dim) * cols, cols);
 }
 
 bool has_float(const ModelFile& m, const std::string& name) { return m.tensors.count(name) || m.lazy.count(name); }
@@ -207,6 +230,7 @@ void quantize_projections(ModelFile& m, const QuantSpec& spec) {
 }
 
 ModelFile open_model(const std::string& path) {
+  if (const auto dir = hf_checkpoint_dir(path)) return open_hf_model(*dir);
   const std::string head = read_file_head(path, 4);  // only regular files (core/file.h)
   QT_CHECK(!head.empty(), "{}: file is empty", path);
   // llama2.c v1 starts with the magic; anything else is taken as a legacy header, which

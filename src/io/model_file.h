@@ -40,27 +40,41 @@ struct LlamaConfig {
 // so a model is built holding one float tensor at a time, never the whole float file.
 struct LazyTensor {
   Shape shape;                   // outermost first
-  GgmlType type = GgmlType::F32; // as stored: F32, F16 or a block type, converted when read
-  uint64_t offset = 0;           // absolute byte offset in the file
+  GgmlType type = GgmlType::F32; // as stored: F32, F16, BF16 or a block type, converted when read
+  uint64_t offset = 0;           // absolute byte offset in its file
   size_t nbytes = 0;
+  int file = 0;                  // which of the LazySource's files (a sharded checkpoint has several)
+  // > 0: the rows are in Hugging Face's rotate-half order (io/hf_layout.h) for heads of this
+  // size; reading moves them back to qtune's adjacent-pair order (attn_q / attn_k of an HF file).
+  int64_t hf_head_dim = 0;
 };
 
-// The open file lazy tensors are read from (pread: nothing is mapped, so a read tensor's pages
+// The open files lazy tensors are read from (pread: nothing is mapped, so a read tensor's pages
 // never stay in RSS). Shared by copies of a ModelFile; closed with the last one.
 class LazySource {
  public:
+  struct FileSize {
+    std::string path;
+    size_t size = 0;  // as validated when the header was read
+  };
   explicit LazySource(const std::string& path, size_t expected_size);  // throws Error naming path
+  // Several files, LazyTensor::file indexing them in this order (the shards of a checkpoint).
+  explicit LazySource(const std::vector<FileSize>& files);
   LazySource(const LazySource&) = delete;
   LazySource& operator=(const LazySource&) = delete;
   ~LazySource();
   // Reads t into dst (t's element count floats) and converts it; throws Error naming the file and
   // tensor if the file has been cut short since it was opened.
   void read(const std::string& name, const LazyTensor& t, float* dst) const;
-  const std::string& path() const { return path_; }
+  const std::string& path(int file = 0) const { return files_.at(size_t(file)).path; }
+  size_t file_count() const { return files_.size(); }
 
  private:
-  std::string path_;
-  int fd_ = -1;
+  struct Open {
+    std::string path;
+    int fd = -1;
+  };
+  std::vector<Open> files_;
 };
 
 struct ModelFile {
@@ -86,7 +100,10 @@ struct ModelFile {
   // `tensors`. Inference decodes (Llama::step) on it; writers ignore it. Empty otherwise.
   std::vector<QuantMatrix> classifier_blocks;
   std::string path;    // where it came from (for messages)
-  std::string format;  // "llama2c-v0", "llama2c-v1", "gguf"
+  std::string format;  // "llama2c-v0", "llama2c-v1", "gguf", "hf-safetensors"
+  // The files the weights were read from when they are not `path` itself (the safetensors
+  // shards of a Hugging Face checkpoint, in order), for `qtune info`.
+  std::vector<std::string> weight_files;
   // Quantized tensor types as stored, by name (e.g. "Q4_0"), for `qtune info`; empty for float files.
   std::map<std::string, std::string> stored_types;
 };
@@ -129,8 +146,9 @@ void dequantize_all(ModelFile& m);
 // embedding or an untied output) into `quantized`, quantized to spec.
 void quantize_projections(ModelFile& m, const QuantSpec& spec);
 
-// Sniffs the format (GGUF magic, llama2.c v1 "ak42" magic, else llama2.c legacy header) and
-// loads it. Throws Error naming the file for anything inconsistent, and naming the tensor for a
+// Sniffs the format and loads it: a Hugging Face checkpoint (a folder with config.json, that
+// config.json, or a .safetensors file next to one: io/hf_model.h), else by the first bytes (GGUF
+// magic, llama2.c v1 "ak42" magic, else a llama2.c legacy header). Throws Error naming the file for anything inconsistent, and naming the tensor for a
 // NaN or Inf weight (check_model_finite).
 ModelFile load_model(const std::string& path);
 // The same checks of the header, layout, sizes and shapes, but float tensors stay on disk

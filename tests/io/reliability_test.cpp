@@ -143,7 +143,8 @@ TEST(ReliabilityIo, FifoAsModelTokenizerDataAdapterIsRefusedWithoutBlocking) {
 TEST(ReliabilityIo, DirectoryIsADirectoryNotAnEmptyFile) {
   const std::string dir = test::scratch_dir();
   const std::string want = dir + ": not a regular file (a directory)";
-  EXPECT_EQ(error_of([&] { load_model(dir); }), want);
+  // a folder is a model only as a Hugging Face checkpoint (io/hf_model.h), which needs config.json
+  EXPECT_EQ(error_of([&] { load_model(dir); }), want + ", and no config.json in it for a Hugging Face checkpoint folder");
   EXPECT_EQ(error_of([&] { load_tokenizer(dir); }), want);
   EXPECT_EQ(error_of([&] { read_documents(dir); }), want);
   EXPECT_EQ(error_of([&] { read_adapter(dir); }), want);

@@ -81,9 +81,10 @@ Scoring scoring_llama_style(const Tokenizer& tok, const DataArgs& da, const Llam
            da.data);
   QT_CHECK(la.ctx <= seq_len, "--ctx {} is longer than the context of {} ({})", la.ctx, model_path, seq_len);
   // read_documents checks the file (UTF-8, no NUL, not empty) and drops a byte order mark.
-  const std::vector<Document> docs = read_documents(da.data, /*whole_file=*/true);
-  auto chunks = std::make_unique<LlamaPerplexityChunks>(tok.encode(docs.at(0).text, /*bos=*/true, /*eos=*/false),
-                                                        la.ctx, tok.bos_id(), la.chunks, da.data);
+  std::string text = read_documents(da.data, /*whole_file=*/true).at(0).text;
+  if (text.back() == '\n') text.pop_back();  // as llama.cpp's -f: one trailing newline dropped
+  auto chunks = std::make_unique<LlamaPerplexityChunks>(tok.encode(text, /*bos=*/true, /*eos=*/false), la.ctx,
+                                                        tok.bos_id(), la.chunks, da.data);
   Scoring s;
   s.T = la.ctx;
   const LlamaPerplexityChunks& c = *chunks;

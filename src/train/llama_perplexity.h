@@ -2,8 +2,9 @@
 // (tools/perplexity/perplexity.cpp, function `perplexity`, without --ppl-stride), so the figures
 // of the two tools compare (`qtune eval --style llama-perplexity --ctx N`).
 //
-//   stream   the whole text tokenized as ONE string, BOS first (llama.cpp's common_tokenize with
-//            add_special; SentencePiece's dummy space prefix once, at the start of the text)
+//   stream   the whole file, less one trailing newline (llama.cpp's -f), tokenized as ONE string,
+//            BOS first (common_tokenize with add_special; SentencePiece's dummy space prefix once,
+//            at the start of the text)
 //   chunks   n = floor(len(stream) / ctx), capped by --chunks; the tail past n·ctx is dropped;
 //            llama.cpp refuses a stream of fewer than 2·ctx tokens, and so does this
 //   chunk i  tokens [i·ctx, (i+1)·ctx), its FIRST token replaced by BOS, run from a fresh context

@@ -19,11 +19,12 @@ namespace {
 
 struct Reference {
   double ppl = 0;
-  int64_t chunks = 0, scored = 0;
+  int64_t stream = 0, chunks = 0, scored = 0;
 };
 
 // llama-perplexity on `text` with chunks of ctx, written out from its definition.
-Reference reference_perplexity(const std::string& text, int ctx) {
+Reference reference_perplexity(std::string text, int ctx) {
+  if (!text.empty() && text.back() == '\n') text.pop_back();  // llama.cpp's -f drops one trailing newline
   const auto tok = qtune::load_tokenizer(tok512());
   const std::vector<int> s = tok->encode(text, /*bos=*/true, /*eos=*/false);
   qtune::MethodOptions how;
@@ -31,6 +32,7 @@ Reference reference_perplexity(const std::string& text, int ctx) {
   qtune::Llama model(qtune::load_model(stories_bin()), how, 0);
   const int V = model.config().vocab_size;
   Reference r;
+  r.stream = static_cast<int64_t>(s.size());
   r.chunks = static_cast<int64_t>(s.size()) / ctx;
   double nll = 0;
   for (int64_t i = 0; i < r.chunks; ++i) {
@@ -69,6 +71,7 @@ TEST(CliLlamaPerplexity, EqualsLlamaCppsRuleComputedIndependently) {
     const auto j = read_json(report);
     EXPECT_EQ(j["style"], "llama-perplexity");
     EXPECT_EQ(j["ctx"].get<int>(), ctx);
+    EXPECT_EQ(j["stream_tokens"].get<int64_t>(), want.stream);
     EXPECT_EQ(j["chunks"].get<int64_t>(), want.chunks);
     EXPECT_EQ(j["scored_tokens"].get<int64_t>(), want.scored);
     EXPECT_EQ(j["scored_tokens"].get<int64_t>(), want.chunks * (ctx - ctx / 2 - 1));

@@ -4,7 +4,8 @@
   docs/images/kjv_curves.png   training curves of the stories260K -> KJV table: the train loss of
                                every step (a 50-step running mean over the raw values) and the
                                held-out loss every 100 steps, for full, lora r 8 and qlora 4-bit
-                               r 8 (finetune --report, from bench/kjv_curves.sh)
+                               r 8 (finetune --report, from bench/kjv_curves.sh), and the
+                               held-out loss of the model before training (kjv_stories260k.json)
   docs/images/integer_kjv.png  the integer-methods table (bench/results/integer_kjv.json): deployed
                                held-out perplexity per method at W8A8 and W4A8, mean +- std over
                                the seeds, float LoRA as the reference line
@@ -14,6 +15,7 @@ A missing or malformed report stops it with one line naming the file and the scr
 """
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -62,6 +64,8 @@ def save(fig, path):
 
 
 def read_curves(results):
+    path = os.path.join(results, "kjv_stories260k.json")
+    base = field(load(path, "bench/kjv_finetune.sh"), "base_perplexity", path)  # the model before training
     runs = []
     for name, label in CURVE_RUNS:
         path = os.path.join(results, "kjv_curves", name + ".json")
@@ -70,22 +74,30 @@ def read_curves(results):
         if not train or len(val) < 2:
             fail(f"{path}: empty loss_curve or a single val_curve point (run finetune with --eval-every)")
         runs.append((label, train, val, field(rep, "val_perplexity", path)))
-    return runs
+    return base, runs
 
 
-def plot_curves(plt, runs, out):
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+def plot_curves(plt, curves, out, zoom_from=300):
+    base, runs = curves
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), gridspec_kw={"width_ratios": [1, 1.3]})
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for (label, train, val, ppl), color in zip(runs, colors):
-        ax.plot([p["step"] for p in train], running_mean([p["loss"] for p in train], 50), color=color,
-                linewidth=1.2, label=f"{label}: train")
-        ax.plot([p["step"] for p in val], [p["loss"] for p in val], color=color, linestyle="--", marker="o",
-                markersize=2.5, linewidth=1.0, label=f"{label}: held-out (final ppl {ppl:.2f})")
-    ax.set_xlabel("step (batch 8 x 128 tokens)")
-    ax.set_ylabel("cross-entropy (nats / token)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title("stories260K fine-tuned on the KJV: train loss (50-step mean) and held-out loss", fontsize=9)
+    for ax, lo in ((axes[0], 0), (axes[1], zoom_from)):
+        for (label, train, val, ppl), color in zip(runs, colors):
+            tr = [(p["step"], m) for p, m in zip(train, running_mean([p["loss"] for p in train], 50)) if p["step"] >= lo]
+            ax.plot([s for s, _ in tr], [m for _, m in tr], color=color, linewidth=1.2, label=f"{label}: train")
+            vs = [p for p in val if p["step"] >= lo]
+            ax.plot([p["step"] for p in vs], [p["loss"] for p in vs], color=color, linestyle="--", marker="o",
+                    markersize=2.5, linewidth=1.0, label=f"{label}: held-out, final ppl {ppl:.2f}")
+        ax.set_xlabel("step (batch 8 x 128 tokens)")
+        ax.grid(alpha=0.3)
+    axes[0].plot([0], [math.log(base)], color="black", marker="s", markersize=3, linestyle="none",
+                 label=f"before fine-tuning: held-out, ppl {base:.2f}")
+    axes[0].set_ylabel("cross-entropy (nats / token)")
+    axes[0].set_title("the whole run", fontsize=9)
+    axes[1].set_title(f"from step {zoom_from}", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[1].legend(handles, labels, fontsize=6.5)
+    fig.suptitle("stories260K fine-tuned on the KJV: train loss (50-step running mean) and held-out loss", fontsize=9)
     fig.tight_layout()
     save(fig, os.path.join(out, "kjv_curves.png"))
 

@@ -2,7 +2,7 @@
 """Draws the README's plots from qtune's JSON reports (Debian's python3-matplotlib):
 
   docs/images/kjv_curves.png   training curves of the stories260K -> KJV table: the train loss of
-                               every step (a 50-step running mean over the raw values) and the
+                               every step (a 100-step running mean over the raw values) and the
                                held-out loss every 100 steps, for full, lora r 8 and qlora 4-bit
                                r 8 (finetune --report, from bench/kjv_curves.sh), and the
                                held-out loss of the model before training (kjv_stories260k.json)
@@ -23,7 +23,7 @@ CURVE_RUNS = (("full", "full"), ("lora_r8", "lora, r 8"), ("qlora4_r8", "qlora, 
 INTEGER_ROWS = (("lora", "LoRA\n(float)"), ("qlora", "QLoRA\n+ PTQ"), ("qalora", "QA-LoRA"),
                 ("intlora-mul", "IntLoRA-\nMUL"), ("intlora-shift", "IntLoRA-\nSHIFT"),
                 ("intlora-mul-zf", "IntLoRA-MUL\nzero-free"))
-DPI = 90
+DPI = 80
 
 
 def fail(msg):
@@ -83,7 +83,7 @@ def plot_curves(plt, curves, out, zoom_from=300):
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, lo in ((axes[0], 0), (axes[1], zoom_from)):
         for (label, train, val, ppl), color in zip(runs, colors):
-            tr = [(p["step"], m) for p, m in zip(train, running_mean([p["loss"] for p in train], 50)) if p["step"] >= lo]
+            tr = [(p["step"], m) for p, m in zip(train, running_mean([p["loss"] for p in train], 100)) if p["step"] >= lo]
             ax.plot([s for s, _ in tr], [m for _, m in tr], color=color, linewidth=1.2, label=f"{label}: train")
             vs = [p for p in val if p["step"] >= lo]
             ax.plot([p["step"] for p in vs], [p["loss"] for p in vs], color=color, linestyle="--", marker="o",
@@ -97,7 +97,7 @@ def plot_curves(plt, curves, out, zoom_from=300):
     axes[1].set_title(f"from step {zoom_from}", fontsize=9)
     handles, labels = axes[0].get_legend_handles_labels()
     axes[1].legend(handles, labels, fontsize=6.5)
-    fig.suptitle("stories260K fine-tuned on the KJV: train loss (50-step running mean) and held-out loss", fontsize=9)
+    fig.suptitle("stories260K fine-tuned on the KJV: train loss (100-step running mean) and held-out loss", fontsize=9)
     fig.tight_layout()
     save(fig, os.path.join(out, "kjv_curves.png"))
 

@@ -87,7 +87,7 @@ declare -A QFLAGS=([lora]="--method lora" [qlora]="--method qlora --bits 4" [ful
 
 qtune_train() {  # shape method rep
   local flags="${QFLAGS[$2]}"
-  [ "$2" = full ] || flags="$flags --rank 8 --alpha 16 --target q,k,v,o"
+  [[ $2 == full* ]] || flags="$flags --rank 8 --alpha 16 --target q,k,v,o"
   local r="$OUT/train.$1.$2.qtune.$3.json"
   # shellcheck disable=SC2086
   "$Q" finetune --model "$(model "$1")" --tokenizer "$TOK" --data "$OUT/kjv-3mb.txt" $flags --lr 1e-4 \

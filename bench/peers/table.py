@@ -136,14 +136,14 @@ def plot(res, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw={"width_ratios": [3, 2]})
     tr = res["train"]
     if tr:
         labels = [f"{r['shape']}\n{r['method']}" for r in tr]
         x = range(len(tr))
         axes[0].bar([i - 0.2 for i in x], [r["qtune_tok_s"] or 0 for r in tr], 0.4, label="qtune")
         axes[0].bar([i + 0.2 for i in x], [r["torch_tok_s"] or 0 for r in tr], 0.4, label="PyTorch 1.13")
-        axes[0].set_xticks(list(x), labels, fontsize=8)
+        axes[0].set_xticks(list(x), labels, fontsize=7, rotation=60, ha="right")
         axes[0].set_yscale("log")
         axes[0].set_ylabel("training tokens/s")
         axes[0].legend(fontsize=8)

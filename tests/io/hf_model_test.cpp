@@ -14,6 +14,7 @@
 #include "io/gguf_model.h"
 #include "io/llama2c.h"
 #include "models/tiny_model.h"
+#include "io/model_compare.h"
 #include "test_util.h"
 
 namespace qtune {
@@ -28,25 +29,7 @@ ModelFile tiny(bool tied) {
   return m;
 }
 
-void expect_same_tensors(const ModelFile& got, const ModelFile& want) {
-  EXPECT_EQ(got.config.dim, want.config.dim);
-  EXPECT_EQ(got.config.hidden_dim, want.config.hidden_dim);
-  EXPECT_EQ(got.config.n_layers, want.config.n_layers);
-  EXPECT_EQ(got.config.n_heads, want.config.n_heads);
-  EXPECT_EQ(got.config.n_kv_heads, want.config.n_kv_heads);
-  EXPECT_EQ(got.config.vocab_size, want.config.vocab_size);
-  EXPECT_EQ(got.config.seq_len, want.config.seq_len);
-  EXPECT_EQ(got.config.norm_eps, want.config.norm_eps);
-  EXPECT_EQ(got.config.rope_theta, want.config.rope_theta);
-  EXPECT_EQ(got.config.tied_classifier, want.config.tied_classifier);
-  ASSERT_EQ(got.tensors.size(), want.tensors.size());
-  for (const auto& [name, t] : want.tensors) {
-    ASSERT_TRUE(got.tensors.count(name)) << name;
-    const Tensor& g = got.tensors.at(name);
-    ASSERT_EQ(g.shape, t.shape) << name;
-    EXPECT_EQ(std::memcmp(g.ptr(), t.ptr(), size_t(t.numel()) * sizeof(float)), 0) << name;
-  }
-}
+using test::expect_same_model;
 
 TEST(HfModel, F32CheckpointEqualsItsLlama2cFormTiedAndUntied) {
   for (bool tied : {false, true}) {
@@ -58,14 +41,14 @@ TEST(HfModel, F32CheckpointEqualsItsLlama2cFormTiedAndUntied) {
     const ModelFile l2c = load_model(dir + "/m.bin"), hf = load_model(dir);
     EXPECT_EQ(hf.format, "hf-safetensors");
     EXPECT_EQ(hf.path, dir);
-    expect_same_tensors(hf, l2c);
+    expect_same_model(hf, l2c);
     // the q/k rows really were moved: the file holds them permuted, the model does not
     const SafetensorsFile st(dir + "/model.safetensors");
     const Tensor q = st.to_float("model.layers.1.self_attn.q_proj.weight");
     EXPECT_NE(std::memcmp(q.ptr(), l2c.tensors.at("blk.1.attn_q.weight").ptr(), q.data.size() * 4), 0);
     // the folder may also be named by its config.json or its weights file
-    expect_same_tensors(load_model(dir + "/config.json"), l2c);
-    expect_same_tensors(load_model(dir + "/model.safetensors"), l2c);
+    expect_same_model(load_model(dir + "/config.json"), l2c);
+    expect_same_model(load_model(dir + "/model.safetensors"), l2c);
   }
 }
 
@@ -87,7 +70,7 @@ TEST(HfModel, ShardedCheckpointWithIndexEqualsOneFile) {
   EXPECT_LT(in_second, int(hf.lazy.size()));
   ModelFile loaded = hf;
   materialize(loaded);
-  expect_same_tensors(loaded, m);
+  expect_same_model(loaded, m);
   EXPECT_EQ(hf_checkpoint_files(dir),
             (std::vector<std::string>{dir + "/config.json", dir + "/model.safetensors.index.json",
                                       dir + "/model-00001-of-00002.safetensors",
@@ -120,7 +103,7 @@ TEST(HfModel, F16AndBf16CheckpointsEqualTheRoundedWeights) {
     o.dtype = d;
     test::write_hf_checkpoint(m, dir, o);
     const ModelFile hf = load_model(dir);
-    expect_same_tensors(hf, test::rounded_to(m, d));
+    expect_same_model(hf, test::rounded_to(m, d));
     EXPECT_EQ(hf.stored_types.at("blk.0.attn_k.weight"), safetensors_dtype_name(d));
     // the rounding is real: an F32 weight differs from its rounded value somewhere
     EXPECT_NE(std::memcmp(hf.tensors.at("token_embd.weight").ptr(), m.tensors.at("token_embd.weight").ptr(),
@@ -143,7 +126,7 @@ TEST(HfModel, GgufBf16TensorsAreRead) {
     want.tensors[name] = rounded.tensors.at(name);
   }
   EXPECT_GE(g.stored_types.size(), size_t(7 * m.config.n_layers));
-  expect_same_tensors(g, want);
+  expect_same_model(g, want);
   EXPECT_EQ(ggml_type_from_name("bf16"), GgmlType::BF16);
   EXPECT_EQ(ggml_row_bytes(GgmlType::BF16, 5), 10u);
 }
@@ -163,7 +146,7 @@ TEST(HfModel, TiedLmHeadAndInvFreqAreIgnored) {
   write_safetensors(dir + "/model.safetensors", e);
   const ModelFile hf = load_model(dir);
   EXPECT_TRUE(hf.config.tied_classifier);
-  expect_same_tensors(hf, m);
+  expect_same_model(hf, m);
 }
 
 TEST(HfModel, CheckpointDirOfAPath) {

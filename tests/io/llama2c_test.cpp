@@ -7,6 +7,7 @@
 #include "core/file.h"
 #include "io/llama2c.h"
 #include "io/model_file.h"
+#include "io/model_compare.h"
 #include "test_util.h"
 
 namespace qtune {
@@ -68,16 +69,7 @@ TEST(Llama2c, V0AndV1AreBitIdentical) {
   ModelFile a = load_llama2c(s260k("stories260K.bin"));
   ModelFile b = load_model(s260k("stories260K_v1.bin"));
   EXPECT_EQ(b.format, "llama2c-v1");
-  EXPECT_EQ(b.config.dim, a.config.dim);
-  EXPECT_EQ(b.config.n_kv_heads, a.config.n_kv_heads);
-  EXPECT_EQ(b.config.tied_classifier, a.config.tied_classifier);
-  ASSERT_EQ(a.tensors.size(), b.tensors.size());
-  for (const auto& [name, t] : a.tensors) {
-    ASSERT_TRUE(b.tensors.count(name)) << name;
-    const Tensor& u = b.tensors.at(name);
-    ASSERT_EQ(t.shape, u.shape) << name;
-    EXPECT_EQ(std::memcmp(t.ptr(), u.ptr(), size_t(t.numel()) * 4), 0) << name;
-  }
+  test::expect_same_model(b, a);
   // the norms really differ between tensors, so a mix-up of the order would show above
   EXPECT_NE(std::memcmp(a.tensors.at("blk.0.attn_norm.weight").ptr(), a.tensors.at("blk.0.ffn_norm.weight").ptr(),
                         64 * 4),

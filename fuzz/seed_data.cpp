@@ -156,6 +156,28 @@ CheckpointModel::CheckpointModel() {
   add(state, "blk.0.attn_q.act_amax", {1});
 }
 
+PeftLora tiny_peft(const LlamaConfig& base) {
+  PeftLora a;
+  a.rank = 2;
+  a.alpha = 4;
+  a.targets = {"q", "v"};
+  a.base_model = "seed";
+  Rng rng(5);
+  auto add = [&](const std::string& name, Shape s) {
+    Tensor t(std::move(s));
+    for (auto& v : t.data) v = float(rng.next_u64() % 2001) / 1000.0f - 1.0f;
+    a.adapters.emplace(name, std::move(t));
+  };
+  for (int l = 0; l < base.n_layers; ++l) {
+    const std::string q = fmt::format("blk.{}.attn_q", l), v = fmt::format("blk.{}.attn_v", l);
+    add(q + ".lora_a", {a.rank, base.dim});
+    add(q + ".lora_b", {int64_t(base.n_heads) * base.head_dim(), a.rank});
+    add(v + ".lora_a", {a.rank, base.dim});
+    add(v + ".lora_b", {base.kv_dim(), a.rank});
+  }
+  return a;
+}
+
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), std::streamsize(bytes.size()));

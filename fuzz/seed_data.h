@@ -9,6 +9,7 @@
 
 #include "adapters/linear.h"
 #include "io/model_file.h"
+#include "io/peft_adapter.h"
 #include "io/tokenizer.h"
 #include "train/checkpoint.h"
 
@@ -39,6 +40,10 @@ struct CheckpointModel {
   CheckpointModel();
   CheckpointModel(const CheckpointModel&) = delete;
 };
+
+// A rank-2 PEFT LoRA on q and v of tiny_model(8, 16, 8, false) (io/peft_adapter.h, qtune's names
+// and layout), weights from a fixed seed: the seeds' and the PEFT harness's valid adapter.
+PeftLora tiny_peft(const LlamaConfig& base);
 
 void write_bytes(const std::string& path, const std::string& bytes);
 std::string read_bytes(const std::string& path);

@@ -1,6 +1,7 @@
 // fuzz/seeds.cpp — qtune_fuzz_seeds <dir>: writes the seed corpus of every harness to
 // <dir>/<harness>/ (run by the build, so the seeds always match the current writers).
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <string>
@@ -16,6 +17,7 @@
 #include "train/optimizer.h"
 #include "adapters/method_options.h"
 #include "io/adapter_file.h"
+#include "io/peft_adapter.h"
 #include "io/safetensors.h"
 #include "tests/hf_checkpoint_util.h"
 
@@ -231,6 +233,18 @@ void safetensors_seeds() {
   write_bytes(dir("safetensors") + "config_defaults.json", gqa.dump());
 }
 
+// fuzz_peft: a valid PEFT folder's two files (the harness keeps the other one valid beside each).
+void peft_seeds() {
+  const LlamaConfig base = tiny_model(8, 16, 8, false).config;
+  const std::string tmp = dir("peft") + "folder";
+  write_peft_adapter(tmp, tiny_peft(base), base);
+  write_bytes(dir("peft") + "adapter_config.json", read_bytes(tmp + "/adapter_config.json"));
+  write_bytes(dir("peft") + "adapter_model.safetensors", read_bytes(tmp + "/adapter_model.safetensors"));
+  std::remove((tmp + "/adapter_config.json").c_str());
+  std::remove((tmp + "/adapter_model.safetensors").c_str());
+  ::rmdir(tmp.c_str());
+}
+
 }  // namespace
 }  // namespace qtune::fuzz
 
@@ -251,6 +265,7 @@ int main(int argc, char** argv) {
     checkpoint_seeds();
     adapter_seeds();
     safetensors_seeds();
+    peft_seeds();
   } catch (const qtune::Error& e) {
     std::fprintf(stderr, "qtune_fuzz_seeds: %s\n", e.what());
     return 1;

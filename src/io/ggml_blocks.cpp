@@ -7,7 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
-#include "io/safetensors.h"  // fp32_to_bf16, bf16_to_fp32
+#include "quant/bf16.h"
 
 namespace qtune {
 

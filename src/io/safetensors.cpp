@@ -148,21 +148,6 @@ const char* safetensors_dtype_name(SafetensorsDtype t) {
   }
 }
 
-uint16_t fp32_to_bf16(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays a (quiet) NaN
-  u += 0x7fffu + ((u >> 16) & 1u);                                         // round to nearest even
-  return uint16_t(u >> 16);
-}
-
-float bf16_to_fp32(uint16_t h) {
-  const uint32_t u = uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 void safetensors_to_float(SafetensorsDtype t, const uint8_t* src, float* dst, int64_t n) {
   switch (t) {
     case SafetensorsDtype::F32: std::memcpy(dst, src, size_t(n) * 4); return;

@@ -17,6 +17,7 @@
 
 #include "core/file.h"
 #include "core/tensor.h"
+#include "quant/bf16.h"  // fp32_to_bf16, bf16_to_fp32
 
 namespace qtune {
 
@@ -38,10 +39,6 @@ size_t safetensors_dtype_size(SafetensorsDtype t);
 SafetensorsDtype safetensors_dtype_from_name(const std::string& name);
 const char* safetensors_dtype_name(SafetensorsDtype t);
 
-// bfloat16 <-> float: the upper half of the float; the narrowing rounds to nearest even and
-// keeps NaN a NaN.
-uint16_t fp32_to_bf16(float f);
-float bf16_to_fp32(uint16_t h);
 // n elements of src (stored as t) → n floats. t must not be Other.
 void safetensors_to_float(SafetensorsDtype t, const uint8_t* src, float* dst, int64_t n);
 

@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "kernels/cpu_features.h"
+#include "quant/bf16.h"
 
 namespace qtune::kernels {
 
@@ -24,26 +25,18 @@ namespace {
 
 bool g_bf16 = false;
 
-uint16_t bf16_scalar(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x40);  // NaN stays a NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return uint16_t(u >> 16);
-}
-
 __attribute__((target("avx512f,avx512bf16"))) void row_bf16_avx512(const float* s, int64_t n, uint16_t* d) {
   int64_t c = 0;
   for (; c + 16 <= n; c += 16) {
     const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(s + c));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + c), reinterpret_cast<const __m256i&>(h));
   }
-  for (; c < n; ++c) d[c] = bf16_scalar(s[c]);
+  for (; c < n; ++c) d[c] = fp32_to_bf16(s[c]);
 }
 
 void row_bf16(const float* s, int64_t n, uint16_t* d) {
   if (bf16_gemm_supported()) return row_bf16_avx512(s, n, d);
-  for (int64_t c = 0; c < n; ++c) d[c] = bf16_scalar(s[c]);
+  for (int64_t c = 0; c < n; ++c) d[c] = fp32_to_bf16(s[c]);
 }
 
 struct Key {

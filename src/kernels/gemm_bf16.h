@@ -1,7 +1,7 @@
 // kernels/gemm_bf16.h — the float GEMMs in bfloat16 (`--gemm bf16`): both operands rounded to
 // bf16 (8 significant bits, round to nearest even), products summed in float. On a CPU with
-// AVX512-BF16 (vdpbf16ps: two bf16 products per float lane) oneDNN's matmul runs them ≈ 2.4×
-// faster than fp32 sgemm per core (215 vs 90 GFLOP/s measured here, bench/README.md).
+// AVX512-BF16 (vdpbf16ps: two bf16 products per float lane) oneDNN's matmul runs them faster than
+// fp32 sgemm (training tok/s: README "Side by side", bench/peers/run.sh).
 //
 // One process-wide switch, read by kernels/sgemm_parallel.cpp: while it is on, every float
 // GEMM large enough to gain (sgemm_parallel; not the per-thread tiles of sgemm_serial, whose

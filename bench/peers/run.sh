@@ -9,8 +9,8 @@
 #   moonshot  MOONSHOT=1: qlora 4-bit on a TinyLlama-1.1B-shaped random model, B1 × 512, --recompute
 # Runs are interleaved (qtune, peer, qtune, peer, ...) REPS times; every figure is the median of the runs.
 #
-#   bench/peers/run.sh [all|models|train|infer|moonshot|table]
-# Env: QTUNE (build/qtune), OUT (out/peers), THREADS (2), REPS (3), STEPS (6), LLAMA_BENCH (unset: no
+#   bench/peers/run.sh [all|models|train|infer|moonshot|peak|table]
+# Env: QTUNE (build/qtune), QBENCH (build/qtune_bench), OUT (out/peers), THREADS (2), REPS (3), STEPS (6), LLAMA_BENCH (unset: no
 #      llama.cpp rows), MOONSHOT (0), SHAPES ("15m 110m"), METHODS ("lora qlora full lora-gse8").
 # Writes bench/results/peers.{json,md} and docs/images/peers.png (table.py).
 set -euo pipefail
@@ -107,9 +107,15 @@ note_load() {  # what else was running when a measurement started: the table rep
   echo "$1 $(date -u +%FT%TZ) load $(cut -d' ' -f1-3 /proc/loadavg)" >> "$OUT/load.txt"
 }
 
+peak() {  # one core's multiply-add peak per number format: table.py's arithmetic ceiling
+  "${QBENCH:-build/qtune_bench}" --benchmark_filter=Peak --benchmark_format=json > "$OUT/peak.json.tmp" 2> /dev/null
+  mv "$OUT/peak.json.tmp" "$OUT/peak.json"
+}
+
 train() {
   need_pkgs
   note_load train
+  peak
   for rep in $(seq 1 "$REPS"); do
     for s in $SHAPES; do
       for m in $METHODS; do
@@ -160,7 +166,8 @@ case "$MODE" in
   train) models; train ;;
   infer) models; infer_models; infer ;;
   moonshot) moonshot ;;
+  peak) peak ;;
   table) table ;;
   all) models; train; infer_models; infer; [ "${MOONSHOT:-0}" = 1 ] && moonshot; table ;;
-  *) echo "usage: $0 [all|models|train|infer|moonshot|table]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|models|train|infer|moonshot|peak|table]" >&2; exit 2 ;;
 esac

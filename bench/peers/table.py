@@ -12,6 +12,8 @@ import re
 import statistics
 import subprocess
 
+import ceiling
+
 
 def median(xs):
     return statistics.median(xs) if xs else None
@@ -125,6 +127,20 @@ def markdown(res):
                          f"{fmt(r['qtune_decode_tok_s'])} | {fmt(r.get('llamacpp_tg_tok_s'))} | "
                          f"{fmt(r.get('decode_ratio'), '.2f')} |")
         lines.append("")
+    ceil = [r for r in res["train"] if r.get("max_speed_ratio")]
+    if ceil:
+        pk = res["peak_gops_per_core"]
+        lines += [f"Arithmetic ceiling (bench/peers/ceiling.py): the machine's peak with {res['threads']} threads is "
+                  + ", ".join(f"{k} {v * res['threads']:.0f}" for k, v in sorted(pk.items()))
+                  + " GOP/s (bench/peak_bench.cpp); the work per token is a lower bound (multiply-adds only), so "
+                  "'highest possible ratio' is what an implementation at 100 % of peak would reach against this peer.", "",
+                  "| shape | method | MOP/token | qtune GOP/s | share of peak | PyTorch GOP/s | highest possible ratio |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in ceil:
+            lines.append(f"| {r['shape']} | {r['method']} | {r['mops_per_token']:.1f} | {fmt(r.get('qtune_gops'))} | "
+                         f"{fmt(100 * r.get('qtune_peak_share', 0))} % of {r['peak_kind']} | "
+                         f"{fmt(r['torch_tok_s'] * r['mops_per_token'] / 1e3)} | {r['max_speed_ratio']:.2f}× |")
+        lines.append("")
     m = res.get("moonshot")
     if m:
         lines.append(f"TinyLlama-1.1B shape, qlora 4-bit r 8 (q,k,v,o), B{m['batch']}×{m['seq']}, --recompute: "
@@ -182,7 +198,9 @@ def main():
                          text=True).stdout.strip()
     res = {"machine": f"{cpu}, {os.cpu_count()} cores", "threads": 2,
            "load": load_notes(a.dir),
-           "train": collect_train(a.dir), "infer": collect_infer(a.dir), "moonshot": collect_moonshot(a.dir)}
+           "train": collect_train(a.dir), "infer": collect_infer(a.dir), "moonshot": collect_moonshot(a.dir),
+           "peak_gops_per_core": ceiling.load_peak(os.path.join(a.dir, "peak.json"))}
+    res["train"] = [ceiling.ceiling(r, res["peak_gops_per_core"], res["threads"]) for r in res["train"]]
     for path, text in ((a.json, json.dumps(res, indent=1)), (a.md, markdown(res))):
         with open(path + ".tmp", "w") as f:
             f.write(text)

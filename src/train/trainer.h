@@ -132,6 +132,9 @@ struct TrainResult {
   int64_t trainable_params = 0;
   double wall_seconds = 0;
   int64_t first_step = 1;             // > 1 when resumed
+  int ranks = 1;                      // MPI ranks (core/dist.h); tok/s is over all of them
+  double train_seconds = 0;           // the steps' wall time (this session)
+  double allreduce_seconds = 0;       // of it: summing grads and losses over ranks (incl. waiting for the slowest)
 };
 
 // The settings that must match on resume, as (flag, value): every method option that applies to
@@ -152,7 +155,8 @@ struct EvalResult {
 };
 
 // Mean loss over the first max_batches batches of val (all if max_batches <= 0), weighted by
-// the number of counted targets of each batch.
+// the number of counted targets of each batch. Under several ranks B is per rank: the batches are
+// those of batch N·B, each rank scores its shard, and every rank returns the same result.
 EvalResult evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t max_batches);
 
 }  // namespace qtune

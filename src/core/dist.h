@@ -13,7 +13,7 @@
 // Determinism: allreduce_sum gathers each chunk on rank 0, sums it there in rank order
 // (((v_0 + v_1) + v_2) + ...) in double, rounds once, and broadcasts the result, so every rank
 // holds the same bits and the result does not depend on the MPI library's choice of algorithm.
-// max/min are exact whatever the order.
+// max/min are exact whatever the order. The trainer's use: docs/DESIGN.md §5.1.
 #pragma once
 #include <cstdint>
 

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -31,6 +32,9 @@ constexpr double kTol = 1e-6;  // relative: each step's loss, each validation lo
 constexpr double kAdapterTol = 1e-4;
 
 std::vector<std::string> mpirun(int np, const std::vector<std::string>& args) {
+  // Open MPI refuses to start as root (containers, CI) unless told twice; a user's value stands.
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 0);
+  ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 0);
   std::vector<std::string> full = {QTUNE_MPIRUN, "--oversubscribe", "-np", std::to_string(np)};
   for (auto& a : qtune_argv(args)) full.push_back(a);
   return full;

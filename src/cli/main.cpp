@@ -82,14 +82,14 @@ void print_error(const char* prefix, const char* what) {
 }
 
 // The commands a job of several ranks runs data-parallel (the others would run N copies).
-bool distributed(const std::string& name) { return name == "finetune"; }
+bool distributed(const std::string& name) { return name == "finetune" || name == "dit-train"; }
 
 int run(const Command& c, int argc, char** argv) {
   try {
     qtune::dist::init(&argc, &argv);  // only under mpirun (core/dist.h)
     if (qtune::dist::size() > 1 && !distributed(c.name))
       throw qtune::Error(std::string("qtune ") + c.name + " runs in one process; of the commands, only finetune "
-                         "runs on several MPI ranks (start it without mpirun)");
+                         "and dit-train run on several MPI ranks (start it without mpirun)");
     const int code = c.run(argc - 1, argv + 1);
     qtune::dist::finalize();
     return code;

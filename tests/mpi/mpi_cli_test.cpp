@@ -67,7 +67,7 @@ void expect_same_curves(const nlohmann::json& one, const nlohmann::json& two) {
   EXPECT_EQ(one["val_perplexity_windows"], two["val_perplexity_windows"]);
 }
 
-// Every tensor of two adapter files: ‖a − b‖ / ‖b‖ ≤ kAdapterTol.
+// Every tensor of two adapter (or model) files: ‖a − b‖ / ‖b‖ ≤ kAdapterTol.
 void expect_same_tensors(const std::string& a_path, const std::string& b_path) {
   qtune::GgufFile a(a_path), b(b_path);
   double worst_rel = 0;
@@ -81,10 +81,13 @@ void expect_same_tensors(const std::string& a_path, const std::string& b_path) {
     for (int64_t i = 0; i < y.numel(); ++i) scale = std::max(scale, std::fabs(double(y.data[i])));
     for (int64_t i = 0; i < y.numel(); ++i) worst = std::max(worst, std::fabs(double(x.data[i]) - y.data[i]));
     const double rel = rel_err(x.data.data(), y.data.data(), y.data.size());
-    EXPECT_LE(rel, kAdapterTol) << ta.name << " (largest element difference " << worst << " of scale " << scale << ")";
-    worst_rel = std::max(worst_rel, rel);
+    // or every element within 1e-7 absolute: a tensor of pure rounding noise, like a DiT's key
+    // bias (softmax is invariant to it, so its grad is 0 but for rounding; values ~1e-8)
+    EXPECT_TRUE(rel <= kAdapterTol || worst <= 1e-7)
+        << ta.name << ": relative " << rel << ", largest element difference " << worst << " of scale " << scale;
+    if (scale > 1e-6) worst_rel = std::max(worst_rel, rel);  // not over the noise tensors
   }
-  std::printf("adapter tensors: largest relative difference (norm) %.3g\n", worst_rel);
+  std::printf("tensors: largest relative difference (norm; tensors of scale > 1e-6) %.3g\n", worst_rel);
 }
 
 void expect_two_ranks_match_one_process(const std::string& method, std::vector<std::string> extra = {}) {
@@ -209,4 +212,39 @@ TEST(MpiCli, AKilledRankStopsTheJobAndTheCheckpointResumesToTheSameRun) {
   for (size_t i = 0; i < jr["loss_curve"].size(); ++i)
     EXPECT_TRUE(Near(j["loss_curve"][i]["loss"].get<double>(), jr["loss_curve"][i]["loss"].get<double>())) << i;
   expect_same_tensors(out, ref);
+}
+
+// dit-train the same way: a tiny DiT pretrained for 6 steps; 33 held-out images, so rank 1's
+// shard of the last held-out batch is padding only.
+TEST(MpiCli, DitTrainTwoRanksMatchOneProcess) {
+  QT_REQUIRE_DATASET(fashion_mnist_dir() + "/train-images-idx3-ubyte.gz");
+  const std::string dir = scratch_dir(), one = dir + "/one.gguf", two = dir + "/two.gguf";
+  auto dit = [&](int batch, const std::string& out) {
+    return std::vector<std::string>{
+        "dit-train", "--data", fashion_mnist_dir(), "--init-config", "patch=7,dim=32,depth=1,heads=2,freq_dim=32",
+        "--method", "full", "--classes", "0-1", "--steps", "6", "--lr", "3e-3", "--seed", "3", "--threads", "1",
+        "--val-images", "33", "--eval-every", "2", "--eval-batches", "1", "--schedule", "constant",
+        "--batch", std::to_string(batch), "--out", out, "--report", out + ".json", "-q"};
+  };
+  const RunResult r1 = run_qtune(dit(32, one), 120);
+  ASSERT_EQ(r1.code, 0) << r1.err;
+  const RunResult r2 = run_program(mpirun(2, dit(16, two)), 120);
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  const nlohmann::json j1 = read_json(one + ".json"), j2 = read_json(two + ".json");
+  EXPECT_EQ(j2["ranks"], 2);
+  for (const char* curve : {"loss_curve", "val_curve"}) {
+    ASSERT_EQ(j1[curve].size(), j2[curve].size()) << curve;
+    for (size_t i = 0; i < j1[curve].size(); ++i)
+      EXPECT_TRUE(Near(j1[curve][i]["loss"].get<double>(), j2[curve][i]["loss"].get<double>())) << curve << i;
+  }
+  EXPECT_EQ(j1["val_curve"].back()["images"], 33);
+  EXPECT_EQ(j2["val_curve"].back()["images"], 33);
+  expect_same_tensors(two, one);
+  // int8 activations are refused on several ranks (their collectives need every rank's forward)
+  std::vector<std::string> a = dit(16, dir + "/a8.gguf");
+  a.insert(a.end(), {"--act-bits", "8"});
+  const RunResult r3 = run_program(mpirun(2, a), 60);
+  EXPECT_NE(r3.code, 0);
+  EXPECT_NE(r3.err.find("error: dit-train --act-bits 8 runs in one process, not on 2 MPI ranks"), std::string::npos)
+      << r3.err;
 }

@@ -1,6 +1,7 @@
 // cli/main.cpp — `qtune <command> [flags]`: dispatch, and the one place errors become exit codes.
 //
 // Exit codes: 0 success, 2 bad input (one line "error: ..." on stderr), 1 internal failure.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -87,6 +88,9 @@ bool distributed(const std::string& name) { return name == "finetune" || name ==
 int run(const Command& c, int argc, char** argv) {
   try {
     qtune::dist::init(&argc, &argv);  // only under mpirun (core/dist.h)
+    // mpirun ends the job on its own SIGINT but forwards SIGUSR1 to every rank: that one stops
+    // the ranks together after a step, with a checkpoint (train/trainer.h)
+    if (qtune::dist::size() > 1) qtune::defer_like_sigint(SIGUSR1);
     if (qtune::dist::size() > 1 && !distributed(c.name))
       throw qtune::Error(std::string("qtune ") + c.name + " runs in one process; of the commands, only finetune "
                          "and dit-train run on several MPI ranks (start it without mpirun)");

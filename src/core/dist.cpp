@@ -134,6 +134,12 @@ bool any_flag(int flag) {
   return flag != 0;
 }
 
+void barrier() {
+#ifdef QTUNE_HAVE_MPI
+  if (g_size > 1) MPI_Barrier(MPI_COMM_WORLD);
+#endif
+}
+
 void abort(int code) {
 #ifdef QTUNE_HAVE_MPI
   if (g_active) MPI_Abort(MPI_COMM_WORLD, code);

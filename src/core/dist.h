@@ -41,6 +41,8 @@ void bcast(float* v, int64_t n);
 void bcast(double* v, int64_t n);
 // True on every rank when flag != 0 on any rank (a max over ranks).
 bool any_flag(int flag);
+// Every rank waits for all (e.g. for rank 0 to finish a checkpoint before the others exit).
+void barrier();
 
 // Ends every rank of the job with `code` (MPI_Abort); std::exit when not active.
 [[noreturn]] void abort(int code);

@@ -265,6 +265,8 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
       bar.finish(fmt::format("interrupted at step {}", s));
       if (o.checkpoint.empty()) throw Interrupted(sig, fmt::format("stopped at step {} (no --checkpoint to save to)", s));
       L.save();
+      // the others wait for rank 0's checkpoint: a rank exiting first would make mpirun end the job
+      dist::barrier();
       throw Interrupted(sig, fmt::format("checkpoint of step {} written to {}; continue with --resume {}", s,
                                          o.checkpoint, o.checkpoint));
     }

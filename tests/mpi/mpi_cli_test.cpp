@@ -248,3 +248,37 @@ TEST(MpiCli, DitTrainTwoRanksMatchOneProcess) {
   EXPECT_NE(r3.err.find("error: dit-train --act-bits 8 runs in one process, not on 2 MPI ranks"), std::string::npos)
       << r3.err;
 }
+
+// mpirun forwards SIGUSR1 to every rank (its own SIGINT ends the job at once): the ranks agree
+// to stop after the same step (the flag is reduced every step), rank 0 writes the checkpoint, the
+// others wait for it, and the resumed run is the uninterrupted one.
+TEST(MpiCli, Usr1StopsEveryRankAfterTheSameStepWithACheckpointThatResumes) {
+  QT_REQUIRE_STORIES();
+  const Corpus c = corpus();
+  const std::string ref = c.dir + "/ref.gguf";
+  const RunResult r0 = run_program(mpirun(2, kill_args(c, ref, c.dir + "/ref.ckpt")), 300);
+  ASSERT_EQ(r0.code, 0) << r0.err;
+
+  const std::string out = c.dir + "/o.gguf", ckpt = c.dir + "/o.ckpt";
+  const int pid = spawn_program(mpirun(2, kill_args(c, out, ckpt)), c.dir);
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!exists(ckpt) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  ASSERT_TRUE(exists(ckpt)) << read_file(c.dir + "/bg.err");
+  ::kill(pid, SIGUSR1);
+  const int code = wait_for_exit(pid, 20);
+  if (code < 0) ::kill(pid, SIGKILL), wait_for_exit(pid, 5);
+  EXPECT_EQ(code, 128 + SIGUSR1) << read_file(c.dir + "/bg.err");
+  const std::string err = read_file(c.dir + "/bg.err");
+  EXPECT_NE(err.find("interrupted: checkpoint of step"), std::string::npos) << err;
+  EXPECT_FALSE(exists(out));
+
+  std::vector<std::string> a = kill_args(c, out, ckpt);
+  a.insert(a.end(), {"--resume", ckpt});
+  const RunResult r = run_program(mpirun(2, a), 300);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = read_json(out + ".json"), jr = read_json(ref + ".json");
+  EXPECT_GE(j["resumed_from_step"].get<int64_t>(), 5);
+  EXPECT_EQ(j["loss_curve"], jr["loss_curve"]);  // bit-identical: the same ranks, seed and threads
+  expect_same_tensors(out, ref);
+}

@@ -22,8 +22,7 @@ int g_rank = 0, g_size = 1;
 bool launched_by_mpirun() { return std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMIX_RANK"); }
 
 #ifdef QTUNE_HAVE_MPI
-// Elements per collective: MPI counts are int, and bounded chunks keep rank 0's gather buffer
-// (size × chunk elements) small.
+// Elements per rank and collective: MPI counts are int, and bounded blocks keep the buffers small.
 constexpr int64_t kChunk = int64_t{1} << 20;
 
 template <class T>
@@ -39,23 +38,29 @@ void bcast_impl(T* v, int64_t n) {
     MPI_Bcast(v + off, static_cast<int>(std::min(kChunk, n - off)), mpi_type<T>(), 0, MPI_COMM_WORLD);
 }
 
-// Gather to rank 0, sum in rank order in double, round once, broadcast: the same bits on every
-// rank whatever algorithm the library would pick for MPI_Allreduce.
+// A deterministic all-reduce: rank j owns slice j of each block (an all-to-all brings it every
+// rank's copy), adds them in rank order in double and rounds once; an all-gather returns the sums.
+// Every element is summed once, in one order, so every rank gets the same bits whatever the MPI
+// library's algorithms; each rank sends and receives 2(N−1)/N of the buffer, as a ring would.
 template <class T>
 void sum_impl(T* v, int64_t n) {
-  std::vector<T> all(g_rank == 0 ? static_cast<size_t>(std::min(kChunk, n)) * g_size : 0);
-  for (int64_t off = 0; off < n; off += kChunk) {
-    const int64_t k = std::min(kChunk, n - off);
-    MPI_Gather(v + off, static_cast<int>(k), mpi_type<T>(), all.data(), static_cast<int>(k), mpi_type<T>(), 0,
-               MPI_COMM_WORLD);
-    if (g_rank != 0) continue;
+  const int64_t N = g_size, k = std::min(kChunk, (n + N - 1) / N);  // per-rank slice of a block
+  std::vector<T> send(static_cast<size_t>(N * k)), recv(send.size()), mine(static_cast<size_t>(k));
+  for (int64_t off = 0; off < n; off += N * k) {
+    const int64_t m = std::min(N * k, n - off);
+    std::copy(v + off, v + off + m, send.begin());
+    std::fill(send.begin() + m, send.end(), T(0));  // the last block's padding
+    MPI_Alltoall(send.data(), static_cast<int>(k), mpi_type<T>(), recv.data(), static_cast<int>(k), mpi_type<T>(),
+                 MPI_COMM_WORLD);
     for (int64_t i = 0; i < k; ++i) {
-      double s = static_cast<double>(all[i]);
-      for (int r = 1; r < g_size; ++r) s += static_cast<double>(all[static_cast<size_t>(r * k + i)]);
-      v[off + i] = static_cast<T>(s);
+      double s = static_cast<double>(recv[static_cast<size_t>(i)]);
+      for (int64_t r = 1; r < N; ++r) s += static_cast<double>(recv[static_cast<size_t>(r * k + i)]);
+      mine[static_cast<size_t>(i)] = static_cast<T>(s);
     }
+    MPI_Allgather(mine.data(), static_cast<int>(k), mpi_type<T>(), send.data(), static_cast<int>(k), mpi_type<T>(),
+                  MPI_COMM_WORLD);
+    std::copy(send.begin(), send.begin() + m, v + off);
   }
-  bcast_impl(v, n);
 }
 
 void extreme_impl(float* v, int64_t n, MPI_Op op) {

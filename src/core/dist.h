@@ -10,9 +10,11 @@
 // only. Every collective must be reached by every rank in the same order (the trainer keeps them
 // in lockstep: each rank runs the same forwards and backwards on its shard of the same batch).
 //
-// Determinism: allreduce_sum gathers each chunk on rank 0, sums it there in rank order
-// (((v_0 + v_1) + v_2) + ...) in double, rounds once, and broadcasts the result, so every rank
-// holds the same bits and the result does not depend on the MPI library's choice of algorithm.
+// Determinism: allreduce_sum adds every element in rank order (((v_0 + v_1) + v_2) + ...) in
+// double and rounds once — each rank sums one slice of the buffer (an all-to-all brings it every
+// rank's copy) and an all-gather shares the sums — so every rank holds the same bits and the result
+// does not depend on the MPI library's choice of algorithm. Traffic per rank: 2(N−1)/N × the
+// buffer, as a ring all-reduce.
 // max/min are exact whatever the order. The trainer's use: docs/DESIGN.md §5.1.
 #pragma once
 #include <cstdint>

@@ -78,8 +78,8 @@ for c in cases:
     row["trainable_params"] = params
     b = 4 * params  # float32 grads, summed over ranks each step (+ a few doubles of loss)
     row["bytes_per_step"] = b
-    # 10 Gb/s ≈ 1.25 GB/s per direction. N = 2: each rank's link carries the grads once each way
-    # (qtune's rank-order reduce: gather to rank 0, then broadcast; a ring would move 2(N−1)/N·b too).
+    # 10 Gb/s ≈ 1.25 GB/s per direction. qtune's sum (all-to-all, rank-order sums, all-gather)
+    # moves 2(N−1)/N·b each way per rank, as a ring would: b at N = 2.
     row["seconds_at_10gbe_n2"] = b / 1.25e9
     rows.append(row)
 json.dump(rows, open("bench/results/mpi.json", "w"), indent=1)

@@ -5,6 +5,8 @@
 //   zero_grad; for each of grad_accum micro-batches: forward + backward (grads accumulate);
 //   grads /= grad_accum (so they are the grads of the mean loss over micro-batches);
 //   norm = clip_grad_norm; refuse NaN/Inf; lr = schedule(step); AdamW step.
+// Under mpirun (core/dist.h) each rank trains its shard of a global batch of N·batch rows and the
+// grads are summed over ranks before the clipping (docs/DESIGN.md §5.1).
 // Deterministic for a fixed seed and thread count: the only randomness is the trainer's Rng
 // (seeded from `seed`, handed to the batch source) and the model's own init.
 //

@@ -8,7 +8,8 @@
 set -euo pipefail
 
 pkgs=(g++ cmake ninja-build pkg-config make libfmt-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
-      libopenblas-dev libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libpng-dev)
+      libopenblas-dev libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libpng-dev
+      libopenmpi-dev openmpi-bin)  # MPI: data-parallel finetune under mpirun (the MpiCli tests)
 for extra in "$@"; do
   case "$extra" in
     demo) pkgs+=(bible-kjv sentencepiece jq) ;;

@@ -10,6 +10,11 @@
 // uses max(amax, max|x|) — no clipping until the scale is frozen — and the backward of that
 // micro-batch commits the same value, so forward and backward see one s.
 //
+// Several MPI ranks (core/dist.h): each rank sees its shard of the global batch, so the range a
+// calibrating forward or backward takes is the max over ranks (batch_max_abs) — the global
+// batch's, as one process with the whole batch sees it. Every rank runs the same forwards and
+// backwards in the same order, so the collective is reached in lockstep.
+//
 // The quantization rule is kernels::quantize_activations' (a true division, round half away
 // from zero), so a merged model running real int8 activations sees the same integers.
 #include <algorithm>
@@ -17,6 +22,7 @@
 
 #include "adapters/methods.h"
 #include "adapters/wrapped_linear.h"
+#include "core/dist.h"
 #include "core/error.h"
 
 namespace qtune {
@@ -44,7 +50,7 @@ class ActQuant final : public WrappedLinear<T> {
 
   void backward(const T* x, const T* dy, T* dx, int64_t n, Context& ctx) override {
     if (!dynamic_ && calib_left_[0] > 0) {  // a training micro-batch: commit its range
-      amax_[0] = std::max(amax_[0], max_abs(x, x + n * this->in_));
+      amax_[0] = std::max(amax_[0], batch_max_abs(x, x + n * this->in_));
       calib_left_[0] -= 1;
     }
     T* xh = fake_quant(x, n, dx != nullptr);
@@ -74,13 +80,20 @@ class ActQuant final : public WrappedLinear<T> {
     return m;
   }
 
+  // max|x| over the global batch: this rank's shard, then the max over ranks.
+  static T batch_max_abs(const T* b, const T* e) {
+    float m = static_cast<float>(max_abs(b, e));
+    dist::allreduce_max(&m, 1);
+    return static_cast<T>(m);
+  }
+
   // x̂ into scratch; with `mask`, also which elements the STE passes (inside the clamp).
   T* fake_quant(const T* x, int64_t n, bool mask) {
     const int64_t in = this->in_, m = n * in;
     if (xh_.size() < static_cast<size_t>(m)) xh_.resize(static_cast<size_t>(m));
     if (mask && inside_.size() < static_cast<size_t>(m)) inside_.resize(static_cast<size_t>(m));
     T amax = amax_[0];
-    if (!dynamic_ && calib_left_[0] > 0) amax = std::max(amax, max_abs(x, x + m));
+    if (!dynamic_ && calib_left_[0] > 0) amax = std::max(amax, batch_max_abs(x, x + m));
     for (int64_t t = 0; t < n; ++t) {
       const T* xt = x + t * in;
       T a = dynamic_ ? max_abs(xt, xt + in) : amax;

@@ -5,6 +5,8 @@
 // the held-out loss is the same fixed (t, ε) for every run.
 //
 // Output (--out): full → the trained DiT GGUF; adapter methods → the adapter file, as finetune.
+// Under `mpirun -np N` it trains data-parallel as finetune does (train/trainer.h): --batch is per
+// rank, the global batch of N·batch images is the one-process run's, rank 0 alone writes.
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +20,7 @@
 #include "cli/dit_batches.h"
 #include "cli/dit_common.h"
 #include "cli/common.h"
+#include "core/dist.h"
 #include "cli/flags.h"
 #include "core/error.h"
 #include "core/file.h"
@@ -163,7 +166,11 @@ nlohmann::json report_json(const DitTrainArgs& a, const std::vector<int>& classe
           {"val_loss", r.final_val_loss ? nlohmann::json(*r.final_val_loss) : nlohmann::json()},
           {"loss_curve", loss},
           {"val_curve", val},
-          {"images_per_second", r.tokens_per_second},
+          {"images_per_second", r.tokens_per_second},  // the job's: over every rank
+          {"ranks", r.ranks},
+          {"global_batch", a.train.batch * r.ranks},
+          {"allreduce_seconds", r.allreduce_seconds},
+          {"allreduce_share", r.train_seconds > 0 ? r.allreduce_seconds / r.train_seconds : 0.0},
           {"peak_rss_bytes", r.peak_rss_bytes},
           {"trainable_params", r.trainable_params},
           {"wall_seconds", r.wall_seconds},
@@ -180,6 +187,10 @@ int cmd_dit_train(int argc, char** argv) {
   add_flags(app, a);
   QT_PARSE(app, argc, argv);
   finish_options(app, a);
+  // int8 calibration reduces a max over ranks inside each forward, and a rank whose held-out
+  // shard is only padding runs no forward (cli/dit_batches.h): the collectives would not match.
+  QT_CHECK(dist::size() == 1 || a.method.act_bits != 8,
+           "dit-train --act-bits 8 runs in one process, not on {} MPI ranks", dist::size());
 
   const std::vector<int> classes = parse_class_list(a.classes, 10);
   check_dataset_dir(a.data);
@@ -208,6 +219,7 @@ int cmd_dit_train(int argc, char** argv) {
   ImageSource source(train_set.size());
   HeldOut val(held.size());
   const TrainResult r = train(model, source, &val, a.train);
+  if (!dist::is_root()) return 0;  // every rank holds the same model: rank 0 writes and reports
 
   if (a.method.method == "full")
     save_dit(a.out, dit.merged());

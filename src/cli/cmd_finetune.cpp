@@ -9,6 +9,9 @@
 // one bit-exactly. --init-adapter starts lora/qlora from an existing adapter (a Hugging Face PEFT
 // folder or a qtune adapter; cli/init_adapter.h); with --steps 0 it is written back unchanged.
 // Everything is written atomically: a killed run never leaves a partial OUT, report or checkpoint.
+// Under `mpirun -np N` it trains data-parallel (train/trainer.h): --batch is per rank, every rank
+// reads the whole data and trains on its shard of each global batch of N·batch windows; rank 0
+// alone writes the output, report and checkpoints and prints.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +25,7 @@
 #include "cli/common.h"
 #include "cli/flags.h"
 #include "cli/init_adapter.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/file.h"
 #include "core/hash.h"
@@ -164,7 +168,11 @@ nlohmann::json report_json(const FinetuneArgs& a, const DataSplit& split, const 
             {"val_loss", r.final_val_loss ? nlohmann::json(*r.final_val_loss) : nlohmann::json()},
             {"val_perplexity", r.final_val_ppl ? nlohmann::json(*r.final_val_ppl) : nlohmann::json()},
             {"val_perplexity_windows", r.final_val_windows},  // the whole set: what `eval` of the merge gives
-            {"tokens_per_second", r.tokens_per_second},
+            {"tokens_per_second", r.tokens_per_second},  // the job's: over every rank
+            {"ranks", r.ranks},
+            {"global_batch", a.train.batch * r.ranks},
+            {"allreduce_seconds", r.allreduce_seconds},  // summing grads and losses over ranks
+            {"allreduce_share", r.train_seconds > 0 ? r.allreduce_seconds / r.train_seconds : 0.0},
             {"step_seconds", r.step_seconds},  // bench/peers: tok/s = batch·seq / their median
             {"peak_rss_bytes", r.peak_rss_bytes},
             {"memory", memory_json(r, model)},
@@ -223,11 +231,12 @@ int cmd_finetune(int argc, char** argv) {
 
   Llama model(std::move(mf), a.method, a.train.seed);  // releases the file's weights as it builds
   if (init) load_init_adapter(model, *init);  // a --resume then replaces it with the checkpoint's
-  Batcher batcher(split.train, a.train.batch, a.train.seed);
+  Batcher batcher(split.train, a.train.batch * dist::size(), a.train.seed);  // the global batch
   BatcherSource source(batcher, split.train.seq_len);
   DatasetEval val(split.val);
   ModelRef<Llama> ref(model);
   TrainResult r = train(ref, source, split.val.n_windows > 0 ? &val : nullptr, a.train);
+  if (!dist::is_root()) return 0;  // every rank holds the same model: rank 0 writes and reports
 
   write_output(model, a);
   const nlohmann::json report = report_json(a, split, r, model);
@@ -243,6 +252,10 @@ int cmd_finetune(int argc, char** argv) {
     std::printf("  val perplexity %.4f (%lld windows)", *r.final_val_ppl, static_cast<long long>(r.final_val_windows));
   std::printf("  %.0f tok/s  %lld trainable params  → %s\n", r.tokens_per_second,
               static_cast<long long>(r.trainable_params), a.out.c_str());
+  if (r.ranks > 1)
+    std::printf("%d ranks × batch %d (global batch %d); all-reduce %.2f s of %.2f s of steps (%.1f%%)\n", r.ranks,
+                a.train.batch, a.train.batch * r.ranks, r.allreduce_seconds, r.train_seconds,
+                r.train_seconds > 0 ? 100.0 * r.allreduce_seconds / r.train_seconds : 0.0);
   return 0;
 }
 

@@ -20,6 +20,7 @@
 #include "models/diffusion.h"
 #include "models/dit.h"
 #include "train/trainer.h"
+#include "core/error.h"
 
 namespace qtune::cli {
 
@@ -34,6 +35,9 @@ class DitTrainModel : public TrainModel {
     const int64_t n = m_.config().image_numel();
     int rows = 0;  // counted rows come first; padding (targets < 0) only at the end
     while (rows < B && targets[rows] >= 0) ++rows;
+    // A rank's shard of the last held-out batch may hold only padding (several MPI ranks): it
+    // scores nothing. (No collective is skipped: cmd_dit_train refuses --act-bits 8 there.)
+    if (rows == 0) return 0.0f;
     x_.resize(size_t(rows) * n), eps_.resize(x_.size()), t_.resize(rows), y_.resize(rows);
     for (int b = 0; b < rows; ++b) {
       const bool held = tokens[b] < 0;

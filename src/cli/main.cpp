@@ -1,6 +1,7 @@
 // cli/main.cpp — `qtune <command> [flags]`: dispatch, and the one place errors become exit codes.
 //
 // Exit codes: 0 success, 2 bad input (one line "error: ..." on stderr), 1 internal failure.
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/signals.h"
 
@@ -71,6 +73,45 @@ void ensure_passive_openmp_waits(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: then run on with the default policy
 }
 
+// An error line. Under several ranks every rank prints its own (a failure may be one rank's
+// alone, e.g. a file missing on one host): rank 0's plain, the others' naming their rank.
+void print_error(const char* prefix, const char* what) {
+  if (qtune::dist::rank() == 0)
+    std::fprintf(stderr, "%s: %s\n", prefix, what);
+  else
+    std::fprintf(stderr, "%s: rank %d: %s\n", prefix, qtune::dist::rank(), what);
+}
+
+// The commands a job of several ranks runs data-parallel (the others would run N copies).
+bool distributed(const std::string& name) { return name == "finetune" || name == "dit-train"; }
+
+int run(const Command& c, int argc, char** argv) {
+  try {
+    qtune::dist::init(&argc, &argv);  // only under mpirun (core/dist.h)
+    // mpirun ends the job on its own SIGINT but forwards SIGUSR1 to every rank: that one stops
+    // the ranks together after a step, with a checkpoint (train/trainer.h)
+    if (qtune::dist::size() > 1) qtune::defer_like_sigint(SIGUSR1);
+    if (qtune::dist::size() > 1 && !distributed(c.name))
+      throw qtune::Error(std::string("qtune ") + c.name + " runs in one process; of the commands, only finetune "
+                         "and dit-train run on several MPI ranks (start it without mpirun)");
+    const int code = c.run(argc - 1, argv + 1);
+    qtune::dist::finalize();
+    return code;
+  } catch (const qtune::Interrupted& e) {
+    print_error("interrupted", e.what());
+    return 128 + e.signal;
+  } catch (const qtune::Error& e) {
+    print_error("error", e.what());
+    return 2;
+  } catch (const std::bad_alloc&) {
+    print_error("error", "out of memory");
+    return 2;
+  } catch (const std::exception& e) {
+    print_error("error: internal", e.what());
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,24 +126,8 @@ int main(int argc, char** argv) {
     usage(stdout);
     return 0;
   }
-  for (const auto& c : commands()) {
-    if (name != c.name) continue;
-    try {
-      return c.run(argc - 1, argv + 1);
-    } catch (const qtune::Interrupted& e) {
-      std::fprintf(stderr, "interrupted: %s\n", e.what());
-      return 128 + e.signal;
-    } catch (const qtune::Error& e) {
-      std::fprintf(stderr, "error: %s\n", e.what());
-      return 2;
-    } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "error: out of memory\n");
-      return 2;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "error: internal: %s\n", e.what());
-      return 1;
-    }
-  }
+  for (const auto& c : commands())
+    if (name == c.name) return run(c, argc, argv);
   std::fprintf(stderr, "error: unknown command '%s' (run `qtune --help` for the list)\n", name.c_str());
   return 2;
 }

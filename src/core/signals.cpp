@@ -17,9 +17,10 @@ char g_paths[kSlots][kPathMax];
 std::atomic<int> g_state[kSlots];  // 0 free, 1 being filled, 2 ready
 std::atomic<bool> g_defer{false};
 std::atomic<int> g_pending{0};
+std::atomic<int> g_also{0};  // a second signal deferred like SIGINT (0: none)
 
 void on_signal(int sig) {
-  if (sig == SIGINT && g_defer.load() && g_pending.load() == 0) {
+  if ((sig == SIGINT || sig == g_also.load()) && g_defer.load() && g_pending.load() == 0) {
     g_pending.store(sig);
     return;
   }
@@ -36,6 +37,14 @@ void install_signal_handlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+}
+
+void defer_like_sigint(int sig) {
+  g_also.store(sig);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, nullptr);
 }
 
 int register_temp_file(const std::string& path) {

@@ -13,6 +13,11 @@ namespace qtune {
 // Installs the handlers (main, once).
 void install_signal_handlers();
 
+// Makes `sig` behave as SIGINT does (deferred while a DeferInterrupt lives, else it ends the
+// process cleanly). Under mpirun: SIGUSR1, which mpirun forwards to every rank, while its own
+// SIGINT ends the job at once.
+void defer_like_sigint(int sig);
+
 // A temporary file the handler removes; returns a slot for unregister (-1: table full, the file
 // is then not removed on a signal). Async-signal-safe on the handler's side.
 int register_temp_file(const std::string& path);

@@ -49,8 +49,20 @@ void restore(const GgufFile& f, const std::string& name, const Shape& shape, flo
   if (n) std::memcpy(dst, t->data, t->nbytes);
 }
 
+// The number of MPI ranks (train/trainer.h run_keys): recorded only when > 1, so an absent key
+// on either side means 1.
+void check_ranks(const GgufFile& f, const RunKeys& keys) {
+  const std::string* w = find_setting(keys, "ranks");
+  const std::string want = w ? *w : "1", key = "qtune.run.ranks";
+  const std::string got = f.has(key) ? f.get_str(key) : "1";
+  QT_CHECK(got == want, "{}: was written by a run of {} MPI rank(s) and this run has {}; resume with the same "
+           "number ({})", f.path(), got, want, got == "1" ? "a plain launch, without mpirun" : "mpirun -np " + got);
+}
+
 void check_run_keys(const GgufFile& f, const RunKeys& keys) {
+  check_ranks(f, keys);  // first: with another N the batch and the data state differ too
   for (const auto& [flag, want] : keys) {
+    if (flag == "ranks") continue;
     const std::string key = "qtune.run." + flag;
     QT_CHECK(f.has(key), "{}: has no setting for --{} (made by a different kind of run)", f.path(), flag);
     const std::string got = f.get_str(key);

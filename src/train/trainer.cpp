@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 
 #include <fmt/format.h>
 
+#include "core/dist.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/signals.h"
@@ -30,6 +32,9 @@ RunKeys run_keys(const TrainOptions& o) {
                      {"clip", option_value_str(o.clip)},
                      {"weight-decay", option_value_str(o.weight_decay)}});
   if (o.schedule != ScheduleKind::constant) k.emplace_back("steps", std::to_string(o.steps));
+  // The global batch and each rank's shard depend on it. Recorded only when > 1, so a plain run's
+  // checkpoint is as before; a checkpoint without the key was made by 1 (train/checkpoint.cpp).
+  if (dist::size() > 1) k.emplace_back("ranks", std::to_string(dist::size()));
   return k;
 }
 
@@ -55,6 +60,14 @@ int64_t count_targets(const std::vector<int>& targets) {
 }
 
 // Everything one run carries from step to step.
+//
+// Several ranks (core/dist.h): --batch b is per rank and the global batch is N·b. Every rank
+// draws the whole global batch from the stream (the same seed and state on every rank: the data
+// order of a one-process run with --batch N·b) and trains on its rows [r·b, (r+1)·b). Each
+// micro-batch's gradient is weighted by c_r / C (its counted targets over the global batch's),
+// so the sum over ranks is the gradient of the global batch's mean loss; the grads are summed
+// over ranks (dist::allreduce_sum: rank order, the same bits everywhere) before clipping, the
+// finiteness check and AdamW — so every rank takes the same step and holds the same params.
 struct Loop {
   TrainModel& model;
   BatchSource& data;
@@ -64,41 +77,90 @@ struct Loop {
   AdamW opt;
   Rng rng;
   TrainState st;
-  std::vector<int> tokens, targets;  // one micro-batch [B, T], allocated once
+  const int ranks = dist::size(), rank = dist::rank();
+  std::vector<int> tokens, targets;  // one global micro-batch [N·B, T], allocated once
+  std::vector<float> packed;         // every grad, for one collective per step
+  double allreduce_seconds = 0;      // gradient and loss reductions (this session)
 
   Loop(TrainModel& m, BatchSource& d, const TrainOptions& opts)
       : model(m), data(d), o(opts), params(m.trainable()), state(m.state()),
         opt(params, AdamWOptions{opts.beta1, opts.beta2, opts.eps, opts.weight_decay}), rng(opts.seed),
-        tokens(static_cast<size_t>(opts.batch) * opts.seq), targets(tokens.size()) {}
+        tokens(static_cast<size_t>(opts.batch) * ranks * opts.seq), targets(tokens.size()) {}
+
+  int* shard(std::vector<int>& v) { return v.data() + static_cast<size_t>(rank) * o.batch * o.seq; }
+
+  void scale_grads(float f) {
+    for (const auto& p : params)
+      for (int64_t j = 0; j < p.numel; ++j) p.grad[j] *= f;
+  }
 
   // One optimizer update; returns the mean loss over its micro-batches.
   float step(int64_t s, float lr) {
     model.zero_grad();
     double loss_sum = 0.0;
+    std::vector<double> weighted(o.grad_accum), counted(o.grad_accum);  // Σ_r loss_r·c_r, C per micro-batch
+    // The accumulated grads still owe this factor (the last micro-batch's weight c_r/C): when the
+    // weight changes, the accumulator is rescaled before the next forward adds to it.
+    double owed = 0.0;
+    const int64_t local = int64_t{o.batch} * o.seq;
     for (int a = 0; a < o.grad_accum; ++a) {
-      data.next(o.batch, o.seq, tokens.data(), targets.data(), rng);
+      data.next(o.batch * ranks, o.seq, tokens.data(), targets.data(), rng);
+      const int64_t c = std::count_if(shard(targets), shard(targets) + local, [](int t) { return t >= 0; });
+      counted[a] = static_cast<double>(count_targets(targets));
+      const double w = ranks == 1 ? 1.0 : counted[a] > 0 ? c / counted[a] : 0.0;
+      if (w > 0 && owed > 0 && w != owed) scale_grads(static_cast<float>(owed / w));
+      if (w > 0) owed = w;
       model.set_step(static_cast<uint64_t>((s - 1) * o.grad_accum + a));
-      loss_sum += model.forward_for_backward(tokens.data(), targets.data(), o.batch, o.seq);
+      const float l = model.forward_for_backward(shard(tokens), shard(targets), o.batch, o.seq);
+      loss_sum += l;
+      weighted[a] = c > 0 ? static_cast<double>(l) * c : 0.0;
       model.backward();
     }
-    // Each backward added the grads of its micro-batch mean; their mean is the grad of the
-    // mean loss over the step.
-    if (o.grad_accum > 1) {
-      const float scale = 1.0f / static_cast<float>(o.grad_accum);
-      for (const auto& p : params)
-        for (int64_t j = 0; j < p.numel; ++j) p.grad[j] *= scale;
-    }
-    const float loss = static_cast<float>(loss_sum / o.grad_accum);
+    // Each backward added the grads of its micro-batch mean (× its weight); their mean is the
+    // grad of the mean loss over the step.
+    const float scale = static_cast<float>(ranks == 1 ? 1.0 : owed) / static_cast<float>(o.grad_accum);
+    if (scale != 1.0f) scale_grads(scale);
+    float loss = static_cast<float>(loss_sum / o.grad_accum);
+    if (ranks > 1) loss = reduce(weighted, counted);
     const double norm = clip_grad_norm(params, o.clip);
     check_finite(loss, norm, params, s);  // before the update, so params stay finite
     opt.step(lr);
     return loss;
   }
 
+  // Sums the grads and the micro-batches' weighted losses over ranks; returns the step's loss
+  // (the mean over micro-batches of Σ_r loss_r·c_r / C, as one process computes it).
+  float reduce(std::vector<double>& weighted, const std::vector<double>& counted) {
+    const double t0 = now_seconds();
+    size_t n = 0;
+    for (const auto& p : params) n += static_cast<size_t>(p.numel);
+    packed.resize(n);
+    size_t off = 0;
+    for (const auto& p : params) off = std::copy(p.grad, p.grad + p.numel, packed.begin() + off) - packed.begin();
+    dist::allreduce_sum(packed.data(), static_cast<int64_t>(n));
+    off = 0;
+    for (const auto& p : params) {
+      std::copy(packed.begin() + off, packed.begin() + off + p.numel, p.grad);
+      off += p.numel;
+    }
+    dist::allreduce_sum(weighted.data(), static_cast<int64_t>(weighted.size()));
+    allreduce_seconds += now_seconds() - t0;
+    double loss = 0.0;
+    for (size_t a = 0; a < weighted.size(); ++a) loss += counted[a] > 0 ? weighted[a] / counted[a] : 0.0;
+    return static_cast<float>(loss / static_cast<double>(weighted.size()));
+  }
+
+  // Every rank starts from rank 0's params and state (they are equal anyway: the same seed and
+  // checkpoint; this makes it a guarantee rather than an assumption).
+  void agree() {
+    for (const auto& p : params) dist::bcast(p.value, p.numel);
+    for (const auto& p : state) dist::bcast(p.value, p.numel);
+  }
+
   void save() {
     st.rng = rng.state();
     st.data_state = data.state();
-    save_checkpoint(o.checkpoint, params, opt, st, run_keys(o), state);
+    if (dist::is_root()) save_checkpoint(o.checkpoint, params, opt, st, run_keys(o), state);
   }
 
   void resume() {
@@ -110,26 +172,37 @@ struct Loop {
 
 }  // namespace
 
+// Several ranks: the batches are those of one process with batch N·B (the same windows, the same
+// padding), each rank scoring its rows [r·B, (r+1)·B) — every rank runs every batch, so
+// collectives inside a forward (activation calibration) stay in lockstep; loss sums are then
+// summed over ranks (rank order), giving every rank the same result.
 EvalResult evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t max_batches) {
-  int64_t n = val.num_batches(B, T);
+  const int ranks = dist::size();
+  const int G = B * ranks;  // the global batch
+  int64_t n = val.num_batches(G, T);
   if (max_batches > 0) n = std::min(n, max_batches);
-  QT_CHECK(n > 0, "the validation set is smaller than one batch of {}x{} tokens", B, T);
-  std::vector<int> tokens(static_cast<size_t>(B) * T), targets(tokens.size());
+  QT_CHECK(n > 0, "the validation set is smaller than one batch of {}x{} tokens", G, T);
+  std::vector<int> tokens(static_cast<size_t>(G) * T), targets(tokens.size());
+  const size_t off = static_cast<size_t>(dist::rank()) * B * T;
   double loss_sum = 0.0;
   int64_t counted = 0, windows = 0;
   for (int64_t i = 0; i < n; ++i) {
-    val.batch(i, B, T, tokens.data(), targets.data());
-    const int64_t c = count_targets(targets);
+    val.batch(i, G, T, tokens.data(), targets.data());
+    const int64_t c = count_targets(targets);  // the global batch's: the same on every rank
     if (c == 0) continue;
-    for (int b = 0; b < B; ++b)
+    for (int b = 0; b < G; ++b)
       windows += std::any_of(targets.begin() + int64_t{b} * T, targets.begin() + int64_t{b + 1} * T,
                              [](int t) { return t >= 0; });
+    const int64_t mine = std::count_if(targets.begin() + off, targets.begin() + off + int64_t{B} * T,
+                                       [](int t) { return t >= 0; });
     // forward returns the mean over this batch's targets: weight it by their count, so the
     // result is the mean over all targets (what perplexity is defined on).
-    loss_sum += static_cast<double>(model.forward(tokens.data(), targets.data(), B, T)) * c;
+    const float l = model.forward(tokens.data() + off, targets.data() + off, B, T);
+    if (mine > 0) loss_sum += static_cast<double>(l) * mine;
     counted += c;
   }
   QT_CHECK(counted > 0, "the validation set has no targets to score");
+  dist::allreduce_sum(&loss_sum, 1);
   return {loss_sum / counted, windows, counted};
 }
 
@@ -153,13 +226,17 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
   Loop L(model, data, o);
   QT_CHECK(!L.params.empty(), "the model has no trainable parameters (check --method and --target)");
   if (!o.resume.empty()) L.resume();
+  L.agree();
 
   TrainResult r;
   r.first_step = L.st.step + 1;
   for (const auto& p : L.params) r.trainable_params += p.numel;
   const LrSchedule sched{o.schedule, o.lr, o.min_lr, o.warmup, o.steps};
-  Progress bar(std::max<int64_t>(o.steps - L.st.step, 0), "train", o.progress);
-  const int64_t tokens_per_step = static_cast<int64_t>(o.batch) * o.seq * o.grad_accum;
+  r.ranks = L.ranks;
+  Progress bar(std::max<int64_t>(o.steps - L.st.step, 0), "train", o.progress && dist::is_root());
+  // the global batch's: tok/s is the job's, over every rank
+  const int64_t tokens_per_step = static_cast<int64_t>(o.batch) * L.ranks * o.seq * o.grad_accum;
+  const std::string ranks_note = L.ranks > 1 ? fmt::format("  ranks {}", L.ranks) : "";
   double train_seconds = 0.0;
   const DeferInterrupt defer;  // SIGINT: finish the step, save a checkpoint, then stop
   for (int64_t s = r.first_step; s <= o.steps; ++s) {
@@ -175,15 +252,21 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
     L.st.step = s;
     L.st.loss_curve.push_back({s, loss, lr});
     const double tps = (s - r.first_step + 1) * tokens_per_step / std::max(train_seconds, 1e-9);
-    bar.update(s - r.first_step + 1, fmt::format("step {}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s", s, loss, lr, tps));
+    bar.update(s - r.first_step + 1, fmt::format("step {}  loss {:.4f}  lr {:.2e}  {:.0f} tok/s{}", s, loss, lr, tps, ranks_note));
     // Validate before saving so the checkpoint's val curve includes this step.
     if (val && (s == o.steps || (o.val_every_steps > 0 && s % o.val_every_steps == 0)))
       L.st.val_curve.push_back(validate_at(model, *val, o, s));
     if (o.save_every > 0 && (s % o.save_every == 0 || s == o.steps)) L.save();
-    if (const int sig = pending_interrupt()) {
+    // Several ranks stop together: an interrupt on any rank (the flag reduced every step) stops
+    // all of them after the same step, and rank 0 saves.
+    int sig = pending_interrupt();
+    if (L.ranks > 1 && dist::any_flag(sig) && sig == 0) sig = SIGINT;
+    if (sig) {
       bar.finish(fmt::format("interrupted at step {}", s));
       if (o.checkpoint.empty()) throw Interrupted(sig, fmt::format("stopped at step {} (no --checkpoint to save to)", s));
       L.save();
+      // the others wait for rank 0's checkpoint: a rank exiting first would make mpirun end the job
+      dist::barrier();
       throw Interrupted(sig, fmt::format("checkpoint of step {} written to {}; continue with --resume {}", s,
                                          o.checkpoint, o.checkpoint));
     }
@@ -205,6 +288,8 @@ TrainResult train(TrainModel& model, BatchSource& data, const EvalSet* val, cons
   r.tokens_per_second = steps_done > 0 ? steps_done * tokens_per_step / std::max(train_seconds, 1e-9) : 0.0;
   r.peak_rss_bytes = peak_rss_bytes();
   r.optimizer_state_bytes = L.opt.state_bytes();
+  r.allreduce_seconds = L.allreduce_seconds;
+  r.train_seconds = train_seconds;
   r.wall_seconds = now_seconds() - t_start;
   return r;
 }

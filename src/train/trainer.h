@@ -5,6 +5,8 @@
 //   zero_grad; for each of grad_accum micro-batches: forward + backward (grads accumulate);
 //   grads /= grad_accum (so they are the grads of the mean loss over micro-batches);
 //   norm = clip_grad_norm; refuse NaN/Inf; lr = schedule(step); AdamW step.
+// Under mpirun (core/dist.h) each rank trains its shard of a global batch of N·batch rows and the
+// grads are summed over ranks before the clipping (docs/DESIGN.md §5.1).
 // Deterministic for a fixed seed and thread count: the only randomness is the trainer's Rng
 // (seeded from `seed`, handed to the batch source) and the model's own init.
 //
@@ -132,6 +134,9 @@ struct TrainResult {
   int64_t trainable_params = 0;
   double wall_seconds = 0;
   int64_t first_step = 1;             // > 1 when resumed
+  int ranks = 1;                      // MPI ranks (core/dist.h); tok/s is over all of them
+  double train_seconds = 0;           // the steps' wall time (this session)
+  double allreduce_seconds = 0;       // of it: summing grads and losses over ranks (incl. waiting for the slowest)
 };
 
 // The settings that must match on resume, as (flag, value): every method option that applies to
@@ -152,7 +157,8 @@ struct EvalResult {
 };
 
 // Mean loss over the first max_batches batches of val (all if max_batches <= 0), weighted by
-// the number of counted targets of each batch.
+// the number of counted targets of each batch. Under several ranks B is per rank: the batches are
+// those of batch N·B, each rank scores its shard, and every rank returns the same result.
 EvalResult evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t max_batches);
 
 }  // namespace qtune

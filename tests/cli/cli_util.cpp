@@ -22,10 +22,7 @@ namespace {
 // fork + exec with stdout/stderr redirected to the given files. limit_seconds > 0: the child
 // sets alarm() before exec (alarms survive execve), so a qtune that blocks is killed by SIGALRM
 // (exit 128 + 14) instead of hanging the test.
-int start(const std::vector<std::string>& args, const std::string& out, const std::string& err,
-          unsigned limit_seconds) {
-  std::vector<std::string> full = {QTUNE_BINARY};
-  full.insert(full.end(), args.begin(), args.end());
+int start(std::vector<std::string> full, const std::string& out, const std::string& err, unsigned limit_seconds) {
   std::vector<char*> argv;
   for (auto& a : full) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -59,10 +56,20 @@ int wait_qtune(int pid) {
   return -1;
 }
 
+std::vector<std::string> qtune_argv(const std::vector<std::string>& args) {
+  std::vector<std::string> full = {QTUNE_BINARY};
+  full.insert(full.end(), args.begin(), args.end());
+  return full;
+}
+
 RunResult run_qtune(const std::vector<std::string>& args, unsigned limit_seconds) {
+  return run_program(qtune_argv(args), limit_seconds);
+}
+
+RunResult run_program(const std::vector<std::string>& argv, unsigned limit_seconds) {
   std::string base = temp_base();
   RunResult r;
-  int pid = start(args, base + ".out", base + ".err", limit_seconds);
+  int pid = start(argv, base + ".out", base + ".err", limit_seconds);
   r.code = wait_qtune(pid);
   r.out = read_file(base + ".out");
   r.err = read_file(base + ".err");
@@ -72,7 +79,11 @@ RunResult run_qtune(const std::vector<std::string>& args, unsigned limit_seconds
 }
 
 int spawn_qtune(const std::vector<std::string>& args, const std::string& dir) {
-  return start(args, dir + "/bg.out", dir + "/bg.err", 0);
+  return spawn_program(qtune_argv(args), dir);
+}
+
+int spawn_program(const std::vector<std::string>& argv, const std::string& dir) {
+  return start(argv, dir + "/bg.out", dir + "/bg.err", 0);
 }
 
 std::string read_file(const std::string& path) {

@@ -22,6 +22,11 @@ struct RunResult {
 RunResult run_qtune(const std::vector<std::string>& args, unsigned limit_seconds = 600);
 // Starts it in the background (stdout/stderr to files under dir); returns the pid.
 int spawn_qtune(const std::vector<std::string>& args, const std::string& dir);
+// The same for any program: argv[0] is its path.
+RunResult run_program(const std::vector<std::string>& argv, unsigned limit_seconds = 600);
+int spawn_program(const std::vector<std::string>& argv, const std::string& dir);
+// QTUNE_BINARY followed by args.
+std::vector<std::string> qtune_argv(const std::vector<std::string>& args);
 // waitpid + exit status as run_qtune reports it.
 int wait_qtune(int pid);
 

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
+#include "kernels/qblocks_packed.h"
 #include "kernels/qdot_blocks.h"
 #include "kernels/softmax.h"
 #include "models/llama.h"
@@ -84,11 +85,13 @@ void decode_attention(const LlamaConfig& c, const float* q, const float* key, co
   }
 }
 
-// logits [V] = xn [C] · Wᵀ with decoding's classifier: its blocks (Impl::output_blocks) when
-// present, else the float W [V, C].
-void decode_classifier(const LlamaConfig& c, const std::optional<QuantMatrix>& blocks, const float* W,
-                       const float* xn, float* logits) {
-  if (blocks)
+// logits [V] = xn [C] · Wᵀ with decoding's classifier: its packed or loaded blocks
+// (Impl::output_packed / output_blocks) when present, else the float W [V, C].
+void decode_classifier(const LlamaConfig& c, const std::optional<kernels::PackedBlocks>& packed,
+                       const std::optional<QuantMatrix>& blocks, const float* W, const float* xn, float* logits) {
+  if (packed)
+    kernels::qgemv_packed(xn, *packed, logits, 1, false);
+  else if (blocks)
     kernels::qgemv_blocks(xn, *blocks, logits, 1, false);
   else
     kernels::matmul_nt(xn, W, logits, 1, c.dim, c.vocab_size, false);
@@ -136,7 +139,7 @@ const float* Llama::step(int token, int pos) {
     for (int64_t i = 0; i < C; ++i) kc.x[i] += kc.tmp[i];
   }
   nn::rmsnorm_forward(kc.x, m.p.output_norm, kc.xn, &kc.rstd, 1, C, c.norm_eps);
-  decode_classifier(c, m.output_blocks, m.p.output, kc.xn, kc.logits);
+  decode_classifier(c, m.output_packed, m.output_blocks, m.p.output, kc.xn, kc.logits);
   return kc.logits;
 }
 
@@ -164,7 +167,7 @@ const float* Llama::prefill(const int* tokens, int n) {
   }
   const float* last = m.res_at(c.n_layers) + (n - 1) * C;
   nn::rmsnorm_forward(last, m.p.output_norm, kc.xn, &kc.rstd, 1, C, c.norm_eps);
-  decode_classifier(c, m.output_blocks, m.p.output, kc.xn, kc.logits);
+  decode_classifier(c, m.output_packed, m.output_blocks, m.p.output, kc.xn, kc.logits);
   m.act_mem.resize(0);
   m.B = m.T = 0;
   return kc.logits;

@@ -10,6 +10,7 @@
 #include "adapters/linear.h"
 #include "core/buffer.h"
 #include "io/model_file.h"
+#include "kernels/qblocks_packed.h"
 
 namespace qtune {
 
@@ -143,7 +144,9 @@ struct Llama::Impl {
   LlamaCache cache;
   // Decoding's classifier (Llama::step): the file's Q8_0 / Q4_0 / Q4_1 block form of p.output
   // when it has one and the model is frozen (kernels/qdot_blocks.h); else step uses p.output.
+  // Q8_0 / Q4_0 are held repacked instead (output_packed, kernels/qblocks_packed.h).
   std::optional<QuantMatrix> output_blocks;
+  std::optional<kernels::PackedBlocks> output_packed;
 
   void carve_acts(int B, int T);   // (re)allocates only when (B, T) changes
   void carve_grads();              // for the current (B, T), on first backward

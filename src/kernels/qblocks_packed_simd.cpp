@@ -55,6 +55,7 @@ QT_VNNI void group8_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, const
     const uint8_t* r = rec + b * kRec8;
     const int8_t* x = xq + b * 32;
     __m512i u0 = _mm512_setzero_si512(), u1 = _mm512_setzero_si512();
+#pragma GCC unroll 8
     for (int k = 0; k < 8; k += 2) {
       u0 = _mm512_dpbusd_epi32(u0, _mm512_load_si512(r + 64 + 64 * k), _mm512_set1_epi32(load4(x + 4 * k)));
       u1 = _mm512_dpbusd_epi32(u1, _mm512_load_si512(r + 128 + 64 * k), _mm512_set1_epi32(load4(x + 4 * k + 4)));
@@ -65,6 +66,7 @@ QT_VNNI void group8_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, const
   _mm512_storeu_ps(acc, a);
 }
 
+
 QT_VNNI void group4_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, const float* d, const int32_t* isum,
                          float* acc) {
   const __m512i low = _mm512_set1_epi8(0x0F);
@@ -73,6 +75,7 @@ QT_VNNI void group4_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, const
     const uint8_t* r = rec + b * kRec4;
     const int8_t* x = xq + b * 32;
     __m512i u0 = _mm512_setzero_si512(), u1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
     for (int k = 0; k < 4; ++k) {
       const __m512i v = _mm512_load_si512(r + 64 + 64 * k);
       u0 = _mm512_dpbusd_epi32(u0, _mm512_and_si512(v, low), _mm512_set1_epi32(load4(x + 4 * k)));

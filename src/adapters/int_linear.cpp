@@ -13,6 +13,8 @@
 //               Q8_0 / Q4_0 planes are repacked at load (kernels/qblocks_packed.h: 16 rows
 //               interleaved per block, scales beside codes) and that copy replaces the loaded
 //               one: decode is qgemv_packed, the rest dequantizes or unpacks from it (same values).
+//               Generation's prompt (Context::prefill) runs qgemv_packed too where its many-token
+//               VNNI loop beats the float GEMM; the prompt's rows then equal decoding's.
 // The int8 path is real integer arithmetic (kernels/igemm.h: int32 accumulation, exact); its
 // integers equal those of the training fake-quant forward, which used the same rounding rule.
 // Backward passes dx through the dequantized weight (no adapter to train on a deployed model).
@@ -47,10 +49,11 @@ class IntLinear final : public Linear<T> {
     }
   }
 
-  void forward(const T* x, T* y, int64_t n, Context&) override {
+  void forward(const T* x, T* y, int64_t n, Context& ctx) override {
     if constexpr (std::is_same_v<T, float>) {
       if (packed_) {
-        if (n <= kDecodeRows) return kernels::qgemv_packed(x, *packed_, y, n, false);
+        if (n <= kDecodeRows || (ctx.prefill && kernels::cpu_isa() >= kernels::Isa::avx512vnni))
+          return kernels::qgemv_packed(x, *packed_, y, n, false);
         return kernels::qmatmul_nt(x, *packed_, y, n, false);
       }
       if (act_bits_ == 8) {

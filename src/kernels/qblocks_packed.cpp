@@ -160,19 +160,34 @@ void qgemv_packed(const float* x, const PackedBlocks& P, float* y, int64_t n, bo
   int8_t* xq = scratch<int8_t, QpackScratch>(0, n * in);  // [n, in]
   float* d = scratch<float, QpackScratch>(0, n * nb);     // [n, nb]
   int32_t* isum = scratch<int32_t, QpackScratch>(0, n * nb);
+  int64_t bad = n;  // the first token with a non-finite activation
+#pragma omp parallel for schedule(static) reduction(min : bad) if (n > 4)
   for (int64_t t = 0; t < n; ++t)
-    QT_CHECK(quantize_blocks(x + t * in, in, xq + t * in, d + t * nb, isum + t * nb),
-             "qgemv_packed: token {} has a non-finite activation (NaN or inf)", t);
+    if (!quantize_blocks(x + t * in, in, xq + t * in, d + t * nb, isum + t * nb)) bad = std::min(bad, t);
+  QT_CHECK(bad == n, "qgemv_packed: token {} has a non-finite activation (NaN or inf)", bad);
   const qpack::GroupFn group = group_for(isa, P.bits);
+  const qpack::TokensFn tokens =
+      isa >= Isa::avx512vnni ? (P.bits == 8 ? qpack::tokens8_vnni : qpack::tokens4_vnni) : nullptr;
+  constexpr int64_t kT = qpack::kTokens;
   const uint8_t* base = P.data.data();
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < ng; ++g) {
     const int64_t r0 = g * kPackRows, nr = std::min(kPackRows, out - r0);
-    alignas(64) float acc[kPackRows];
-    for (int64_t t = 0; t < n; ++t) {
-      group(base + g * nb * rb, nb, xq + t * in, d + t * nb, isum + t * nb, acc);
+    const uint8_t* rec = base + g * nb * rb;
+    alignas(64) float acc[kT * kPackRows];
+    auto put = [&](int64_t t, const float* a) {
       float* yo = y + t * out + r0;
-      for (int64_t i = 0; i < nr; ++i) yo[i] = accumulate ? yo[i] + acc[i] : acc[i];
+      for (int64_t i = 0; i < nr; ++i) yo[i] = accumulate ? yo[i] + a[i] : a[i];
+    };
+    int64_t t = 0;
+    if (tokens)  // prefill: kT tokens per pass over the group's weights (read from cache kT times less)
+      for (; t + kT <= n; t += kT) {
+        tokens(rec, nb, xq + t * in, in, d + t * nb, isum + t * nb, nb, acc);
+        for (int64_t j = 0; j < kT; ++j) put(t + j, acc + j * kPackRows);
+      }
+    for (; t < n; ++t) {
+      group(rec, nb, xq + t * in, d + t * nb, isum + t * nb, acc);
+      put(t, acc);
     }
   }
 }

@@ -138,4 +138,52 @@ QT_AVX2 void group4_avx2(const uint8_t* rec, int64_t nb, const int8_t* xq, const
   _mm256_storeu_ps(acc + 8, a1);
 }
 
+// Several tokens against one row group (prefill): each weight chunk is loaded once and
+// multiplied into every token's lanes. Per token, the integers and the float operations are
+// exactly group8_vnni's / group4_vnni's (the integer sum is merely split differently), so a
+// prompt's rows come out as they do one token at a time. xq [NT, ldx], d and isum [NT, ldb].
+template <int NT, int Bits>
+QT_VNNI void tokens_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, int64_t ldx, const float* d,
+                         const int32_t* isum, int64_t ldb, float* acc) {
+  constexpr int64_t rb = Bits == 8 ? kRec8 : kRec4;
+  constexpr int32_t off = 1 << (Bits - 1);
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  __m512 a[NT];
+  for (int t = 0; t < NT; ++t) a[t] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* r = rec + b * rb;
+    const int8_t* x = xq + b * 32;
+    __m512i u[NT];
+    for (int t = 0; t < NT; ++t) u[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) {
+      __m512i w0, w1;  // columns 4k.. and 16 + 4k.. (8-bit: chunks k and k + 4)
+      if constexpr (Bits == 8) {
+        w0 = _mm512_load_si512(r + 64 + 64 * k);
+        w1 = _mm512_load_si512(r + 64 + 64 * (k + 4));
+      } else {
+        const __m512i v = _mm512_load_si512(r + 64 + 64 * k);
+        w0 = _mm512_and_si512(v, low);
+        w1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+      }
+      for (int t = 0; t < NT; ++t) {
+        u[t] = _mm512_dpbusd_epi32(u[t], w0, _mm512_set1_epi32(load4(x + t * ldx + 4 * k)));
+        u[t] = _mm512_dpbusd_epi32(u[t], w1, _mm512_set1_epi32(load4(x + t * ldx + 16 + 4 * k)));
+      }
+    }
+    for (int t = 0; t < NT; ++t)
+      a[t] = combine_512(a[t], r, d[t * ldb + b], _mm512_sub_epi32(u[t], _mm512_set1_epi32(off * isum[t * ldb + b])));
+  }
+  for (int t = 0; t < NT; ++t) _mm512_storeu_ps(acc + 16 * t, a[t]);
+}
+
+void tokens8_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, int64_t ldx, const float* d, const int32_t* isum,
+                  int64_t ldb, float* acc) {
+  tokens_vnni<kTokens, 8>(rec, nb, xq, ldx, d, isum, ldb, acc);
+}
+void tokens4_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, int64_t ldx, const float* d, const int32_t* isum,
+                  int64_t ldb, float* acc) {
+  tokens_vnni<kTokens, 4>(rec, nb, xq, ldx, d, isum, ldb, acc);
+}
+
 }  // namespace qtune::kernels::qpack

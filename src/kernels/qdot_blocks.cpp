@@ -149,7 +149,14 @@ bool quantize_blocks(const float* x, int64_t in, int8_t* xq, float* d, int32_t* 
     const float db = amax / 127.0f;
     int32_t s = 0;
     for (int k = 0; k < kQBlock; ++k) {
-      const float q = db > 0 ? std::clamp(round_half_away(xb[k] / db), -127.0f, 127.0f) : 0.0f;
+      // round_half_away inline: std::round is a libm call on the x86-64 baseline (no SSE4.1),
+      // which cost more than the dot products at prefill. |v| < 128, so the int cast truncates
+      // exactly and v − trunc(v) is exact: the same q as std::round.
+      const float v = db > 0 ? xb[k] / db : 0.0f;
+      float q = static_cast<float>(static_cast<int32_t>(v));
+      const float f = v - q;
+      q += static_cast<float>(f >= 0.5f) - static_cast<float>(f <= -0.5f);
+      q = std::clamp(q, -127.0f, 127.0f);
       xq[b * kQBlock + k] = static_cast<int8_t>(q);
       s += static_cast<int32_t>(q);
     }

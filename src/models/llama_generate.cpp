@@ -189,12 +189,19 @@ const float* Llama::prefill(const int* tokens, int n) {
   const int64_t C = c.dim, KV = c.kv_dim(), S = c.seq_len;
   m.carve_acts(1, n);
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, n, C);  // res[0]: [n, C]
+  struct PrefillScope {  // block-quantized slots may run decoding's kernel on the prompt (Context)
+    Context& ctx;
+    explicit PrefillScope(Context& c) : ctx(c) { ctx.prefill = true; }
+    ~PrefillScope() { ctx.prefill = false; }
+  };
+  std::optional<PrefillScope> scope(std::in_place, m.ctx);
   for (int l = 0; l < c.n_layers; ++l) {
     m.forward_layer(l);
     const int64_t i = m.li(l);  // k, v: [L, n, KV] → cache [L, S, KV] rows 0..n−1
     std::memcpy(kc.key + l * S * KV, m.a.k + i * n * KV, n * KV * sizeof(float));
     std::memcpy(kc.value + l * S * KV, m.a.v + i * n * KV, n * KV * sizeof(float));
   }
+  scope.reset();
   const float* last = m.res_at(c.n_layers) + (n - 1) * C;
   nn::rmsnorm_forward(last, m.p.output_norm, kc.xn, &kc.rstd, 1, C, c.norm_eps);
   decode_classifier(c, m.output_packed, m.output_blocks, m.p.output, kc.xn, kc.logits);

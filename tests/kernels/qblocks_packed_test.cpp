@@ -1,5 +1,6 @@
 // The repacked Q8_0 / Q4_0 decode product: packing is lossless, every level gives exactly the
-// integers of the weight·activation dot and y bit-identical to qgemv_blocks on the loaded layout,
+// integers of the weight·activation dot and y bit-identical to qgemv_blocks on the loaded layout
+// (one token or a prompt's many, whose rows must equal decoding's),
 // dequantized rows equal the loaded matrix's, and what packing does not take.
 #include <cstring>
 #include <limits>
@@ -89,7 +90,7 @@ TEST(QblocksPacked, EveryLevelBitIdenticalToLoadedLayout) {
       for (int64_t out : {1, 5, 16, 37}) {
         const QuantMatrix W = random_q(out, in, bits, rng);
         const kernels::PackedBlocks P = kernels::pack_blocks(QuantMatrix(W));
-        for (int64_t n : {1, 3}) {
+        for (int64_t n : {1, 3, 8, 19}) {  // 8, 19: prefill's token tiles, and a remainder
           const auto x = random_x(n * in, rng);
           for (bool acc : {false, true}) {
             std::vector<float> want(static_cast<size_t>(n * out), 0.5f);

@@ -30,13 +30,6 @@ CodeAt code_at(int bits, int64_t i, int64_t c) {
   return {k * 64 + 4 * i + c % 4, c >= 16};
 }
 
-// The stored code of row r, column c of a QuantMatrix of 8 or packed 4 bits.
-uint8_t matrix_code(const QuantMatrix& W, int64_t r, int64_t c) {
-  if (W.spec.bits == 8) return W.codes[r * W.cols + c];
-  const uint8_t b = W.codes[r * W.row_bytes() + c / 2];
-  return c & 1 ? b >> 4 : b & 15;
-}
-
 // The portable group loop: the same integers and float operations as the SIMD ones.
 void group_scalar(int bits, const uint8_t* rec, int64_t nb, const int8_t* xq, const float* d, const int32_t* isum,
                   float* acc) {
@@ -89,14 +82,22 @@ PackedBlocks pack_blocks(QuantMatrix&& W) {
   P.data.resize(static_cast<size_t>(ng * nb * rb));  // zeroed: padding rows stay 0
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < ng; ++g)
-    for (int64_t b = 0; b < nb; ++b) {
-      uint8_t* rec = P.data.data() + (g * nb + b) * rb;
-      for (int64_t i = 0; i < kPackRows && g * kPackRows + i < P.rows; ++i) {
-        const int64_t r = g * kPackRows + i;
+    for (int64_t i = 0; i < kPackRows && g * kPackRows + i < P.rows; ++i) {
+      const int64_t r = g * kPackRows + i;
+      const uint8_t* src = W.codes.data() + r * W.row_bytes();
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t* rec = P.data.data() + (g * nb + b) * rb;
         reinterpret_cast<float*>(rec)[i] = W.scale[r * nb + b];
-        for (int64_t c = 0; c < 32; ++c) {
-          const CodeAt at = code_at(P.bits, i, c);
-          rec[kScaleBytes + at.byte] |= static_cast<uint8_t>(matrix_code(W, r, b * 32 + c) << (at.high ? 4 : 0));
+        uint8_t* dst = rec + kScaleBytes + 4 * i;  // this row's 4 bytes of each chunk (code_at)
+        if (P.bits == 8) {
+          for (int c = 0; c < 32; ++c) dst[(c / 4) * 64 + c % 4] = src[b * 32 + c];
+        } else {  // loaded: column pairs per byte; packed: columns c and c + 16 per byte
+          const uint8_t* s = src + b * 16;
+          for (int c = 0; c < 16; ++c) {
+            const uint8_t lo = c & 1 ? s[c / 2] >> 4 : s[c / 2] & 15;
+            const uint8_t hi = c & 1 ? s[8 + c / 2] >> 4 : s[8 + c / 2] & 15;
+            dst[(c / 4) * 64 + c % 4] = static_cast<uint8_t>(lo | hi << 4);
+          }
         }
       }
     }

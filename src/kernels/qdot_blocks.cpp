@@ -136,6 +136,11 @@ bool qblocks_supported(const QuantMatrix& W) {
 }
 
 bool quantize_blocks(const float* x, int64_t in, int8_t* xq, float* d, int32_t* isum) {
+  return quantize_blocks(x, in, xq, d, isum, cpu_isa());
+}
+
+bool quantize_blocks(const float* x, int64_t in, int8_t* xq, float* d, int32_t* isum, Isa isa) {
+  if (isa >= Isa::avx512f) return qblk::quantize_blocks_avx512(x, in, xq, d, isum);
   for (int64_t b = 0; b < in / kQBlock; ++b) {
     const float* xb = x + b * kQBlock;
     float amax = 0;

@@ -135,3 +135,32 @@ TEST(QblocksPacked, PacksOnlyQ8_0AndQ4_0) {
   x[7] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_THROW(kernels::qgemv_packed(x.data(), P, y.data(), 1, false), Error);
 }
+
+// The per-block activation rounding every decode product starts with: the same bytes, scales
+// and sums on every level; halves (x/d = k + 0.5 exactly), all-zero and tiny blocks included.
+TEST(QblocksPacked, ActivationRoundingSameBytesAtEveryLevel) {
+  Rng rng(8);
+  const int64_t in = 32 * 7;
+  std::vector<float> x(in);
+  for (int64_t c = 0; c < in; ++c) x[c] = rng.uniform(-3.0f, 3.0f);
+  for (int64_t c = 32; c < 64; ++c) x[c] = c == 33 ? 127.0f : float(int(rng.below(253)) - 126) + 0.5f;  // d = 1
+  for (int64_t c = 64; c < 96; ++c) x[c] = 0.0f;
+  for (int64_t c = 96; c < 128; ++c) x[c] = 1e-42f * float(c - 110);  // denormals: d underflows
+  for (int64_t c = 128; c < 160; ++c) x[c] = c == 130 ? -254.0f : float(int(c) - 144);  // d = 2: halves again
+  std::vector<int8_t> q0(in), q(in);
+  std::vector<float> d0(7), d(7);
+  std::vector<int32_t> s0(7), s(7);
+  ASSERT_TRUE(kernels::quantize_blocks(x.data(), in, q0.data(), d0.data(), s0.data(), Isa::scalar));
+  for (Isa isa : kAllLevels) {
+    if (!kernels::isa_supported(isa)) continue;
+    ASSERT_TRUE(kernels::quantize_blocks(x.data(), in, q.data(), d.data(), s.data(), isa));
+    EXPECT_EQ(q, q0) << kernels::isa_name(isa);
+    EXPECT_TRUE(std::memcmp(d.data(), d0.data(), 7 * sizeof(float)) == 0) << kernels::isa_name(isa);
+    EXPECT_EQ(s, s0) << kernels::isa_name(isa);
+    for (float bad : {std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN()}) {
+      std::vector<float> xb = x;
+      xb[200] = bad;
+      EXPECT_FALSE(kernels::quantize_blocks(xb.data(), in, q.data(), d.data(), s.data(), isa)) << kernels::isa_name(isa);
+    }
+  }
+}

@@ -50,34 +50,58 @@ inline float dot8(const float* a, const float* b, int n) {
   return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
 
-// o[i] += w·v[i], i < n: the weighted sum of values. The compiler ran it one float at a time
-// (-O2 does not vectorise a loop of unknown trip count), a third of decoding's attention. Each
-// o[i] is its own chain, so vectors change no result as long as each level keeps the rounding
-// its attend_head clone had: one fused multiply-add on AVX-512 (that clone contracted it), a
-// multiply and an add on AVX2 (no FMA in that clone) and on plain x86-64.
-__attribute__((target("avx512f"))) void add_scaled_fma(float* o, float w, const float* v, int n) {
-  const __m512 wv = _mm512_set1_ps(w);
-  int i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(o + i, _mm512_fmadd_ps(wv, _mm512_loadu_ps(v + i), _mm512_loadu_ps(o + i)));
-  if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
-    _mm512_mask_storeu_ps(o + i, m, _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, v + i), _mm512_maskz_loadu_ps(m, o + i)));
+// o[i] = Σ_{s<np} (a[s]·inv)·v[s·ld + i], i < n, s in order: the weighted sum of values. It ran
+// one float at a time (-O2 does not vectorise a loop of unknown trip count), then with o reloaded
+// and stored for every s; here a strip of o's columns stays in registers over all s. Each o[i]
+// is its own chain, so vectors change no result as long as each level keeps the rounding its
+// attend_head clone had: one fused multiply-add on AVX-512 (that clone contracted it), a multiply
+// and an add on AVX2 (no FMA in that clone) and on plain x86-64.
+__attribute__((target("avx512f"))) void weighted_sum_fma(const float* a, float inv, const float* v, int64_t ld, int np,
+                                                       int n, float* o) {
+  for (int c0 = 0; c0 < n; c0 += 64) {  // 4 registers of columns
+    __mmask16 m[4];
+    for (int j = 0; j < 4; ++j) {
+      const int left = std::clamp(n - c0 - 16 * j, 0, 16);
+      m[j] = static_cast<__mmask16>((1u << left) - 1);
+    }
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int s = 0; s < np; ++s) {
+      const __m512 w = _mm512_set1_ps(a[s] * inv);
+      const float* vs = v + s * ld + c0;
+      for (int j = 0; j < 4; ++j) acc[j] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m[j], vs + 16 * j), acc[j]);
+    }
+    for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(o + c0 + 16 * j, m[j], acc[j]);
   }
 }
 
-__attribute__((target("avx2"))) void add_scaled_avx2(float* o, float w, const float* v, int n) {
-  const __m256 wv = _mm256_set1_ps(w);
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(o + i, _mm256_add_ps(_mm256_loadu_ps(o + i), _mm256_mul_ps(wv, _mm256_loadu_ps(v + i))));
-  for (; i < n; ++i) o[i] += w * v[i];
+__attribute__((target("avx2"))) void weighted_sum_avx2(const float* a, float inv, const float* v, int64_t ld, int np,
+                                                     int n, float* o) {
+  int c0 = 0;
+  for (; c0 + 32 <= n; c0 += 32) {  // 4 registers of columns
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int s = 0; s < np; ++s) {
+      const __m256 w = _mm256_set1_ps(a[s] * inv);
+      const float* vs = v + s * ld + c0;
+      for (int j = 0; j < 4; ++j) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(w, _mm256_loadu_ps(vs + 8 * j)));
+    }
+    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(o + c0 + 8 * j, acc[j]);
+  }
+  std::fill(o + c0, o + n, 0.0f);
+  for (int s = 0; s < np; ++s) {
+    const float w = a[s] * inv;
+    for (int i = c0; i < n; ++i) o[i] += w * v[s * ld + i];
+  }
 }
 
-void add_scaled(float* o, float w, const float* v, int n) {
+void weighted_sum(const float* a, float inv, const float* v, int64_t ld, int np, int n, float* o) {
   static const int level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-  if (level == 2) return add_scaled_fma(o, w, v, n);
-  if (level == 1) return add_scaled_avx2(o, w, v, n);
-  for (int i = 0; i < n; ++i) o[i] += w * v[i];
+  if (level == 2) return weighted_sum_fma(a, inv, v, ld, np, n, o);
+  if (level == 1) return weighted_sum_avx2(a, inv, v, ld, np, n, o);
+  std::fill(o, o + n, 0.0f);
+  for (int s = 0; s < np; ++s) {
+    const float w = a[s] * inv;
+    for (int i = 0; i < n; ++i) o[i] += w * v[s * ld + i];
+  }
 }
 
 // One head of one query position over cached keys/values 0..pos: k, v point at the head's
@@ -93,10 +117,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void attend_head(co
     mx = std::max(mx, a[s]);
   }
   const float inv = 1.0f / kernels::exp_shift_sum(a, pos + 1, mx);  // a = exp(a − mx)
-  std::fill(o, o + hd, 0.0f);
-  for (int s = 0; s <= pos; ++s) {
-    add_scaled(o, a[s] * inv, v + s * KV, hd);
-  }
+  weighted_sum(a, inv, v, KV, pos + 1, hd, o);
 }
 
 // One query position attending over cached keys/values 0..pos of one layer.

@@ -1,7 +1,5 @@
 // models/llama_generate.cpp — the prompt's batched prefill, single-token decoding with a KV
 // cache, and sampling.
-#include <immintrin.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -13,7 +11,7 @@
 #include "kernels/gemm.h"
 #include "kernels/qblocks_packed.h"
 #include "kernels/qdot_blocks.h"
-#include "kernels/softmax.h"
+#include "models/decode_attention.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 #include "nn/ops.h"
@@ -26,8 +24,10 @@ namespace {
 void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
   const int64_t L = c.n_layers, S = c.seq_len, C = c.dim, H = c.hidden_dim, V = c.vocab_size;
   const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim();
-  carve(k.mem, {{&k.key, L * S * KV},    // [L, S, KV]
-                {&k.value, L * S * KV},  // [L, S, KV]
+  carve(k.mem, {{&k.key, L * S * KV},    // [L, nkv, S, hd]
+                {&k.value, L * S * KV},  // [L, nkv, S, hd]
+                {&k.k_new, KV},          // [KV]
+                {&k.v_new, KV},          // [KV]
                 {&k.x, C},               // [C]
                 {&k.xn, C},              // [C]
                 {&k.q, Q},               // [Q]
@@ -37,103 +37,6 @@ void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
                 {&k.h1, H},              // [H]
                 {&k.h3, H},              // [H]
                 {&k.logits, V}});        // [V]
-}
-
-// Σ a[i]·b[i] in eight independent sums (vectorisable without -ffast-math; decoding's attention
-// over a long cache spent most of its time in one serial float chain).
-inline float dot8(const float* a, const float* b, int n) {
-  float acc[8] = {};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  for (; i < n; ++i) acc[0] += a[i] * b[i];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
-// o[i] = Σ_{s<np} (a[s]·inv)·v[s·ld + i], i < n, s in order: the weighted sum of values. It ran
-// one float at a time (-O2 does not vectorise a loop of unknown trip count), then with o reloaded
-// and stored for every s; here a strip of o's columns stays in registers over all s. Each o[i]
-// is its own chain, so vectors change no result as long as each level keeps the rounding its
-// attend_head clone had: one fused multiply-add on AVX-512 (that clone contracted it), a multiply
-// and an add on AVX2 (no FMA in that clone) and on plain x86-64.
-__attribute__((target("avx512f"))) void weighted_sum_fma(const float* a, float inv, const float* v, int64_t ld, int np,
-                                                       int n, float* o) {
-  for (int c0 = 0; c0 < n; c0 += 64) {  // 4 registers of columns
-    __mmask16 m[4];
-    for (int j = 0; j < 4; ++j) {
-      const int left = std::clamp(n - c0 - 16 * j, 0, 16);
-      m[j] = static_cast<__mmask16>((1u << left) - 1);
-    }
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int s = 0; s < np; ++s) {
-      const __m512 w = _mm512_set1_ps(a[s] * inv);
-      const float* vs = v + s * ld + c0;
-      for (int j = 0; j < 4; ++j) acc[j] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m[j], vs + 16 * j), acc[j]);
-    }
-    for (int j = 0; j < 4; ++j) _mm512_mask_storeu_ps(o + c0 + 16 * j, m[j], acc[j]);
-  }
-}
-
-__attribute__((target("avx2"))) void weighted_sum_avx2(const float* a, float inv, const float* v, int64_t ld, int np,
-                                                     int n, float* o) {
-  int c0 = 0;
-  for (; c0 + 32 <= n; c0 += 32) {  // 4 registers of columns
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int s = 0; s < np; ++s) {
-      const __m256 w = _mm256_set1_ps(a[s] * inv);
-      const float* vs = v + s * ld + c0;
-      for (int j = 0; j < 4; ++j) acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(w, _mm256_loadu_ps(vs + 8 * j)));
-    }
-    for (int j = 0; j < 4; ++j) _mm256_storeu_ps(o + c0 + 8 * j, acc[j]);
-  }
-  std::fill(o + c0, o + n, 0.0f);
-  for (int s = 0; s < np; ++s) {
-    const float w = a[s] * inv;
-    for (int i = c0; i < n; ++i) o[i] += w * v[s * ld + i];
-  }
-}
-
-void weighted_sum(const float* a, float inv, const float* v, int64_t ld, int np, int n, float* o) {
-  static const int level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
-  if (level == 2) return weighted_sum_fma(a, inv, v, ld, np, n, o);
-  if (level == 1) return weighted_sum_avx2(a, inv, v, ld, np, n, o);
-  std::fill(o, o + n, 0.0f);
-  for (int s = 0; s < np; ++s) {
-    const float w = a[s] * inv;
-    for (int i = 0; i < n; ++i) o[i] += w * v[s * ld + i];
-  }
-}
-
-// One head of one query position over cached keys/values 0..pos: k, v point at the head's
-// columns of row 0 (row stride KV); a [pos + 1] scratch; o [hd]. Compiled for AVX-512 and AVX2
-// too (the build's baseline is plain x86-64), picked by the loader from the CPU.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void attend_head(const float* qh, const float* k,
-                                                                             const float* v, int64_t KV, int hd,
-                                                                             int pos, float scale, float* a,
-                                                                             float* o) {
-  float mx = -INFINITY;
-  for (int s = 0; s <= pos; ++s) {
-    a[s] = dot8(qh, k + s * KV, hd) * scale;
-    mx = std::max(mx, a[s]);
-  }
-  const float inv = 1.0f / kernels::exp_shift_sum(a, pos + 1, mx);  // a = exp(a − mx)
-  weighted_sum(a, inv, v, KV, pos + 1, hd, o);
-}
-
-// One query position attending over cached keys/values 0..pos of one layer.
-// q, attn_y: [nh, hd]   key, value: [seq_len, nkv, hd]   att: [nh, seq_len] scratch
-void decode_attention(const LlamaConfig& c, const float* q, const float* key, const float* value, float* att,
-                      float* attn_y, int pos) {
-  const int hd = c.head_dim(), group = c.n_heads / c.n_kv_heads, KV = c.kv_dim();
-  const float scale = 1.0f / std::sqrt(float(hd));
-  // heads are independent (each has its own row of att): split them over the threads once the
-  // context is long enough to pay for the fork
-#pragma omp parallel for schedule(static) if (int64_t(pos + 1) * c.n_heads * hd >= 16384)
-  for (int h = 0; h < c.n_heads; ++h) {
-    const int kh = h / group;
-    attend_head(q + h * hd, key + kh * hd, value + kh * hd, KV, hd, pos, scale, att + int64_t(h) * c.seq_len,
-                attn_y + h * hd);
-  }
 }
 
 // logits [V] = xn [C] · Wᵀ with decoding's classifier: its packed or loaded blocks
@@ -171,14 +74,16 @@ const float* Llama::step(int token, int pos) {
   nn::embedding_forward(&token, m.p.token_embd, kc.x, 1, C);
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayer& ly = m.layers[l];
-    float* key = kc.key + l * S * KV;      // [S, KV]
+    float* key = kc.key + l * S * KV;      // [nkv, S, hd]
     float* value = kc.value + l * S * KV;
     nn::rmsnorm_forward(kc.x, m.p.attn_norm + l * C, kc.xn, &kc.rstd, 1, C, c.norm_eps);
     ly.q->forward(kc.xn, kc.q, 1, ctx);
-    ly.k->forward(kc.xn, key + pos * KV, 1, ctx);
-    ly.v->forward(kc.xn, value + pos * KV, 1, ctx);
+    ly.k->forward(kc.xn, kc.k_new, 1, ctx);
+    ly.v->forward(kc.xn, kc.v_new, 1, ctx);
     nn::rope_forward(kc.q, 1, 1, c.n_heads, c.head_dim(), c.rope_theta, pos);
-    nn::rope_forward(key + pos * KV, 1, 1, c.n_kv_heads, c.head_dim(), c.rope_theta, pos);
+    nn::rope_forward(kc.k_new, 1, 1, c.n_kv_heads, c.head_dim(), c.rope_theta, pos);
+    store_kv(c, kc.k_new, KV, 1, pos, key);
+    store_kv(c, kc.v_new, KV, 1, pos, value);
     decode_attention(c, kc.q, key, value, kc.att, kc.attn_y, pos);
     ly.o->forward(kc.attn_y, kc.tmp, 1, ctx);
     for (int64_t i = 0; i < C; ++i) kc.x[i] += kc.tmp[i];
@@ -218,9 +123,9 @@ const float* Llama::prefill(const int* tokens, int n) {
   std::optional<PrefillScope> scope(std::in_place, m.ctx);
   for (int l = 0; l < c.n_layers; ++l) {
     m.forward_layer(l);
-    const int64_t i = m.li(l);  // k, v: [L, n, KV] → cache [L, S, KV] rows 0..n−1
-    std::memcpy(kc.key + l * S * KV, m.a.k + i * n * KV, n * KV * sizeof(float));
-    std::memcpy(kc.value + l * S * KV, m.a.v + i * n * KV, n * KV * sizeof(float));
+    const int64_t i = m.li(l);  // k, v: [L, n, KV] → cache [L, nkv, S, hd] positions 0..n−1
+    store_kv(c, m.a.k + i * n * KV, KV, n, 0, kc.key + l * S * KV);
+    store_kv(c, m.a.v + i * n * KV, KV, n, 0, kc.value + l * S * KV);
   }
   scope.reset();
   const float* last = m.res_at(c.n_layers) + (n - 1) * C;

@@ -77,8 +77,12 @@ struct LlamaGrads {
 // Single-token decoding state.
 struct LlamaCache {
   Buffer<float> mem;
-  float* key = nullptr;     // [L, seq_len, KV]
-  float* value = nullptr;   // [L, seq_len, KV]
+  // Head-major (each head's positions contiguous): decoding's attention streams one head's keys
+  // and values instead of 256 bytes out of every KV-wide row.
+  float* key = nullptr;     // [L, n_kv_heads, seq_len, head_dim]
+  float* value = nullptr;   // [L, n_kv_heads, seq_len, head_dim]
+  float* k_new = nullptr;   // [KV] this token's key and value, before they go to the cache
+  float* v_new = nullptr;
   float* x = nullptr;       // [C] residual stream
   float* xn = nullptr;      // [C]
   float* q = nullptr;       // [Q]

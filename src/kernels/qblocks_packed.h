@@ -47,8 +47,10 @@ struct PackedBlocks {
 // True for the layouts packing takes: symmetric 8- or 4-bit codes in groups of 32 (Q8_0, Q4_0).
 bool packable(const QuantMatrix& W);
 
-// The packed form of W (packable(W)); W is released as its rows are packed, so the two copies
-// never coexist whole. unpack_blocks gives W back exactly (for merge, backward, and tests).
+// The packed form of W (packable(W)): the same bytes (codes, float scales; the last row group
+// padded with zero rows). W's memory is released on return, so a model holds one copy; both
+// exist only for one matrix during the call. unpack_blocks gives W back exactly (for merge,
+// backward, and tests).
 PackedBlocks pack_blocks(QuantMatrix&& W);
 QuantMatrix unpack_blocks(const PackedBlocks& P);
 
@@ -57,11 +59,13 @@ QuantMatrix unpack_blocks(const PackedBlocks& P);
 void dequantize_packed_rows(const PackedBlocks& P, int64_t r0, int64_t nr, float* out);
 
 // y[n, rows] (+)= x[n, cols] · deq(P)ᵀ with x quantized per block of 32 (quantize_blocks);
-// bit-identical to qgemv_blocks(x, unpack_blocks(P), …). OpenMP over row groups (one static
-// split); n is decode's few tokens. Non-finite x throws qtune::Error.
+// bit-identical to qgemv_blocks(x, unpack_blocks(P), …), and each row of y the same whatever n.
+// OpenMP over row groups (one static split). n: decode's few tokens, or a prompt's many (VNNI
+// runs 8 tokens per pass over a row group: the weights are read from memory once per call, not
+// once per token). Non-finite x throws qtune::Error.
 void qgemv_packed(const float* x, const PackedBlocks& P, float* y, int64_t n, bool accumulate);
 // Same at an explicit level, isa_supported(isa): avx512vnni runs vpdpbusd, avx2 / avx512f /
-// avx512bw the maddubs loops, scalar the portable ones.
+// avx512bw the maddubs loops (one token per pass), scalar the portable ones.
 void qgemv_packed(const float* x, const PackedBlocks& P, float* y, int64_t n, bool accumulate, Isa isa);
 
 }  // namespace qtune::kernels

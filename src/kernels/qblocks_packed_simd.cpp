@@ -48,46 +48,6 @@ QT_AVX2 inline __m256i load_256(const uint8_t* p) { return _mm256_load_si256(rei
 
 }  // namespace
 
-QT_VNNI void group8_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, const float* d, const int32_t* isum,
-                         float* acc) {
-  __m512 a = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* r = rec + b * kRec8;
-    const int8_t* x = xq + b * 32;
-    __m512i u0 = _mm512_setzero_si512(), u1 = _mm512_setzero_si512();
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; k += 2) {
-      u0 = _mm512_dpbusd_epi32(u0, _mm512_load_si512(r + 64 + 64 * k), _mm512_set1_epi32(load4(x + 4 * k)));
-      u1 = _mm512_dpbusd_epi32(u1, _mm512_load_si512(r + 128 + 64 * k), _mm512_set1_epi32(load4(x + 4 * k + 4)));
-    }
-    const __m512i u = _mm512_sub_epi32(_mm512_add_epi32(u0, u1), _mm512_set1_epi32(128 * isum[b]));
-    a = combine_512(a, r, d[b], u);
-  }
-  _mm512_storeu_ps(acc, a);
-}
-
-
-QT_VNNI void group4_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, const float* d, const int32_t* isum,
-                         float* acc) {
-  const __m512i low = _mm512_set1_epi8(0x0F);
-  __m512 a = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* r = rec + b * kRec4;
-    const int8_t* x = xq + b * 32;
-    __m512i u0 = _mm512_setzero_si512(), u1 = _mm512_setzero_si512();
-#pragma GCC unroll 4
-    for (int k = 0; k < 4; ++k) {
-      const __m512i v = _mm512_load_si512(r + 64 + 64 * k);
-      u0 = _mm512_dpbusd_epi32(u0, _mm512_and_si512(v, low), _mm512_set1_epi32(load4(x + 4 * k)));
-      u1 = _mm512_dpbusd_epi32(u1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low),
-                               _mm512_set1_epi32(load4(x + 16 + 4 * k)));
-    }
-    const __m512i u = _mm512_sub_epi32(_mm512_add_epi32(u0, u1), _mm512_set1_epi32(8 * isum[b]));
-    a = combine_512(a, r, d[b], u);
-  }
-  _mm512_storeu_ps(acc, a);
-}
-
 QT_AVX2 void group8_avx2(const uint8_t* rec, int64_t nb, const int8_t* xq, const float* d, const int32_t* isum,
                          float* acc) {
   const __m256i ones = _mm256_set1_epi16(1), flip = _mm256_set1_epi8(static_cast<char>(0x80));
@@ -138,10 +98,10 @@ QT_AVX2 void group4_avx2(const uint8_t* rec, int64_t nb, const int8_t* xq, const
   _mm256_storeu_ps(acc + 8, a1);
 }
 
-// Several tokens against one row group (prefill): each weight chunk is loaded once and
-// multiplied into every token's lanes. Per token, the integers and the float operations are
-// exactly group8_vnni's / group4_vnni's (the integer sum is merely split differently), so a
-// prompt's rows come out as they do one token at a time. xq [NT, ldx], d and isum [NT, ldb].
+// NT tokens against one row group: each weight chunk is loaded once and multiplied into every
+// token's lanes (prefill: NT = kTokens; decode: NT = 1). Per token the integers and the float
+// operations do not depend on NT, so a prompt's rows come out as they do one token at a time.
+// xq [NT, ldx], d and isum [NT, ldb].
 template <int NT, int Bits>
 QT_VNNI void tokens_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, int64_t ldx, const float* d,
                          const int32_t* isum, int64_t ldb, float* acc) {
@@ -175,6 +135,14 @@ QT_VNNI void tokens_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, int64
       a[t] = combine_512(a[t], r, d[t * ldb + b], _mm512_sub_epi32(u[t], _mm512_set1_epi32(off * isum[t * ldb + b])));
   }
   for (int t = 0; t < NT; ++t) _mm512_storeu_ps(acc + 16 * t, a[t]);
+}
+
+// One token (decode): the same loop with one set of lanes; the OOO window overlaps the blocks.
+void group8_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, const float* d, const int32_t* isum, float* acc) {
+  tokens_vnni<1, 8>(rec, nb, xq, 0, d, isum, 0, acc);
+}
+void group4_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, const float* d, const int32_t* isum, float* acc) {
+  tokens_vnni<1, 4>(rec, nb, xq, 0, d, isum, 0, acc);
 }
 
 void tokens8_vnni(const uint8_t* rec, int64_t nb, const int8_t* xq, int64_t ldx, const float* d, const int32_t* isum,

@@ -113,26 +113,37 @@ const float* Llama::prefill(const int* tokens, int n) {
   QT_CHECK(!m.save_gse && !m.gse, "prefill: a model in training arithmetic (--save-act/--gemm gse) does not decode");
   if (kc.mem.empty()) reset_cache();
   const int64_t C = c.dim, KV = c.kv_dim(), S = c.seq_len;
+  // Block-quantized slots may run decoding's kernel on the prompt (Context::prefill), and the
+  // layers share one working set as under --recompute (nothing here goes backward): the prompt's
+  // activations were allocated, zeroed and faulted in for all layers, serially, 70 MB at 128
+  // tokens of stories110M. The arithmetic is the same either way.
+  struct PrefillScope {
+    Llama::Impl& m;
+    bool recompute;
+    explicit PrefillScope(Llama::Impl& i) : m(i), recompute(i.recompute) {
+      m.ctx.prefill = true;
+      m.recompute = true;
+    }
+    ~PrefillScope() {  // also on an exception: no one-layer working set outlives the flag
+      m.ctx.prefill = false;
+      m.recompute = recompute;
+      m.act_mem.resize(0);  // decoding needs only the cache
+      m.B = m.T = 0;
+    }
+  };
+  const PrefillScope scope(m);
+  m.act_mem.resize(0);  // carve anew for the one-layer working set
   m.carve_acts(1, n);
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, n, C);  // res[0]: [n, C]
-  struct PrefillScope {  // block-quantized slots may run decoding's kernel on the prompt (Context)
-    Context& ctx;
-    explicit PrefillScope(Context& c) : ctx(c) { ctx.prefill = true; }
-    ~PrefillScope() { ctx.prefill = false; }
-  };
-  std::optional<PrefillScope> scope(std::in_place, m.ctx);
   for (int l = 0; l < c.n_layers; ++l) {
     m.forward_layer(l);
-    const int64_t i = m.li(l);  // k, v: [L, n, KV] → cache [L, nkv, S, hd] positions 0..n−1
+    const int64_t i = m.li(l);  // k, v: [n, KV] of the working set → cache [L, nkv, S, hd] positions 0..n−1
     store_kv(c, m.a.k + i * n * KV, KV, n, 0, kc.key + l * S * KV);
     store_kv(c, m.a.v + i * n * KV, KV, n, 0, kc.value + l * S * KV);
   }
-  scope.reset();
   const float* last = m.res_at(c.n_layers) + (n - 1) * C;
   nn::rmsnorm_forward(last, m.p.output_norm, kc.xn, &kc.rstd, 1, C, c.norm_eps);
   decode_classifier(c, m.output_packed, m.output_blocks, m.p.output, kc.xn, kc.logits);
-  m.act_mem.resize(0);
-  m.B = m.T = 0;
   return kc.logits;
 }
 

@@ -10,15 +10,22 @@
 //               decode (n ≤ kDecodeRows, one plane    x quantized to int8 per block of 32 as
 //               of 2..8 bits, groups of 32k):         llama.cpp does, exact integer block dots
 //               y = qgemv_blocks(x, plane)            (kernels/qdot_blocks.h)
+//               Q8_0 / Q4_0 planes are repacked at load (kernels/qblocks_packed.h: 16 rows
+//               interleaved per block, scales beside codes) and that copy replaces the loaded
+//               one: decode is qgemv_packed, the rest dequantizes or unpacks from it (same values).
+//               Generation's prompt (Context::prefill) runs qgemv_packed too where its many-token
+//               VNNI loop beats the float GEMM; the prompt's rows then equal decoding's.
 // The int8 path is real integer arithmetic (kernels/igemm.h: int32 accumulation, exact); its
 // integers equal those of the training fake-quant forward, which used the same rounding rule.
 // Backward passes dx through the dequantized weight (no adapter to train on a deployed model).
+#include <optional>
 #include <type_traits>
 
 #include "adapters/methods.h"
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/igemm.h"
+#include "kernels/qblocks_packed.h"
 #include "kernels/qdot_blocks.h"
 #include "quant/int_planes.h"
 
@@ -35,10 +42,20 @@ class IntLinear final : public Linear<T> {
  public:
   IntLinear(std::vector<QuantMatrix> planes, int act_bits, float act_scale)
       : Linear<T>(planes.at(0).cols, planes.at(0).rows), planes_(std::move(planes)), act_bits_(act_bits),
-        act_scale_(act_scale), blocks_(planes_.size() == 1 && kernels::qblocks_supported(planes_[0])) {}
+        act_scale_(act_scale), blocks_(planes_.size() == 1 && kernels::qblocks_supported(planes_[0])) {
+    if (std::is_same_v<T, float> && act_bits_ == 0 && planes_.size() == 1 && kernels::packable(planes_[0])) {
+      packed_.emplace(kernels::pack_blocks(std::move(planes_[0])));
+      planes_.clear();
+    }
+  }
 
-  void forward(const T* x, T* y, int64_t n, Context&) override {
+  void forward(const T* x, T* y, int64_t n, Context& ctx) override {
     if constexpr (std::is_same_v<T, float>) {
+      if (packed_) {
+        if (n <= kDecodeRows || (ctx.prefill && kernels::cpu_isa() >= kernels::Isa::avx512vnni))
+          return kernels::qgemv_packed(x, *packed_, y, n, false);
+        return kernels::qmatmul_nt(x, *packed_, y, n, false);
+      }
       if (act_bits_ == 8) {
         const int64_t m = n * this->in_;
         if (xq_.size() < static_cast<size_t>(m)) xq_.resize(static_cast<size_t>(m));
@@ -58,32 +75,40 @@ class IntLinear final : public Linear<T> {
 
   void backward(const T*, const T* dy, T* dx, int64_t n, Context&) override {
     if (!dx) return;
-    for (const auto& p : planes_) kernels::qmatmul_nn(dy, p, dx, n, true);  // dx[n, in] += dy·deq(W)
+    for (const auto& p : planes()) kernels::qmatmul_nn(dy, p, dx, n, true);  // dx[n, in] += dy·deq(W)
   }
 
   std::vector<Param<T>> trainable() override { return {}; }
   Deployed merge() const override {
     Deployed d;
-    d.planes = planes_;
+    d.planes = planes();
     return d;
   }
-  const std::vector<QuantMatrix>* integer_planes() const override { return &planes_; }
+  const std::vector<QuantMatrix>* integer_planes() const override { return &planes(); }
   float input_scale() const override { return act_bits_ == 8 ? act_scale_ : 0.0f; }
   Tensor base_weight() const override {
     Tensor t({this->out_, this->in_});
     Tensor tmp(planes_.size() > 1 ? Shape{this->out_, this->in_} : Shape{0});
-    sum_planes(planes_, 0, this->out_, t.ptr(), tmp.ptr());
+    sum_planes(planes(), 0, this->out_, t.ptr(), tmp.ptr());
     return t;
   }
   const char* method() const override { return act_bits_ == 8 ? "int-w-a8" : "int-w"; }
   int64_t weight_bytes() const override {
-    int64_t b = 0;
+    int64_t b = packed_ ? packed_->bytes() : 0;
     for (const auto& p : planes_) b += p.bytes();
     return b;
   }
 
  private:
-  std::vector<QuantMatrix> planes_;
+  // The planes as loaded: planes_, or unpacked from the packed copy on first use (merge, backward,
+  // export: none of them on the decoding path, which never pays for this copy).
+  const std::vector<QuantMatrix>& planes() const {
+    if (packed_ && planes_.empty()) planes_.push_back(kernels::unpack_blocks(*packed_));
+    return planes_;
+  }
+
+  mutable std::vector<QuantMatrix> planes_;  // empty while packed_ holds the weight (see planes())
+  std::optional<kernels::PackedBlocks> packed_;  // Q8_0 / Q4_0 with float activations
   int act_bits_;
   float act_scale_;  // static int8 scale of the input; 0 = per token
   bool blocks_;      // decode may run qgemv_blocks / qgemv_blocks_int8

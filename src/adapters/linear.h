@@ -40,6 +40,10 @@ struct Context {
   // call's n rows belong to the `samples` samples in order, n / samples rows each.
   const int* timesteps = nullptr;
   int64_t samples = 0;
+  // Generation's prompt (Llama::prefill): a block-quantized weight may round the rows'
+  // activations per block of 32 as decoding does (adapters/int_linear.cpp), so the prompt's
+  // logits are those of feeding it one token at a time. Elsewhere (training, eval) false.
+  bool prefill = false;
 };
 
 // One trainable tensor: the optimizer updates value using grad (same size). Also used for

@@ -12,6 +12,10 @@
 #include "quant/quant.h"
 
 namespace qtune::kernels {
+struct PackedBlocks;
+}
+
+namespace qtune::kernels {
 
 template <class T>
 void matmul_nt(const T* x, const T* W, T* y, int64_t n, int64_t in, int64_t out, bool accumulate);
@@ -26,6 +30,9 @@ template <class T>
 void qmatmul_nt(const T* x, const QuantMatrix& W, T* y, int64_t n, bool accumulate);
 template <class T>
 void qmatmul_nn(const T* dy, const QuantMatrix& W, T* dx, int64_t n, bool accumulate);
+// y (+)= x · deq(W)ᵀ with W packed for decoding (kernels/qblocks_packed.h): prefill's product,
+// the same floats as qmatmul_nt on the unpacked matrix (for n != 1 and n > 0).
+void qmatmul_nt(const float* x, const PackedBlocks& W, float* y, int64_t n, bool accumulate);
 
 // Scalar references (the ground truth the fast paths are tested against).
 namespace ref {

@@ -136,6 +136,11 @@ bool qblocks_supported(const QuantMatrix& W) {
 }
 
 bool quantize_blocks(const float* x, int64_t in, int8_t* xq, float* d, int32_t* isum) {
+  return quantize_blocks(x, in, xq, d, isum, cpu_isa());
+}
+
+bool quantize_blocks(const float* x, int64_t in, int8_t* xq, float* d, int32_t* isum, Isa isa) {
+  if (isa >= Isa::avx512f) return qblk::quantize_blocks_avx512(x, in, xq, d, isum);
   for (int64_t b = 0; b < in / kQBlock; ++b) {
     const float* xb = x + b * kQBlock;
     float amax = 0;
@@ -149,7 +154,14 @@ bool quantize_blocks(const float* x, int64_t in, int8_t* xq, float* d, int32_t* 
     const float db = amax / 127.0f;
     int32_t s = 0;
     for (int k = 0; k < kQBlock; ++k) {
-      const float q = db > 0 ? std::clamp(round_half_away(xb[k] / db), -127.0f, 127.0f) : 0.0f;
+      // round_half_away inline: std::round is a libm call on the x86-64 baseline (no SSE4.1),
+      // which cost more than the dot products at prefill. |v| < 128, so the int cast truncates
+      // exactly and v − trunc(v) is exact: the same q as std::round.
+      const float v = db > 0 ? xb[k] / db : 0.0f;
+      float q = static_cast<float>(static_cast<int32_t>(v));
+      const float f = v - q;
+      q += static_cast<float>(f >= 0.5f) - static_cast<float>(f <= -0.5f);
+      q = std::clamp(q, -127.0f, 127.0f);
       xq[b * kQBlock + k] = static_cast<int8_t>(q);
       s += static_cast<int32_t>(q);
     }

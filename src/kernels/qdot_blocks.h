@@ -47,5 +47,8 @@ void qgemv_blocks_int8(const int8_t* xq, const float* a_scale, const QuantMatrix
 // The activation rounding above for one row x[in] (in a multiple of 32): xq [in], d [in/32],
 // isum [in/32] = Σ_{c∈b} xq. Returns false when some x is not finite.
 bool quantize_blocks(const float* x, int64_t in, int8_t* xq, float* d, int32_t* isum);
+// Same at an explicit level (avx512f and up: AVX-512 loops; below: the scalar ones), the same
+// bytes on every level (tests compare them).
+bool quantize_blocks(const float* x, int64_t in, int8_t* xq, float* d, int32_t* isum, Isa isa);
 
 }  // namespace qtune::kernels

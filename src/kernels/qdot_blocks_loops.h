@@ -31,4 +31,7 @@ void gather_avx2(const float* scale, const float* zero, int64_t ng, int64_t bpg,
 void gather_avx512(const float* scale, const float* zero, int64_t ng, int64_t bpg, int64_t nb, int64_t nr, float* sc,
                    float* of);
 
+// quantize_blocks (qdot_blocks.h) for one row, AVX-512F: the same bytes as the scalar loop.
+bool quantize_blocks_avx512(const float* x, int64_t in, int8_t* xq, float* d, int32_t* isum);
+
 }  // namespace qtune::kernels::qblk

@@ -16,6 +16,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cfloat>
 
 #include "kernels/qdot_blocks_loops.h"
 
@@ -159,6 +160,39 @@ QT_AVX512F void gather_avx512(const float* scale, const float* zero, int64_t ng,
     _mm512_storeu_ps(sc + b * 16, _mm512_i32gather_ps(vi, scale + g, 4));
     if (zero) _mm512_storeu_ps(of + b * 16, _mm512_i32gather_ps(vi, zero + g, 4));
   }
+}
+
+// One block of 32 per iteration, as the scalar loop: amax (order-free: max is exact), d = amax /
+// 127, q = x / d (a true division, as scalar) rounded half away from zero by truncating and
+// correcting with the exact remainder, clamped; the int sum in integers.
+QT_AVX512F bool quantize_blocks_avx512(const float* x, int64_t in, int8_t* xq, float* d, int32_t* isum) {
+  const __m512 fmax = _mm512_set1_ps(FLT_MAX), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+  const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  for (int64_t b = 0; b < in / 32; ++b) {
+    const __m512 x0 = _mm512_loadu_ps(x + b * 32), x1 = _mm512_loadu_ps(x + b * 32 + 16);
+    const __m512 a0 = _mm512_abs_ps(x0), a1 = _mm512_abs_ps(x1);
+    // not (|x| <= FLT_MAX): inf or NaN
+    if ((_mm512_cmp_ps_mask(a0, fmax, _CMP_LE_OQ) & _mm512_cmp_ps_mask(a1, fmax, _CMP_LE_OQ)) != 0xFFFF) return false;
+    const float db = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1)) / 127.0f;
+    __m512i q[2] = {_mm512_setzero_si512(), _mm512_setzero_si512()};
+    if (db > 0) {
+      const __m512 dv = _mm512_set1_ps(db);
+      const __m512 xs[2] = {x0, x1};
+      for (int h = 0; h < 2; ++h) {
+        const __m512 v = _mm512_div_ps(xs[h], dv);
+        __m512 t = _mm512_cvtepi32_ps(_mm512_cvttps_epi32(v));
+        const __m512 f = _mm512_sub_ps(v, t);
+        t = _mm512_mask_add_ps(t, _mm512_cmp_ps_mask(f, half, _CMP_GE_OQ), t, one);
+        t = _mm512_mask_sub_ps(t, _mm512_cmp_ps_mask(f, _mm512_sub_ps(_mm512_setzero_ps(), half), _CMP_LE_OQ), t, one);
+        q[h] = _mm512_cvttps_epi32(_mm512_min_ps(_mm512_max_ps(t, lo), hi));
+      }
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + b * 32), _mm512_cvtsepi32_epi8(q[0]));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(xq + b * 32 + 16), _mm512_cvtsepi32_epi8(q[1]));
+    d[b] = db;
+    isum[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
+  }
+  return true;
 }
 
 }  // namespace qtune::kernels::qblk

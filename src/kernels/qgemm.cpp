@@ -15,6 +15,7 @@
 
 #include "core/buffer.h"
 #include "kernels/gemm.h"
+#include "kernels/qblocks_packed.h"
 #include "kernels/sgemm_parallel.h"
 #include "kernels/qgemv.h"
 
@@ -54,15 +55,25 @@ double dot(const double* a, const double* b, int64_t n) {
   return s;
 }
 
-// y[n, out] (+)= x[n, in] · deq(W)ᵀ, tiles of W rows in parallel.
+// The two weight layouts the float products dequantize tile by tile: as loaded, and packed for
+// decoding (both give the same floats).
 template <class T>
-void qmatmul_nt_tiles(const T* x, const QuantMatrix& W, T* y, int64_t n, bool accumulate) {
+void dequantize_rows(const QuantMatrix& W, int64_t r0, int64_t nr, T* out) {
+  W.dequantize_rows(r0, nr, out);
+}
+void dequantize_rows(const PackedBlocks& W, int64_t r0, int64_t nr, float* out) {
+  dequantize_packed_rows(W, r0, nr, out);
+}
+
+// y[n, out] (+)= x[n, in] · deq(W)ᵀ, tiles of W rows in parallel.
+template <class T, class Weight>
+void qmatmul_nt_tiles(const T* x, const Weight& W, T* y, int64_t n, bool accumulate) {
   const int64_t in = W.cols, out = W.rows, ntiles = (out + kTile - 1) / kTile;
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < ntiles; ++t) {
     const int64_t r0 = t * kTile, nr = std::min(kTile, out - r0);
     T* tile = scratch<T, QgemmScratch>(0, kTile * in);  // [nr, in]
-    W.dequantize_rows(r0, nr, tile);
+    dequantize_rows(W, r0, nr, tile);
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t j = 0; j < nr; ++j) {
         T v = dot(x + i * in, tile + j * in, in);
@@ -74,12 +85,13 @@ void qmatmul_nt_tiles(const T* x, const QuantMatrix& W, T* y, int64_t n, bool ac
 }
 
 // y[n, out] (+)= x[n, in] · deq(W)ᵀ, tiles in order, one sgemm per tile into y's column slice.
-void qmatmul_nt_blas(const float* x, const QuantMatrix& W, float* y, int64_t n, bool accumulate) {
+template <class Weight>
+void qmatmul_nt_blas(const float* x, const Weight& W, float* y, int64_t n, bool accumulate) {
   const int64_t in = W.cols, out = W.rows, rows = std::min(out, blas_tile_rows(in));
   float* tile = scratch<float, QgemmScratch>(0, rows * in);
   for (int64_t r0 = 0; r0 < out; r0 += rows) {
     const int64_t nr = std::min(rows, out - r0);
-    W.dequantize_rows(r0, nr, tile);
+    dequantize_rows(W, r0, nr, tile);
     sgemm_parallel(false, true, n, nr, in, 1.0f, x, in, tile, in, accumulate ? 1.0f : 0.0f, y + r0, out);
   }
 }
@@ -103,6 +115,12 @@ void qmatmul_nt(const T* x, const QuantMatrix& W, T* y, int64_t n, bool accumula
 
 // dx[n, in] (+)= dy[n, out] · deq(W). Every tile adds into all of dx, so tiles go in order
 // (no cross-thread reduction); the parallelism is inside each tile's product.
+void qmatmul_nt(const float* x, const PackedBlocks& W, float* y, int64_t n, bool accumulate) {
+  if (n <= 0) return;
+  if (n >= kSmallN) return qmatmul_nt_blas(x, W, y, n, accumulate);
+  qmatmul_nt_tiles(x, W, y, n, accumulate);
+}
+
 template <class T>
 void qmatmul_nn(const T* dy, const QuantMatrix& W, T* dx, int64_t n, bool accumulate) {
   const int64_t in = W.cols, out = W.rows;

@@ -82,8 +82,13 @@ void Llama::build(const ModelFile& mf, uint64_t seed, ModelFile* release) {
   if (!cfg_.tied_classifier) read_float_into(mf, "output.weight", m.p.output, cfg_.vocab_size * C);
   for (const char* name : {"token_embd.weight", "output.weight"}) drop(name);
   if (const auto& cb = mf.classifier_blocks; opts.frozen && cb.size() == 1 && cb[0].rows == cfg_.vocab_size &&
-                                             cb[0].cols == C && kernels::qblocks_supported(cb[0]))
-    m.output_blocks = release ? std::move(release->classifier_blocks[0]) : cb[0];
+                                             cb[0].cols == C && kernels::qblocks_supported(cb[0])) {
+    QuantMatrix blocks = release ? std::move(release->classifier_blocks[0]) : cb[0];
+    if (kernels::packable(blocks))
+      m.output_packed.emplace(kernels::pack_blocks(std::move(blocks)));
+    else
+      m.output_blocks = std::move(blocks);
+  }
   if (release) release->classifier_blocks.clear();
 
   if (const GemmMode gemm = gemm_mode(opts); gemm.gse && method_info(opts.method).gse_gemm && !opts.frozen) {
@@ -203,7 +208,8 @@ int64_t Llama::num_params() const {
 
 int64_t Llama::weight_bytes() const {
   // the float base, and decoding's block copy of a quantized classifier (Impl::output_blocks)
-  int64_t n = impl_->n_base * int64_t(sizeof(float)) + (impl_->output_blocks ? impl_->output_blocks->bytes() : 0);
+  int64_t n = impl_->n_base * int64_t(sizeof(float)) + (impl_->output_blocks ? impl_->output_blocks->bytes() : 0) +
+              (impl_->output_packed ? impl_->output_packed->bytes() : 0);
   for (auto& layer : impl_->layers)
     for (int i = 0; i < kNumProjections; ++i) n += slot_ref(layer, i)->weight_bytes();
   return n;

@@ -9,8 +9,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/gemm.h"
+#include "kernels/qblocks_packed.h"
 #include "kernels/qdot_blocks.h"
-#include "kernels/softmax.h"
+#include "models/decode_attention.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
 #include "nn/ops.h"
@@ -23,8 +24,10 @@ namespace {
 void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
   const int64_t L = c.n_layers, S = c.seq_len, C = c.dim, H = c.hidden_dim, V = c.vocab_size;
   const int64_t Q = int64_t(c.n_heads) * c.head_dim(), KV = c.kv_dim();
-  carve(k.mem, {{&k.key, L * S * KV},    // [L, S, KV]
-                {&k.value, L * S * KV},  // [L, S, KV]
+  carve(k.mem, {{&k.key, L * S * KV},    // [L, nkv, S, hd]
+                {&k.value, L * S * KV},  // [L, nkv, S, hd]
+                {&k.k_new, KV},          // [KV]
+                {&k.v_new, KV},          // [KV]
                 {&k.x, C},               // [C]
                 {&k.xn, C},              // [C]
                 {&k.q, Q},               // [Q]
@@ -36,59 +39,13 @@ void alloc_cache(const LlamaConfig& c, LlamaCache& k) {
                 {&k.logits, V}});        // [V]
 }
 
-// Σ a[i]·b[i] in eight independent sums (vectorisable without -ffast-math; decoding's attention
-// over a long cache spent most of its time in one serial float chain).
-inline float dot8(const float* a, const float* b, int n) {
-  float acc[8] = {};
-  int i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  for (; i < n; ++i) acc[0] += a[i] * b[i];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
-// One head of one query position over cached keys/values 0..pos: k, v point at the head's
-// columns of row 0 (row stride KV); a [pos + 1] scratch; o [hd]. Compiled for AVX-512 and AVX2
-// too (the build's baseline is plain x86-64), picked by the loader from the CPU.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void attend_head(const float* qh, const float* k,
-                                                                             const float* v, int64_t KV, int hd,
-                                                                             int pos, float scale, float* a,
-                                                                             float* o) {
-  float mx = -INFINITY;
-  for (int s = 0; s <= pos; ++s) {
-    a[s] = dot8(qh, k + s * KV, hd) * scale;
-    mx = std::max(mx, a[s]);
-  }
-  const float inv = 1.0f / kernels::exp_shift_sum(a, pos + 1, mx);  // a = exp(a − mx)
-  std::fill(o, o + hd, 0.0f);
-  for (int s = 0; s <= pos; ++s) {
-    const float* vs = v + s * KV;
-    const float w = a[s] * inv;
-    for (int i = 0; i < hd; ++i) o[i] += w * vs[i];
-  }
-}
-
-// One query position attending over cached keys/values 0..pos of one layer.
-// q, attn_y: [nh, hd]   key, value: [seq_len, nkv, hd]   att: [nh, seq_len] scratch
-void decode_attention(const LlamaConfig& c, const float* q, const float* key, const float* value, float* att,
-                      float* attn_y, int pos) {
-  const int hd = c.head_dim(), group = c.n_heads / c.n_kv_heads, KV = c.kv_dim();
-  const float scale = 1.0f / std::sqrt(float(hd));
-  // heads are independent (each has its own row of att): split them over the threads once the
-  // context is long enough to pay for the fork
-#pragma omp parallel for schedule(static) if (int64_t(pos + 1) * c.n_heads * hd >= 16384)
-  for (int h = 0; h < c.n_heads; ++h) {
-    const int kh = h / group;
-    attend_head(q + h * hd, key + kh * hd, value + kh * hd, KV, hd, pos, scale, att + int64_t(h) * c.seq_len,
-                attn_y + h * hd);
-  }
-}
-
-// logits [V] = xn [C] · Wᵀ with decoding's classifier: its blocks (Impl::output_blocks) when
-// present, else the float W [V, C].
-void decode_classifier(const LlamaConfig& c, const std::optional<QuantMatrix>& blocks, const float* W,
-                       const float* xn, float* logits) {
-  if (blocks)
+// logits [V] = xn [C] · Wᵀ with decoding's classifier: its packed or loaded blocks
+// (Impl::output_packed / output_blocks) when present, else the float W [V, C].
+void decode_classifier(const LlamaConfig& c, const std::optional<kernels::PackedBlocks>& packed,
+                       const std::optional<QuantMatrix>& blocks, const float* W, const float* xn, float* logits) {
+  if (packed)
+    kernels::qgemv_packed(xn, *packed, logits, 1, false);
+  else if (blocks)
     kernels::qgemv_blocks(xn, *blocks, logits, 1, false);
   else
     kernels::matmul_nt(xn, W, logits, 1, c.dim, c.vocab_size, false);
@@ -117,14 +74,16 @@ const float* Llama::step(int token, int pos) {
   nn::embedding_forward(&token, m.p.token_embd, kc.x, 1, C);
   for (int l = 0; l < c.n_layers; ++l) {
     LlamaLayer& ly = m.layers[l];
-    float* key = kc.key + l * S * KV;      // [S, KV]
+    float* key = kc.key + l * S * KV;      // [nkv, S, hd]
     float* value = kc.value + l * S * KV;
     nn::rmsnorm_forward(kc.x, m.p.attn_norm + l * C, kc.xn, &kc.rstd, 1, C, c.norm_eps);
     ly.q->forward(kc.xn, kc.q, 1, ctx);
-    ly.k->forward(kc.xn, key + pos * KV, 1, ctx);
-    ly.v->forward(kc.xn, value + pos * KV, 1, ctx);
+    ly.k->forward(kc.xn, kc.k_new, 1, ctx);
+    ly.v->forward(kc.xn, kc.v_new, 1, ctx);
     nn::rope_forward(kc.q, 1, 1, c.n_heads, c.head_dim(), c.rope_theta, pos);
-    nn::rope_forward(key + pos * KV, 1, 1, c.n_kv_heads, c.head_dim(), c.rope_theta, pos);
+    nn::rope_forward(kc.k_new, 1, 1, c.n_kv_heads, c.head_dim(), c.rope_theta, pos);
+    store_kv(c, kc.k_new, KV, 1, pos, key);
+    store_kv(c, kc.v_new, KV, 1, pos, value);
     decode_attention(c, kc.q, key, value, kc.att, kc.attn_y, pos);
     ly.o->forward(kc.attn_y, kc.tmp, 1, ctx);
     for (int64_t i = 0; i < C; ++i) kc.x[i] += kc.tmp[i];
@@ -136,7 +95,7 @@ const float* Llama::step(int token, int pos) {
     for (int64_t i = 0; i < C; ++i) kc.x[i] += kc.tmp[i];
   }
   nn::rmsnorm_forward(kc.x, m.p.output_norm, kc.xn, &kc.rstd, 1, C, c.norm_eps);
-  decode_classifier(c, m.output_blocks, m.p.output, kc.xn, kc.logits);
+  decode_classifier(c, m.output_packed, m.output_blocks, m.p.output, kc.xn, kc.logits);
   return kc.logits;
 }
 
@@ -154,19 +113,37 @@ const float* Llama::prefill(const int* tokens, int n) {
   QT_CHECK(!m.save_gse && !m.gse, "prefill: a model in training arithmetic (--save-act/--gemm gse) does not decode");
   if (kc.mem.empty()) reset_cache();
   const int64_t C = c.dim, KV = c.kv_dim(), S = c.seq_len;
+  // Block-quantized slots may run decoding's kernel on the prompt (Context::prefill), and the
+  // layers share one working set as under --recompute (nothing here goes backward): the prompt's
+  // activations were allocated, zeroed and faulted in for all layers, serially, 70 MB at 128
+  // tokens of stories110M. The arithmetic is the same either way.
+  struct PrefillScope {
+    Llama::Impl& m;
+    bool recompute;
+    explicit PrefillScope(Llama::Impl& i) : m(i), recompute(i.recompute) {
+      m.ctx.prefill = true;
+      m.recompute = true;
+    }
+    ~PrefillScope() {  // also on an exception: no one-layer working set outlives the flag
+      m.ctx.prefill = false;
+      m.recompute = recompute;
+      m.act_mem.resize(0);  // decoding needs only the cache
+      m.B = m.T = 0;
+    }
+  };
+  const PrefillScope scope(m);
+  m.act_mem.resize(0);  // carve anew for the one-layer working set
   m.carve_acts(1, n);
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, n, C);  // res[0]: [n, C]
   for (int l = 0; l < c.n_layers; ++l) {
     m.forward_layer(l);
-    const int64_t i = m.li(l);  // k, v: [L, n, KV] → cache [L, S, KV] rows 0..n−1
-    std::memcpy(kc.key + l * S * KV, m.a.k + i * n * KV, n * KV * sizeof(float));
-    std::memcpy(kc.value + l * S * KV, m.a.v + i * n * KV, n * KV * sizeof(float));
+    const int64_t i = m.li(l);  // k, v: [n, KV] of the working set → cache [L, nkv, S, hd] positions 0..n−1
+    store_kv(c, m.a.k + i * n * KV, KV, n, 0, kc.key + l * S * KV);
+    store_kv(c, m.a.v + i * n * KV, KV, n, 0, kc.value + l * S * KV);
   }
   const float* last = m.res_at(c.n_layers) + (n - 1) * C;
   nn::rmsnorm_forward(last, m.p.output_norm, kc.xn, &kc.rstd, 1, C, c.norm_eps);
-  decode_classifier(c, m.output_blocks, m.p.output, kc.xn, kc.logits);
-  m.act_mem.resize(0);
-  m.B = m.T = 0;
+  decode_classifier(c, m.output_packed, m.output_blocks, m.p.output, kc.xn, kc.logits);
   return kc.logits;
 }
 

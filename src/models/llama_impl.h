@@ -10,6 +10,7 @@
 #include "adapters/linear.h"
 #include "core/buffer.h"
 #include "io/model_file.h"
+#include "kernels/qblocks_packed.h"
 
 namespace qtune {
 
@@ -76,8 +77,12 @@ struct LlamaGrads {
 // Single-token decoding state.
 struct LlamaCache {
   Buffer<float> mem;
-  float* key = nullptr;     // [L, seq_len, KV]
-  float* value = nullptr;   // [L, seq_len, KV]
+  // Head-major (each head's positions contiguous): decoding's attention streams one head's keys
+  // and values instead of 256 bytes out of every KV-wide row.
+  float* key = nullptr;     // [L, n_kv_heads, seq_len, head_dim]
+  float* value = nullptr;   // [L, n_kv_heads, seq_len, head_dim]
+  float* k_new = nullptr;   // [KV] this token's key and value, before they go to the cache
+  float* v_new = nullptr;
   float* x = nullptr;       // [C] residual stream
   float* xn = nullptr;      // [C]
   float* q = nullptr;       // [Q]
@@ -143,7 +148,9 @@ struct Llama::Impl {
   LlamaCache cache;
   // Decoding's classifier (Llama::step): the file's Q8_0 / Q4_0 / Q4_1 block form of p.output
   // when it has one and the model is frozen (kernels/qdot_blocks.h); else step uses p.output.
+  // Q8_0 / Q4_0 are held repacked instead (output_packed, kernels/qblocks_packed.h).
   std::optional<QuantMatrix> output_blocks;
+  std::optional<kernels::PackedBlocks> output_packed;
 
   void carve_acts(int B, int T);   // (re)allocates only when (B, T) changes
   void carve_grads();              // for the current (B, T), on first backward

@@ -141,7 +141,8 @@ MemoryBreakdown Llama::memory() const {
   const int64_t n = m.N(), C = cfg_.dim, L = cfg_.n_layers, V = cfg_.vocab_size;
   MemoryBreakdown b;
   b.weights = static_cast<int64_t>(m.params.size() + m.grads.size()) * F +
-              (m.output_gse ? m.output_gse->bytes() : 0) + (m.output_blocks ? m.output_blocks->bytes() : 0);
+              (m.output_gse ? m.output_gse->bytes() : 0) + (m.output_blocks ? m.output_blocks->bytes() : 0) +
+              (m.output_packed ? m.output_packed->bytes() : 0);
   for (auto& layer : m.layers)
     for (int i = 0; i < kNumProjections; ++i) {
       const Linear<float>& s = *slot_ref(const_cast<LlamaLayer&>(layer), i);

@@ -101,36 +101,20 @@ bool active() { return g_active; }
 int rank() { return g_rank; }
 int size() { return g_size; }
 
-void allreduce_sum(float* v, int64_t n) {
+// On one rank (and in a build without MPI) every collective is the identity.
 #ifdef QTUNE_HAVE_MPI
-  if (g_size > 1) sum_impl(v, n);
+#define ON_SEVERAL_RANKS(call) \
+  if (g_size > 1) call
+#else
+#define ON_SEVERAL_RANKS(call)
 #endif
-}
-void allreduce_sum(double* v, int64_t n) {
-#ifdef QTUNE_HAVE_MPI
-  if (g_size > 1) sum_impl(v, n);
-#endif
-}
-void allreduce_max(float* v, int64_t n) {
-#ifdef QTUNE_HAVE_MPI
-  if (g_size > 1) extreme_impl(v, n, MPI_MAX);
-#endif
-}
-void allreduce_min(float* v, int64_t n) {
-#ifdef QTUNE_HAVE_MPI
-  if (g_size > 1) extreme_impl(v, n, MPI_MIN);
-#endif
-}
-void bcast(float* v, int64_t n) {
-#ifdef QTUNE_HAVE_MPI
-  if (g_size > 1) bcast_impl(v, n);
-#endif
-}
-void bcast(double* v, int64_t n) {
-#ifdef QTUNE_HAVE_MPI
-  if (g_size > 1) bcast_impl(v, n);
-#endif
-}
+
+void allreduce_sum(float* v, int64_t n) { ON_SEVERAL_RANKS(sum_impl(v, n)); }
+void allreduce_sum(double* v, int64_t n) { ON_SEVERAL_RANKS(sum_impl(v, n)); }
+void allreduce_max(float* v, int64_t n) { ON_SEVERAL_RANKS(extreme_impl(v, n, MPI_MAX)); }
+void allreduce_min(float* v, int64_t n) { ON_SEVERAL_RANKS(extreme_impl(v, n, MPI_MIN)); }
+void bcast(float* v, int64_t n) { ON_SEVERAL_RANKS(bcast_impl(v, n)); }
+void bcast(double* v, int64_t n) { ON_SEVERAL_RANKS(bcast_impl(v, n)); }
 
 bool any_flag(int flag) {
 #ifdef QTUNE_HAVE_MPI

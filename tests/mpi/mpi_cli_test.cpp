@@ -171,21 +171,39 @@ TEST(MpiCli, ResumeNeedsTheSameNumberOfRanks) {
             std::string::npos) << r.err;
 }
 
-TEST(MpiCli, AKilledRankStopsTheJobAndTheCheckpointResumesToTheSameRun) {
-  QT_REQUIRE_STORIES();
-  const Corpus c = corpus();
-  const std::string ref = c.dir + "/ref.gguf";
+// The uninterrupted 2-rank run (ref), then the same run started in the background (out, ckpt):
+// returns mpirun's pid once the first checkpoint exists.
+static int start_until_first_checkpoint(const Corpus& c, const std::string& ref, const std::string& out,
+                                        const std::string& ckpt) {
   const RunResult r0 = run_program(mpirun(2, kill_args(c, ref, c.dir + "/ref.ckpt")), 300);
-  ASSERT_EQ(r0.code, 0) << r0.err;
-
-  const std::string run_dir = c.dir + "/run";
-  fs::create_directory(run_dir);
-  const std::string out = run_dir + "/o.gguf", ckpt = run_dir + "/o.ckpt";
+  EXPECT_EQ(r0.code, 0) << r0.err;
   const int pid = spawn_program(mpirun(2, kill_args(c, out, ckpt)), c.dir);
   const auto t0 = std::chrono::steady_clock::now();
   while (!exists(ckpt) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_TRUE(exists(ckpt)) << read_file(c.dir + "/bg.err");
+  EXPECT_TRUE(exists(ckpt)) << read_file(c.dir + "/bg.err");
+  return pid;
+}
+
+// Resumes the stopped run from ckpt with 2 ranks: it finishes and returns its report.
+static nlohmann::json resume_to_the_end(const Corpus& c, const std::string& out, const std::string& ckpt) {
+  std::vector<std::string> a = kill_args(c, out, ckpt);
+  a.insert(a.end(), {"--resume", ckpt});
+  const RunResult r = run_program(mpirun(2, a), 300);
+  EXPECT_EQ(r.code, 0) << r.err;
+  const nlohmann::json j = read_json(out + ".json");
+  EXPECT_GE(j["resumed_from_step"].get<int64_t>(), 5);
+  return j;
+}
+
+TEST(MpiCli, AKilledRankStopsTheJobAndTheCheckpointResumesToTheSameRun) {
+  QT_REQUIRE_STORIES();
+  const Corpus c = corpus();
+  const std::string ref = c.dir + "/ref.gguf", run_dir = c.dir + "/run";
+  fs::create_directory(run_dir);
+  const std::string out = run_dir + "/o.gguf", ckpt = run_dir + "/o.ckpt";
+  const int pid = start_until_first_checkpoint(c, ref, out, ckpt);
+  ASSERT_FALSE(HasFailure());
   const std::vector<int> ranks = ranks_of(pid);
   ASSERT_EQ(ranks.size(), 2u) << "mpirun's children";
   const auto t_kill = std::chrono::steady_clock::now();
@@ -202,12 +220,7 @@ TEST(MpiCli, AKilledRankStopsTheJobAndTheCheckpointResumesToTheSameRun) {
   for (const auto& e : fs::directory_iterator(run_dir))
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
 
-  std::vector<std::string> a = kill_args(c, out, ckpt);
-  a.insert(a.end(), {"--resume", ckpt});
-  const RunResult r = run_program(mpirun(2, a), 300);
-  ASSERT_EQ(r.code, 0) << r.err;
-  const nlohmann::json j = read_json(out + ".json"), jr = read_json(ref + ".json");
-  EXPECT_GE(j["resumed_from_step"].get<int64_t>(), 5);
+  const nlohmann::json j = resume_to_the_end(c, out, ckpt), jr = read_json(ref + ".json");
   EXPECT_EQ(j["loss_curve"].size(), 60u);
   for (size_t i = 0; i < jr["loss_curve"].size(); ++i)
     EXPECT_TRUE(Near(j["loss_curve"][i]["loss"].get<double>(), jr["loss_curve"][i]["loss"].get<double>())) << i;
@@ -255,16 +268,9 @@ TEST(MpiCli, DitTrainTwoRanksMatchOneProcess) {
 TEST(MpiCli, Usr1StopsEveryRankAfterTheSameStepWithACheckpointThatResumes) {
   QT_REQUIRE_STORIES();
   const Corpus c = corpus();
-  const std::string ref = c.dir + "/ref.gguf";
-  const RunResult r0 = run_program(mpirun(2, kill_args(c, ref, c.dir + "/ref.ckpt")), 300);
-  ASSERT_EQ(r0.code, 0) << r0.err;
-
-  const std::string out = c.dir + "/o.gguf", ckpt = c.dir + "/o.ckpt";
-  const int pid = spawn_program(mpirun(2, kill_args(c, out, ckpt)), c.dir);
-  const auto t0 = std::chrono::steady_clock::now();
-  while (!exists(ckpt) && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  ASSERT_TRUE(exists(ckpt)) << read_file(c.dir + "/bg.err");
+  const std::string ref = c.dir + "/ref.gguf", out = c.dir + "/o.gguf", ckpt = c.dir + "/o.ckpt";
+  const int pid = start_until_first_checkpoint(c, ref, out, ckpt);
+  ASSERT_FALSE(HasFailure());
   ::kill(pid, SIGUSR1);
   const int code = wait_for_exit(pid, 20);
   if (code < 0) ::kill(pid, SIGKILL), wait_for_exit(pid, 5);
@@ -273,12 +279,7 @@ TEST(MpiCli, Usr1StopsEveryRankAfterTheSameStepWithACheckpointThatResumes) {
   EXPECT_NE(err.find("interrupted: checkpoint of step"), std::string::npos) << err;
   EXPECT_FALSE(exists(out));
 
-  std::vector<std::string> a = kill_args(c, out, ckpt);
-  a.insert(a.end(), {"--resume", ckpt});
-  const RunResult r = run_program(mpirun(2, a), 300);
-  ASSERT_EQ(r.code, 0) << r.err;
-  const nlohmann::json j = read_json(out + ".json"), jr = read_json(ref + ".json");
-  EXPECT_GE(j["resumed_from_step"].get<int64_t>(), 5);
+  const nlohmann::json j = resume_to_the_end(c, out, ckpt), jr = read_json(ref + ".json");
   EXPECT_EQ(j["loss_curve"], jr["loss_curve"]);  // bit-identical: the same ranks, seed and threads
   expect_same_tensors(out, ref);
 }

@@ -85,6 +85,7 @@ class IntLinear final : public Linear<T> {
     return d;
   }
   const std::vector<QuantMatrix>* integer_planes() const override { return &planes(); }
+  const kernels::PackedBlocks* packed_weight() const override { return packed_ ? &*packed_ : nullptr; }
   float input_scale() const override { return act_bits_ == 8 ? act_scale_ : 0.0f; }
   Tensor base_weight() const override {
     Tensor t({this->out_, this->in_});

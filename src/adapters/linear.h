@@ -27,6 +27,10 @@
 
 namespace qtune {
 
+namespace kernels {
+struct PackedBlocks;
+}
+
 // Per-call state orthogonal to the method, carried by every call. Slots save nothing for their
 // backward whether or not one follows (see the conventions above); what a call needs from the
 // run is here: the key of stochastic rounding (--gemm gse:...,round=stochastic), so a gradient's
@@ -87,6 +91,10 @@ class Linear {
   // The integer weight a deployed slot holds (no copy), or nullptr: every other slot gives its
   // integers through merge().
   virtual const std::vector<QuantMatrix>* integer_planes() const { return nullptr; }
+  // The packed Q8_0 / Q4_0 weight this slot's one-token forward multiplies by, or nullptr: where
+  // set, forward(x, y, 1) is exactly qgemv_packed(x, *packed_weight(), y, 1, false), so decoding
+  // may fuse slots that share an input into one qgemv_packed_fused (one fork/join).
+  virtual const kernels::PackedBlocks* packed_weight() const { return nullptr; }
   // The static int8 scale of this slot's input activations (calibrated during training, or
   // recorded in a deployed model); 0 when the input is not quantized or per token.
   virtual float input_scale() const { return 0.0f; }

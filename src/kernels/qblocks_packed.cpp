@@ -153,43 +153,90 @@ void qgemv_packed(const float* x, const PackedBlocks& P, float* y, int64_t n, bo
   qgemv_packed(x, P, y, n, accumulate, cpu_isa());
 }
 
-void qgemv_packed(const float* x, const PackedBlocks& P, float* y, int64_t n, bool accumulate, Isa isa) {
-  QT_ASSERT(isa_supported(isa));
-  QT_ASSERT(P.bits == 8 || P.bits == 4);
-  if (n <= 0) return;
-  const int64_t in = P.cols, nb = P.blocks(), out = P.rows, ng = P.row_groups(), rb = P.record_bytes();
-  int8_t* xq = scratch<int8_t, QpackScratch>(0, n * in);  // [n, in]
-  float* d = scratch<float, QpackScratch>(0, n * nb);     // [n, nb]
+namespace {
+
+// x [n, cols] quantized per block of 32 into the calling thread's scratch (read, not written, by
+// the row-group loop's threads).
+struct QuantizedTokens {
+  const int8_t* xq;    // [n, in]
+  const float* d;      // [n, nb]
+  const int32_t* isum; // [n, nb]
+};
+QuantizedTokens quantize_tokens(const float* x, int64_t n, int64_t in, const char* who) {
+  const int64_t nb = in / 32;
+  int8_t* xq = scratch<int8_t, QpackScratch>(0, n * in);
+  float* d = scratch<float, QpackScratch>(0, n * nb);
   int32_t* isum = scratch<int32_t, QpackScratch>(0, n * nb);
   int64_t bad = n;  // the first token with a non-finite activation
 #pragma omp parallel for schedule(static) reduction(min : bad) if (n > 4)
   for (int64_t t = 0; t < n; ++t)
     if (!quantize_blocks(x + t * in, in, xq + t * in, d + t * nb, isum + t * nb)) bad = std::min(bad, t);
-  QT_CHECK(bad == n, "qgemv_packed: token {} has a non-finite activation (NaN or inf)", bad);
+  QT_CHECK(bad == n, "{}: token {} has a non-finite activation (NaN or inf)", who, bad);
+  return {xq, d, isum};
+}
+
+// Row group g of P against the n quantized tokens, into y [n, P.rows]: one iteration of the
+// row-group loop (qgemv_packed runs it over one matrix, qgemv_packed_fused over several).
+void run_group(const PackedBlocks& P, int64_t g, const QuantizedTokens& q, float* y, int64_t n, bool accumulate,
+               Isa isa) {
+  const int64_t in = P.cols, nb = P.blocks(), out = P.rows;
   const qpack::GroupFn group = group_for(isa, P.bits);
   const qpack::TokensFn tokens =
       isa >= Isa::avx512vnni ? (P.bits == 8 ? qpack::tokens8_vnni : qpack::tokens4_vnni) : nullptr;
   constexpr int64_t kT = qpack::kTokens;
-  const uint8_t* base = P.data.data();
+  const int64_t r0 = g * kPackRows, nr = std::min(kPackRows, out - r0);
+  const uint8_t* rec = P.data.data() + g * nb * P.record_bytes();
+  alignas(64) float acc[kT * kPackRows];
+  auto put = [&](int64_t t, const float* a) {
+    float* yo = y + t * out + r0;
+    for (int64_t i = 0; i < nr; ++i) yo[i] = accumulate ? yo[i] + a[i] : a[i];
+  };
+  int64_t t = 0;
+  if (tokens)  // prefill: kT tokens per pass over the group's weights (read from cache kT times less)
+    for (; t + kT <= n; t += kT) {
+      tokens(rec, nb, q.xq + t * in, in, q.d + t * nb, q.isum + t * nb, nb, acc);
+      for (int64_t j = 0; j < kT; ++j) put(t + j, acc + j * kPackRows);
+    }
+  for (; t < n; ++t) {
+    group(rec, nb, q.xq + t * in, q.d + t * nb, q.isum + t * nb, acc);
+    put(t, acc);
+  }
+}
+
+}  // namespace
+
+void qgemv_packed(const float* x, const PackedBlocks& P, float* y, int64_t n, bool accumulate, Isa isa) {
+  QT_ASSERT(isa_supported(isa));
+  QT_ASSERT(P.bits == 8 || P.bits == 4);
+  if (n <= 0) return;
+  const QuantizedTokens q = quantize_tokens(x, n, P.cols, "qgemv_packed");
+  const int64_t ng = P.row_groups();
+#pragma omp parallel for schedule(static)
+  for (int64_t g = 0; g < ng; ++g) run_group(P, g, q, y, n, accumulate, isa);
+}
+
+void qgemv_packed_fused(const float* x, const PackedBlocks* const* P, float* const* y, int count, int64_t n) {
+  qgemv_packed_fused(x, P, y, count, n, cpu_isa());
+}
+
+void qgemv_packed_fused(const float* x, const PackedBlocks* const* P, float* const* y, int count, int64_t n,
+                        Isa isa) {
+  QT_ASSERT(isa_supported(isa));
+  QT_ASSERT(count >= 1 && count <= kMaxFused);
+  int64_t first[kMaxFused + 1] = {0};  // matrix j's row groups are [first[j], first[j + 1]) of the fused loop
+  for (int j = 0; j < count; ++j) {
+    QT_ASSERT(P[j]->bits == 8 || P[j]->bits == 4);
+    QT_ASSERT(P[j]->cols == P[0]->cols);
+    first[j + 1] = first[j] + P[j]->row_groups();
+  }
+  if (n <= 0) return;
+  const QuantizedTokens q = quantize_tokens(x, n, P[0]->cols, "qgemv_packed_fused");
+  const int64_t ng = first[count];
 #pragma omp parallel for schedule(static)
   for (int64_t g = 0; g < ng; ++g) {
-    const int64_t r0 = g * kPackRows, nr = std::min(kPackRows, out - r0);
-    const uint8_t* rec = base + g * nb * rb;
-    alignas(64) float acc[kT * kPackRows];
-    auto put = [&](int64_t t, const float* a) {
-      float* yo = y + t * out + r0;
-      for (int64_t i = 0; i < nr; ++i) yo[i] = accumulate ? yo[i] + a[i] : a[i];
-    };
-    int64_t t = 0;
-    if (tokens)  // prefill: kT tokens per pass over the group's weights (read from cache kT times less)
-      for (; t + kT <= n; t += kT) {
-        tokens(rec, nb, xq + t * in, in, d + t * nb, isum + t * nb, nb, acc);
-        for (int64_t j = 0; j < kT; ++j) put(t + j, acc + j * kPackRows);
-      }
-    for (; t < n; ++t) {
-      group(rec, nb, xq + t * in, d + t * nb, isum + t * nb, acc);
-      put(t, acc);
-    }
+    int j = 0;
+    while (g >= first[j + 1]) ++j;
+    run_group(*P[j], g - first[j], q, y[j], n, false, isa);
   }
 }
 

@@ -68,4 +68,13 @@ void qgemv_packed(const float* x, const PackedBlocks& P, float* y, int64_t n, bo
 // avx512bw the maddubs loops (one token per pass), scalar the portable ones.
 void qgemv_packed(const float* x, const PackedBlocks& P, float* y, int64_t n, bool accumulate, Isa isa);
 
+// Several products of the same x at once, y[j][n, P[j]->rows] = x · deq(*P[j])ᵀ (overwritten),
+// each bit-identical to qgemv_packed(x, *P[j], y[j], n, false): x is quantized once and one
+// OpenMP loop runs over all matrices' row groups in turn, so decode's q/k/v (or gate/up) cost
+// one fork/join instead of one each. The matrices share cols; count ≤ kMaxFused.
+constexpr int kMaxFused = 4;
+void qgemv_packed_fused(const float* x, const PackedBlocks* const* P, float* const* y, int count, int64_t n);
+void qgemv_packed_fused(const float* x, const PackedBlocks* const* P, float* const* y, int count, int64_t n,
+                        Isa isa);
+
 }  // namespace qtune::kernels

@@ -109,6 +109,37 @@ TEST(QblocksPacked, EveryLevelBitIdenticalToLoadedLayout) {
   EXPECT_GT(compared, 0);
 }
 
+// Decode's fused q/k/v and gate/up: one loop over several matrices' row groups (mixed widths,
+// partial last groups) gives each y the bytes of its own qgemv_packed call.
+TEST(QblocksPacked, FusedEqualsOneCallPerMatrix) {
+  Rng rng(8);
+  const int64_t in = 96;
+  const int64_t rows[] = {37, 16, 5, 48};
+  const int bits[] = {4, 8, 4, 8};
+  std::vector<kernels::PackedBlocks> P;
+  for (int j = 0; j < 4; ++j) P.push_back(kernels::pack_blocks(random_q(rows[j], in, bits[j], rng)));
+  for (int count : {1, 2, 3, 4})
+    for (int64_t n : {1, 3, 9}) {
+      const auto x = random_x(n * in, rng);
+      for (Isa isa : kAllLevels) {
+        if (!kernels::isa_supported(isa)) continue;
+        std::vector<std::vector<float>> want(4), got(4);
+        const kernels::PackedBlocks* ps[4];
+        float* ys[4];
+        for (int j = 0; j < count; ++j) {
+          want[j].assign(static_cast<size_t>(n * rows[j]), 0.5f);
+          got[j].assign(want[j].size(), 0.5f);
+          kernels::qgemv_packed(x.data(), P[j], want[j].data(), n, false, isa);
+          ps[j] = &P[j], ys[j] = got[j].data();
+        }
+        kernels::qgemv_packed_fused(x.data(), ps, ys, count, n, isa);
+        for (int j = 0; j < count; ++j)
+          ASSERT_TRUE(same_bytes(got[j], want[j])) << kernels::isa_name(isa) << " count " << count << " n " << n
+                                                   << " matrix " << j;
+      }
+    }
+}
+
 TEST(QblocksPacked, DequantizedRowsEqualLoadedMatrix) {
   Rng rng(6);
   for (int bits : {8, 4}) {

@@ -6,13 +6,8 @@
 # bench/results/kjv_curves/; `/usr/bin/python3 bench/plot.py` draws them.
 #   usage: bench/kjv_curves.sh [path/to/qtune] [steps]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-QTUNE=${1:-build/qtune}
-STEPS=${2:-2000}
-S=../shared
-MODEL=$S/models/stories260K/stories260K.bin TOK=$S/models/stories260K/tok512.bin DATA=$S/data/kjv.txt
+source "$(dirname "$0")/kjv_setup.sh"
 OUT=${OUT:-out/kjv_curves}; mkdir -p "$OUT" bench/results/kjv_curves
-common=(--model "$MODEL" --tokenizer "$TOK" --data "$DATA" --val-every 20 --seq 128 --threads 2)
 compact() {  # report out: one line, curve values to 6 digits, without step_seconds (wall times)
   /usr/bin/python3 - "$1" "$2" <<'PY'
 import json, os, sys
@@ -25,12 +20,9 @@ with open(sys.argv[2] + ".tmp", "w") as f:
 os.replace(sys.argv[2] + ".tmp", sys.argv[2])
 PY
 }
-run() {  # name method lr extra...
-  local name=$1 method=$2 lr=$3; shift 3
-  "$QTUNE" finetune "${common[@]}" --method "$method" --lr "$lr" --steps "$STEPS" --batch 8 --warmup 100 \
-    --schedule cosine --seed 1 --eval-every 100 --eval-batches 0 --out "$OUT/$name.gguf" --report "$OUT/$name.json" \
-    "$@" --quiet
-  compact "$OUT/$name.json" "bench/results/kjv_curves/$name.json"
+run() {  # name method lr extra...: the table's run, scored every 100 steps, compacted
+  kjv_run "$OUT" "$@" --eval-every 100
+  compact "$OUT/$1.json" "bench/results/kjv_curves/$1.json"
 }
 run full full 1e-3
 run lora_r8 lora 3e-3 --rank 8 --alpha 16

@@ -4,19 +4,10 @@
 # perplexity with the base model's. Writes bench/results/kjv_stories260k.{json,md}.
 #   usage: bench/kjv_finetune.sh [path/to/qtune] [steps]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-QTUNE=${1:-build/qtune}
-STEPS=${2:-2000}
-S=../shared
-MODEL=$S/models/stories260K/stories260K.bin TOK=$S/models/stories260K/tok512.bin DATA=$S/data/kjv.txt
+source "$(dirname "$0")/kjv_setup.sh"
 OUT=${OUT:-out/kjv}; mkdir -p "$OUT" bench/results
-common=(--model "$MODEL" --tokenizer "$TOK" --data "$DATA" --val-every 20 --seq 128 --threads 2)
 "$QTUNE" eval "${common[@]}" --report "$OUT/base.json" >/dev/null
-run() {  # name method lr extra...
-  local name=$1 method=$2 lr=$3; shift 3
-  "$QTUNE" finetune "${common[@]}" --method "$method" --lr "$lr" --steps "$STEPS" --batch 8 --warmup 100 \
-    --schedule cosine --seed 1 --eval-batches 0 --out "$OUT/$name.gguf" --report "$OUT/$name.json" "$@" --quiet
-}
+run() { kjv_run "$OUT" "$@"; }
 run full full 1e-3
 run lora lora 3e-3 --rank 8 --alpha 16
 run qlora4 qlora 3e-3 --rank 8 --alpha 16 --bits 4

@@ -8,8 +8,10 @@
 set -euo pipefail
 
 pkgs=(g++ cmake ninja-build pkg-config make libfmt-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
-      libopenblas-dev libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libpng-dev
+      libopenblas-dev libdnnl-dev ocl-icd-opencl-dev libgtest-dev libgmock-dev libbenchmark-dev zlib1g-dev libpng-dev
       libopenmpi-dev openmpi-bin)  # MPI: data-parallel finetune under mpirun (the MpiCli tests)
+# ocl-icd-opencl-dev: Debian's oneDNN is built with the OpenCL GPU runtime, so its CMake config
+# requires OpenCL's headers and library; apt only recommends them and we install without recommends.
 for extra in "$@"; do
   case "$extra" in
     demo) pkgs+=(bible-kjv sentencepiece jq) ;;

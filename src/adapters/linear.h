@@ -12,6 +12,7 @@
 //    parameters; the caller zeroes gradients. Linears are stateless between forward and
 //    backward: backward gets x again (the model saved it) and recomputes what it needs.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -39,9 +40,11 @@ struct PackedBlocks;
 struct Context {
   uint64_t seed = 0;  // the run's seed
   uint64_t step = 0;  // the micro-batch being trained, counted over the whole run from 0
-  // The diffusion timestep of each sample of the call (the DiT sets them; nullptr elsewhere): a
-  // slot whose quantizer depends on the sampling step (TALSQ, adapters/talsq.h) reads them. The
-  // call's n rows belong to the `samples` samples in order, n / samples rows each.
+  // The call's n rows belong to `samples` samples in order, n / samples rows each (the DiT's
+  // images, a language model's sequences; 0: unknown). A slot whose gradients are summed per
+  // sample (adapters/exact_grad.cpp) splits its backward there. The diffusion timestep of each
+  // sample (the DiT sets them; nullptr elsewhere): a slot whose quantizer depends on the sampling
+  // step (TALSQ, adapters/talsq.h) reads them.
   const int* timesteps = nullptr;
   int64_t samples = 0;
   // Generation's prompt (Llama::prefill): a block-quantized weight may round the rows'
@@ -64,7 +67,18 @@ struct Param {
   // adapter and must not be pulled towards 0.
   float lr_scale = 1.0f;
   bool decay = true;
+  // The exact running sum of grad, where the slot keeps one (adapters/exact_grad.cpp): grad is
+  // then its rounding, and a reduction over MPI ranks sums this in double instead. nullptr
+  // elsewhere. Whoever zeroes grad zeroes this too (zero_grad below).
+  double* sum = nullptr;
 };
+
+// Zeroes a parameter's gradient (and its exact sum, where kept).
+template <class T>
+void zero_grad(const Param<T>& p) {
+  std::fill(p.grad, p.grad + p.numel, T(0));
+  if (p.sum) std::fill(p.sum, p.sum + p.numel, 0.0);
+}
 
 // What a Linear deploys as after merging its adapter: a float weight, or an integer one as
 // QuantMatrix planes whose sum is the weight (one plane, except values wider than 16 bits:
@@ -98,6 +112,10 @@ class Linear {
   // The static int8 scale of this slot's input activations (calibrated during training, or
   // recorded in a deployed model); 0 when the input is not quantized or per token.
   virtual float input_scale() const { return 0.0f; }
+  // Whether the trainable parameters' gradients are a small part of backward's work (a low-rank
+  // branch beside a frozen base: lora, qlora), so adapters/exact_grad.cpp may take dx from one
+  // backward over all rows and only the parameters' gradients from a backward per sample.
+  virtual bool light_param_grads() const { return false; }
   // Method-specific counters for reports, e.g. {"zero_weights", n}, {"weights", n} (IntLoRA).
   virtual std::vector<std::pair<std::string, double>> stats() const { return {}; }
   // The frozen weight as float [out, in] (dequantized if stored quantized) — for export,

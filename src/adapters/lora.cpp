@@ -55,6 +55,8 @@ class Lora final : public Linear<T> {
     branch_.backward(x, dy, dx, n);
   }
 
+  bool light_param_grads() const override { return true; }
+
   std::vector<Param<T>> trainable() override {
     std::vector<Param<T>> p;
     branch_.params(name_, p);

@@ -37,6 +37,12 @@ template <class T>
 std::unique_ptr<Linear<T>> make_act_quant(const std::string& name, std::unique_ptr<Linear<T>> inner, int calib,
                                           float scale);
 
+// `inner` with its parameter gradients made independent of how a batch is split over calls, MPI
+// ranks and micro-batches: the backward runs one sample at a time (Context::samples) and adds each
+// sample's gradient into a double sum (Param::sum; adapters/exact_grad.cpp).
+template <class T>
+std::unique_ptr<Linear<T>> make_exact_grad(std::unique_ptr<Linear<T>> inner);
+
 // A deployed integer weight (planes summed), frozen; act_bits 8 runs int8 activations through
 // the integer GEMM with the static `act_scale` (0 = per token), act_bits 0 float activations.
 template <class T>

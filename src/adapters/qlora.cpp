@@ -58,6 +58,8 @@ class QLora final : public Linear<T> {
     if (branch_) branch_->backward(x, dy, dx, n);
   }
 
+  bool light_param_grads() const override { return true; }
+
   std::vector<Param<T>> trainable() override {
     std::vector<Param<T>> p;
     if (branch_) branch_->params(name_, p);

@@ -27,6 +27,7 @@ class WrappedLinear : public Linear<T> {
   int64_t weight_bytes() const override { return inner_->weight_bytes(); }
   int64_t adapter_bytes() const override { return inner_->adapter_bytes(); }
   int64_t scratch_bytes() const override { return inner_->scratch_bytes(); }
+  Linear<T>& inner() { return *inner_; }
 
  protected:
   std::unique_ptr<Linear<T>> inner_;

@@ -31,6 +31,19 @@ class DitTrainModel : public TrainModel {
       : m_(m), train_(train), held_(held), p_uncond_(p_uncond), sched_(NoiseSchedule::linear()) {}
 
   float forward(const int* tokens, const int* targets, int B, int T) override {
+    return forward_images(tokens, targets, B, T, 0);
+  }
+  // count: the images of the global batch the loss is averaged over (this rank's are a shard).
+  float forward_for_backward(const int* tokens, const int* targets, int B, int T, int64_t count) override {
+    return forward_images(tokens, targets, B, T, count);
+  }
+  void backward() override { m_.backward(); }
+  void zero_grad() override { m_.zero_grad(); }
+  std::vector<Param<float>> trainable() override { return m_.trainable(); }
+  std::vector<Param<float>> state() override { return m_.state(); }
+
+ private:
+  float forward_images(const int* tokens, const int* targets, int B, int T, int64_t count) {
     QT_CHECK(T == 1, "dit-train: one image per row");
     const int64_t n = m_.config().image_numel();
     int rows = 0;  // counted rows come first; padding (targets < 0) only at the end
@@ -50,14 +63,9 @@ class DitTrainModel : public TrainModel {
       std::copy(one_.eps.begin(), one_.eps.end(), eps_.begin() + b * n);
       t_[b] = one_.t[0], y_[b] = one_.y[0];
     }
-    return float(m_.forward(x_.data(), t_.data(), y_.data(), eps_.data(), rows));
+    return float(m_.forward(x_.data(), t_.data(), y_.data(), eps_.data(), rows, count));
   }
-  void backward() override { m_.backward(); }
-  void zero_grad() override { m_.zero_grad(); }
-  std::vector<Param<float>> trainable() override { return m_.trainable(); }
-  std::vector<Param<float>> state() override { return m_.state(); }
 
- private:
   Dit<float>& m_;
   const ImageSet &train_, &held_;
   float p_uncond_;

@@ -181,7 +181,7 @@ std::vector<Param<T>> Dit<T>::state() {
 template <class T>
 void Dit<T>::zero_grad() {
   impl_->grads.zero();
-  for (auto& prm : trainable()) std::memset(prm.grad, 0, prm.numel * sizeof(T));
+  for (auto& prm : trainable()) qtune::zero_grad(prm);
 }
 
 template <class T>

@@ -46,8 +46,9 @@ class Dit {
 
   // x: [B, C, H, W] noisy images; t: [B] timesteps ≥ 0; y: [B] classes 0..K (K = null);
   // eps: [B, C, H, W] the noise to predict, or nullptr (prediction only, returns 0).
-  // Returns the mean squared error of the prediction.
-  double forward(const T* x, const int* t, const int* y, const T* eps, int B);
+  // Returns the mean squared error of the prediction; loss_images > 0: the mean is over that many
+  // images instead of B (an MPI rank's shard of a global batch), in the loss and in backward().
+  double forward(const T* x, const int* t, const int* y, const T* eps, int B, int64_t loss_images = 0);
   const T* prediction() const;  // ε̂ [B, C, H, W] of the last forward
   // Backward of the last forward (which must have had eps); accumulates into the parameter
   // gradients, and overwrites input_grad().

@@ -129,8 +129,9 @@ void Dit<T>::backward() {
   QT_CHECK(m.B > 0 && m.has_eps, "dit backward() needs a preceding forward() with a noise target");
   m.carve_grads();
   const int64_t img = int64_t(m.B) * cfg_.image_numel();
+  const T denom = T(m.loss_numel(cfg_.image_numel()));
   // loss = mean (pred − eps)²
-  for (int64_t i = 0; i < img; ++i) m.d.dpred[i] = T(2) * (m.a.pred[i] - m.eps[i]) / T(img);
+  for (int64_t i = 0; i < img; ++i) m.d.dpred[i] = T(2) * (m.a.pred[i] - m.eps[i]) / denom;
   m.backward_from_pred();
 }
 

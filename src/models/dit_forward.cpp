@@ -101,7 +101,7 @@ void Dit<T>::Impl::forward_layer(int l) {
 }
 
 template <class T>
-double Dit<T>::forward(const T* x, const int* t, const int* y, const T* eps, int B) {
+double Dit<T>::forward(const T* x, const int* t, const int* y, const T* eps, int B, int64_t loss_images) {
   Impl& m = *impl_;
   const DitConfig& c = cfg_;
   QT_CHECK(B > 0, "dit forward: batch size must be positive, got {}", B);
@@ -117,6 +117,7 @@ double Dit<T>::forward(const T* x, const int* t, const int* y, const T* eps, int
   m.ctx.timesteps = m.tsteps.data();
   m.ctx.samples = B;
   m.has_eps = eps != nullptr;
+  m.loss_images = loss_images;
   if (eps) m.eps.assign(eps, eps + img);
 
   m.forward_cond(t);
@@ -141,7 +142,7 @@ double Dit<T>::forward(const T* x, const int* t, const int* y, const T* eps, int
   if (!eps) return 0.0;
   double sum = 0;
   for (int64_t i = 0; i < img; ++i) sum += (double(m.a.pred[i]) - double(eps[i])) * (double(m.a.pred[i]) - double(eps[i]));
-  return sum / double(img);
+  return sum / double(m.loss_numel(c.image_numel()));
 }
 
 template <class T>

@@ -119,6 +119,8 @@ struct Dit<T>::Impl {
   std::vector<int> tsteps;  // [B] the last forward's timesteps (Context::timesteps points here)
   std::vector<T> eps;
   bool has_eps = false;
+  int64_t loss_images = 0;  // forward's: the images the loss is averaged over (0: B)
+  int64_t loss_numel(int64_t per_image) const { return (loss_images > 0 ? loss_images : B) * per_image; }
 
   int64_t N() const { return int64_t(B) * cfg.tokens(); }
   void carve_acts(int B);

@@ -183,7 +183,7 @@ std::map<std::string, double> Llama::stats() const {
 
 void Llama::zero_grad() {
   impl_->grads.zero();
-  for (auto& prm : trainable()) std::memset(prm.grad, 0, prm.numel * sizeof(float));
+  for (auto& prm : trainable()) qtune::zero_grad(prm);
 }
 
 int64_t Llama::num_trainable() const {

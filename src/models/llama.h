@@ -59,7 +59,10 @@ class Llama {
   // the classifier's gradients already here, chunk by chunk while its logits are at hand, and
   // ACCUMULATES the classifier weight's gradient (method full) now: zero_grad before forward.
   // Without it, backward recomputes the logits (same result, one more classifier GEMM).
-  float forward(const int* tokens, const int* targets, int B, int T, bool will_backward = false);
+  // loss_count > 0: the mean is over that many targets instead of this batch's own (an MPI
+  // rank's shard of a global batch: train/trainer.cpp), in the loss returned and in the gradient.
+  float forward(const int* tokens, const int* targets, int B, int T, bool will_backward = false,
+                int64_t loss_count = 0);
   // [B, T, vocab] of the last forward, which must have been without targets: a forward with
   // targets runs the classifier and the loss a chunk of rows at a time and keeps no [N, V]
   // (--gemm gse keeps it either way; --save-act gse never).

@@ -7,6 +7,7 @@
 #include "kernels/gemm.h"
 #include "kernels/gse_gemm.h"
 #include "kernels/gse_ops.h"
+#include "kernels/sgemm_parallel.h"
 #include "models/attention_gse.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
@@ -120,6 +121,7 @@ void Llama::backward() {
   QT_CHECK(m.B > 0 && m.has_targets, "backward() needs a preceding forward() with targets");
   m.carve_grads();
   const int64_t N = m.N(), C = cfg_.dim, V = cfg_.vocab_size;
+  const kernels::RowsPerSample per_sequence(m.T);  // as the forward (llama_forward.cpp)
 
   // loss → logits [N, V] → dxf (into d.dxn)
   if (m.save_gse) {
@@ -130,6 +132,10 @@ void Llama::backward() {
   } else {
     std::memset(m.d.dlogits, 0, N * V * sizeof(float));
     nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
+    if (m.loss_count > 0) {  // the mean over loss_count targets, not this batch's own
+      const float f = float(double(own_count(m.targets.data(), N)) / double(m.loss_count));
+      for (int64_t i = 0; i < N * V; ++i) m.d.dlogits[i] *= f;
+    }
     m.classifier_backward(0, N, m.d.dlogits);
   }
   // final norm → d res[L]

@@ -7,6 +7,7 @@
 #include "kernels/gemm.h"
 #include "kernels/gse_gemm.h"
 #include "kernels/gse_ops.h"
+#include "kernels/sgemm_parallel.h"
 #include "models/attention_gse.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
@@ -117,7 +118,7 @@ void Llama::Impl::classifier_forward(int64_t r0, int64_t r1, float* out) {
                     out, false);
 }
 
-float Llama::forward(const int* tokens, const int* targets, int B, int T, bool will_backward) {
+float Llama::forward(const int* tokens, const int* targets, int B, int T, bool will_backward, int64_t loss_count) {
   Impl& m = *impl_;
   QT_CHECK(B > 0 && T > 0, "forward: batch shape must be positive, got B={} T={}", B, T);
   QT_CHECK(T <= cfg_.seq_len, "forward: sequence length {} exceeds the model's seq_len {}", T, cfg_.seq_len);
@@ -132,6 +133,12 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T, bool w
   if (targets) m.targets.assign(targets, targets + N);
   m.ce_ready = false;
   m.last_logits = nullptr;
+  m.loss_count = loss_count;
+  // The slots' rows are B sequences of T: each sequence's products are computed as if it were
+  // alone, and its parameter gradients summed on their own (adapters/exact_grad.cpp), so the
+  // result does not depend on the batch it came in.
+  m.ctx.samples = B;
+  const kernels::RowsPerSample per_sequence(T);
 
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, N, C);  // res[0]: [N, C]
   for (int l = 0; l < cfg_.n_layers; ++l) {
@@ -159,7 +166,8 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T, bool w
   m.classifier_forward(0, N, m.a.logits);  // --gemm gse: logits [N, V]
   m.last_logits = m.a.logits;
   if (!targets) return 0.0f;
-  return float(nn::cross_entropy_forward(m.a.logits, targets, m.a.probs, N, V));
+  const double mean = nn::cross_entropy_forward(m.a.logits, targets, m.a.probs, N, V);
+  return float(loss_count > 0 ? mean * double(own_count(targets, N)) / double(loss_count) : mean);
 }
 
 const float* Llama::logits() const {

@@ -14,6 +14,13 @@
 
 namespace qtune {
 
+// The targets (>= 0) among n rows.
+inline int64_t own_count(const int* targets, int64_t n) {
+  int64_t c = 0;
+  for (int64_t r = 0; r < n; ++r) c += targets[r] >= 0;
+  return c;
+}
+
 // Pointers into the one Buffer of non-slot parameters (or into its twin of gradients).
 // L = n_layers, V = vocab, C = dim.
 struct BaseTensors {
@@ -144,6 +151,10 @@ struct Llama::Impl {
   int B = 0, T = 0;
   std::vector<int> tokens, targets;
   bool has_targets = false;
+  // The targets the loss is averaged over (Llama::forward's loss_count); 0: this batch's own.
+  int64_t loss_count = 0;
+  // loss_count, or the batch's counted targets when it is 0.
+  int64_t loss_denominator(const int* targets) const { return loss_count > 0 ? loss_count : own_count(targets, N()); }
 
   LlamaCache cache;
   // Decoding's classifier (Llama::step): the file's Q8_0 / Q4_0 / Q4_1 block form of p.output

@@ -5,8 +5,9 @@
 //                              loss_r = lse(z_r) − z_r[y_r]             (rows with a target)
 //   with grad:                 z ← dlogits = (softmax(z) − onehot(y)) / count   (0 on rows y < 0)
 //                              dxf[r0:r1] = z·W,  dW += zᵀ·xf[r0:r1]
-// count is the whole batch's number of targets, known before the first chunk, so each chunk's
-// gradient is final when computed and needs no second pass.
+// count is the whole batch's number of targets (or the global batch's, Llama::forward's
+// loss_count), known before the first chunk, so each chunk's gradient is final when computed and
+// needs no second pass.
 //
 // When the gradient is made: a training forward is told a backward follows (Llama::forward's
 // will_backward) and makes it here, while the logits are at hand (Impl::ce_ready); a forward
@@ -68,18 +69,21 @@ void Llama::set_loss_chunk(int64_t rows) {
 
 double Llama::Impl::classifier_ce(const int* targets, bool grad) {
   const int64_t n = N(), C = cfg.dim, V = cfg.vocab_size;
-  int64_t counted = 0;
-  for (int64_t r = 0; r < n; ++r) {
+  for (int64_t r = 0; r < n; ++r)
     QT_CHECK(targets[r] < V, "cross-entropy: target {} at row {} is outside the vocabulary ({} tokens)", targets[r], r,
              V);
-    counted += targets[r] >= 0;
-  }
+  const int64_t counted = loss_denominator(targets);
   const float inv = counted ? 1.0f / static_cast<float>(counted) : 0.0f;
   std::vector<double> loss(static_cast<size_t>(std::min(n, ce_rows)));
   double total = 0;  // summed in row order: the same loss whatever the threads
   const kernels::Bf16Pin pin_classifier(p.output, V, C);  // --gemm bf16: converted once, not per chunk
-  for (int64_t r0 = 0; r0 < n; r0 += ce_rows) {
-    const int64_t r1 = std::min(n, r0 + ce_rows), rows = r1 - r0;
+  // Chunks of whole sequences, or of one sequence's rows: never across a sequence's end, so each
+  // sequence's logits are computed as if it were alone (kernels::RowsPerSample).
+  const int64_t step = ce_rows >= T ? ce_rows / T * T : ce_rows;
+  for (int64_t r0 = 0, r1; r0 < n; r0 = r1) {
+    r1 = std::min(n, r0 + step);
+    if (step < T) r1 = std::min(r1, (r0 / T + 1) * T);
+    const int64_t rows = r1 - r0;
     const float* xf = a.xf + r0 * C;
     kernels::matmul_nt(xf, p.output, a.logits, rows, C, V, false);  // z: [rows, V]
     xent_rows(a.logits, targets + r0, loss.data(), rows, V, inv, grad);

@@ -99,14 +99,13 @@ double Llama::Impl::loss_saving_probs(const int* targets) {
     QT_CHECK(targets[r] < V, "cross-entropy: target {} at row {} is outside the vocabulary ({} tokens)", targets[r],
              r, V);
   double total = 0;
-  int64_t counted = 0;
   for (int64_t r0 = 0; r0 < n; r0 += kLogitRows) {
     const int64_t r1 = std::min(n, r0 + kLogitRows);
     classifier_forward(r0, r1, a.logits);
     total += cross_entropy_in_place(a.logits, targets + r0, r1 - r0, V);
-    for (int64_t r = r0; r < r1; ++r) counted += targets[r] >= 0;
     gse_encode_rows(a.logits, r0, r1, saved_spec(), saved_probs);
   }
+  const int64_t counted = loss_denominator(targets);
   return counted ? total / counted : 0.0;
 }
 
@@ -115,8 +114,7 @@ double Llama::Impl::loss_saving_probs(const int* targets) {
 // the classifier's backward.
 void Llama::Impl::classifier_backward_from_saved(const int* targets) {
   const int64_t n = N(), V = cfg.vocab_size;
-  int64_t counted = 0;
-  for (int64_t r = 0; r < n; ++r) counted += targets[r] >= 0;
+  const int64_t counted = loss_denominator(targets);
   const float inv = counted ? 1.0f / static_cast<float>(counted) : 0.0f;
   for (int64_t r0 = 0; r0 < n; r0 += kLogitRows) {
     const int64_t r1 = std::min(n, r0 + kLogitRows);

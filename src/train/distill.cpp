@@ -146,7 +146,7 @@ DistillResult distill(Dit<float>& teacher, Dit<float>& student, std::vector<Para
     loss_sum += loss;
   };
   auto zero_grads = [&] {
-    for (const auto& p : params) std::memset(p.grad, 0, size_t(p.numel) * sizeof(float));
+    for (const auto& p : params) zero_grad(p);
   };
   // distillation: the student's guided ε against the teacher's on the same inputs
   auto distill_step = [&](const GuidedBatch& gb, const std::vector<float>& eps_t) {

@@ -55,19 +55,21 @@ void validate(const TrainOptions& o) {
   QT_CHECK(o.save_every == 0 || !o.checkpoint.empty(), "--save-every needs --checkpoint (where to write it)");
 }
 
-int64_t count_targets(const std::vector<int>& targets) {
-  return std::count_if(targets.begin(), targets.end(), [](int t) { return t >= 0; });
+int64_t count_targets(const std::vector<int>& targets) {  // of a whole batch
+  return qtune::count_targets(targets.data(), static_cast<int64_t>(targets.size()));
 }
 
 // Everything one run carries from step to step.
 //
 // Several ranks (core/dist.h): --batch b is per rank and the global batch is N·b. Every rank
 // draws the whole global batch from the stream (the same seed and state on every rank: the data
-// order of a one-process run with --batch N·b) and trains on its rows [r·b, (r+1)·b). Each
-// micro-batch's gradient is weighted by c_r / C (its counted targets over the global batch's),
-// so the sum over ranks is the gradient of the global batch's mean loss; the grads are summed
+// order of a one-process run with --batch N·b) and trains on its rows [r·b, (r+1)·b), its loss
+// averaged over the global micro-batch's C targets (TrainModel::forward_for_backward's count), so
+// the sum of the ranks' gradients is the gradient of the global mean loss. The grads are summed
 // over ranks (dist::allreduce_sum: rank order, the same bits everywhere) before clipping, the
-// finiteness check and AdamW — so every rank takes the same step and holds the same params.
+// finiteness check and AdamW — so every rank takes the same step and holds the same params. An
+// adapter's grads are summed exactly per sequence (Param::sum, adapters/exact_grad.cpp) and
+// reduced as those double sums: the step's gradient is then one process's, whatever N.
 struct Loop {
   TrainModel& model;
   BatchSource& data;
@@ -79,7 +81,8 @@ struct Loop {
   TrainState st;
   const int ranks = dist::size(), rank = dist::rank();
   std::vector<int> tokens, targets;  // one global micro-batch [N·B, T], allocated once
-  std::vector<float> packed;         // every grad, for one collective per step
+  std::vector<float> packed;         // the float grads, for one collective per step
+  std::vector<double> packed_sums;   // the exact sums (Param::sum), likewise
   double allreduce_seconds = 0;      // gradient and loss reductions (this session)
 
   Loop(TrainModel& m, BatchSource& d, const TrainOptions& opts)
@@ -89,65 +92,58 @@ struct Loop {
 
   int* shard(std::vector<int>& v) { return v.data() + static_cast<size_t>(rank) * o.batch * o.seq; }
 
-  void scale_grads(float f) {
-    for (const auto& p : params)
-      for (int64_t j = 0; j < p.numel; ++j) p.grad[j] *= f;
-  }
-
   // One optimizer update; returns the mean loss over its micro-batches.
   float step(int64_t s, float lr) {
     model.zero_grad();
-    double loss_sum = 0.0;
-    std::vector<double> weighted(o.grad_accum), counted(o.grad_accum);  // Σ_r loss_r·c_r, C per micro-batch
-    // The accumulated grads still owe this factor (the last micro-batch's weight c_r/C): when the
-    // weight changes, the accumulator is rescaled before the next forward adds to it.
-    double owed = 0.0;
-    const int64_t local = int64_t{o.batch} * o.seq;
+    double loss_sum = 0.0;  // Σ over micro-batches of this rank's share of the micro-batch mean
     for (int a = 0; a < o.grad_accum; ++a) {
       data.next(o.batch * ranks, o.seq, tokens.data(), targets.data(), rng);
-      const int64_t c = std::count_if(shard(targets), shard(targets) + local, [](int t) { return t >= 0; });
-      counted[a] = static_cast<double>(count_targets(targets));
-      const double w = ranks == 1 ? 1.0 : counted[a] > 0 ? c / counted[a] : 0.0;
-      if (w > 0 && owed > 0 && w != owed) scale_grads(static_cast<float>(owed / w));
-      if (w > 0) owed = w;
+      const int64_t count = count_targets(targets);  // the global micro-batch's: the same on every rank
       model.set_step(static_cast<uint64_t>((s - 1) * o.grad_accum + a));
-      const float l = model.forward_for_backward(shard(tokens), shard(targets), o.batch, o.seq);
-      loss_sum += l;
-      weighted[a] = c > 0 ? static_cast<double>(l) * c : 0.0;
+      loss_sum += model.forward_for_backward(shard(tokens), shard(targets), o.batch, o.seq, count);
       model.backward();
     }
-    // Each backward added the grads of its micro-batch mean (× its weight); their mean is the
-    // grad of the mean loss over the step.
-    const float scale = static_cast<float>(ranks == 1 ? 1.0 : owed) / static_cast<float>(o.grad_accum);
-    if (scale != 1.0f) scale_grads(scale);
-    float loss = static_cast<float>(loss_sum / o.grad_accum);
-    if (ranks > 1) loss = reduce(weighted, counted);
+    if (ranks > 1) loss_sum = reduce(loss_sum);
+    // Each backward added the grads of its micro-batch mean; their mean is the grad of the mean
+    // loss over the step.
+    if (o.grad_accum > 1) {
+      const float f = 1.0f / static_cast<float>(o.grad_accum);
+      for (const auto& p : params)
+        for (int64_t j = 0; j < p.numel; ++j) p.grad[j] *= f;
+    }
+    const float loss = static_cast<float>(loss_sum / o.grad_accum);
     const double norm = clip_grad_norm(params, o.clip);
     check_finite(loss, norm, params, s);  // before the update, so params stay finite
     opt.step(lr);
     return loss;
   }
 
-  // Sums the grads and the micro-batches' weighted losses over ranks; returns the step's loss
-  // (the mean over micro-batches of Σ_r loss_r·c_r / C, as one process computes it).
-  float reduce(std::vector<double>& weighted, const std::vector<double>& counted) {
+  // Sums the grads and the losses over ranks: a float grad as floats, a grad with an exact sum as
+  // that sum, rounded once after the reduction. Returns the loss summed over ranks.
+  double reduce(double loss) {
     const double t0 = now_seconds();
-    size_t n = 0;
-    for (const auto& p : params) n += static_cast<size_t>(p.numel);
-    packed.resize(n);
-    size_t off = 0;
-    for (const auto& p : params) off = std::copy(p.grad, p.grad + p.numel, packed.begin() + off) - packed.begin();
-    dist::allreduce_sum(packed.data(), static_cast<int64_t>(n));
-    off = 0;
+    packed.clear();
+    packed_sums.clear();
     for (const auto& p : params) {
-      std::copy(packed.begin() + off, packed.begin() + off + p.numel, p.grad);
-      off += p.numel;
+      if (p.sum) packed_sums.insert(packed_sums.end(), p.sum, p.sum + p.numel);
+      else packed.insert(packed.end(), p.grad, p.grad + p.numel);
     }
-    dist::allreduce_sum(weighted.data(), static_cast<int64_t>(weighted.size()));
+    if (!packed.empty()) dist::allreduce_sum(packed.data(), static_cast<int64_t>(packed.size()));
+    if (!packed_sums.empty()) dist::allreduce_sum(packed_sums.data(), static_cast<int64_t>(packed_sums.size()));
+    dist::allreduce_sum(&loss, 1);
+    size_t off = 0, off_sums = 0;
+    for (const auto& p : params) {
+      if (p.sum) {
+        std::copy(packed_sums.begin() + off_sums, packed_sums.begin() + off_sums + p.numel, p.sum);
+        for (int64_t j = 0; j < p.numel; ++j) p.grad[j] = static_cast<float>(p.sum[j]);
+        off_sums += p.numel;
+      } else {
+        std::copy(packed.begin() + off, packed.begin() + off + p.numel, p.grad);
+        off += p.numel;
+      }
+    }
     allreduce_seconds += now_seconds() - t0;
-    double loss = 0.0;
-    for (size_t a = 0; a < weighted.size(); ++a) loss += counted[a] > 0 ? weighted[a] / counted[a] : 0.0;
-    return static_cast<float>(loss / static_cast<double>(weighted.size()));
+    return loss;
   }
 
   // Every rank starts from rank 0's params and state (they are equal anyway: the same seed and

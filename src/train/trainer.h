@@ -14,17 +14,24 @@
 // model or dataset: TrainModel (Llama fits via ModelRef<Llama>), BatchSource (the training
 // stream, with a serializable state) and EvalSet (a fixed validation set).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "adapters/linear.h"
+#include "core/error.h"
 #include "core/rng.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
 
 namespace qtune {
+
+// The targets (>= 0) among n.
+inline int64_t count_targets(const int* targets, int64_t n) {
+  return std::count_if(targets, targets + n, [](int t) { return t >= 0; });
+}
 
 class TrainModel {
  public:
@@ -35,7 +42,14 @@ class TrainModel {
   virtual void backward() = 0;  // accumulates into the grads of trainable()
   // A training forward: backward() of it follows, after zero_grad (a model may then make some
   // gradients during the forward, Llama::forward's will_backward). Evaluation calls forward.
-  virtual float forward_for_backward(const int* tokens, const int* targets, int B, int T) {
+  // count: the targets the loss is averaged over — the global micro-batch's, of which these rows
+  // are one MPI rank's shard — so the return value is this call's share Σ loss / count and
+  // backward() adds the gradient of that share. A model that can only average over its own
+  // targets refuses any other count.
+  virtual float forward_for_backward(const int* tokens, const int* targets, int B, int T, int64_t count) {
+    QT_CHECK(count == count_targets(targets, int64_t{B} * T),
+             "this model averages its loss over its own {} targets, not over {} (several MPI ranks)",
+             count_targets(targets, int64_t{B} * T), count);
     return forward(tokens, targets, B, T);
   }
   virtual void zero_grad() = 0;
@@ -56,11 +70,11 @@ class ModelRef : public TrainModel {
     return m_.forward(tokens, targets, B, T);
   }
   void backward() override { m_.backward(); }
-  float forward_for_backward(const int* tokens, const int* targets, int B, int T) override {
-    if constexpr (requires { m_.forward(tokens, targets, B, T, true); })
-      return m_.forward(tokens, targets, B, T, true);
+  float forward_for_backward(const int* tokens, const int* targets, int B, int T, int64_t count) override {
+    if constexpr (requires { m_.forward(tokens, targets, B, T, true, count); })
+      return m_.forward(tokens, targets, B, T, true, count);
     else
-      return m_.forward(tokens, targets, B, T);
+      return TrainModel::forward_for_backward(tokens, targets, B, T, count);
   }
   void zero_grad() override { m_.zero_grad(); }
   std::vector<Param<float>> trainable() override { return m_.trainable(); }

@@ -14,6 +14,7 @@
 #include "adapters/methods.h"
 #include "adapters/qalora.h"
 #include "adapters/ste_probe.h"
+#include "adapters/wrapped_linear.h"
 #include "fd_util.h"
 #include "test_util.h"
 
@@ -77,7 +78,12 @@ void check_ste_gradients_of(std::unique_ptr<Linear<double>> lin, Rng& rng, doubl
   ASSERT_EQ(lin->trainable().size(), expect_params);
   randomize_params(*lin, rng, b_scale);
   auto x = randn<double>(kN * kIn, rng), r = randn<double>(kN * kOut, rng);
-  auto* probe = dynamic_cast<SteProbed*>(lin.get());
+  // the method's slot, under any wrapper (adapters/exact_grad.cpp sums its gradients per sample)
+  Linear<double>* slot = lin.get();
+  while (!dynamic_cast<SteProbed*>(slot))
+    if (auto* w = dynamic_cast<WrappedLinear<double>*>(slot)) slot = &w->inner();
+    else break;
+  auto* probe = dynamic_cast<SteProbed*>(slot);
   ASSERT_NE(probe, nullptr);
   probe->set_ste_mode(SteMode::record);
   const double l0 = loss(*lin, x, r);

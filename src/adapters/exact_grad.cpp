@@ -6,8 +6,9 @@
 // of a nearly cancelling element into a visible share of a step — adapters 1e-5 apart after six
 // steps, measured on stories260K before this wrapper.
 //
-// So the inner slot's backward runs one sample at a time (Context::samples), and each sample's
-// float gradient is added into a double sum, in sample order:
+// So the inner slot's backward runs one sample at a time — the samples a model declares with
+// kernels::RowsPerSample (Llama: its sequences), which also makes every product compute a sample
+// as if it were alone — and each sample's float gradient is added into a double sum, in order:
 //   sum += g_s          (double)          grad = float(sum)   after every call
 // A sample's float gradient is the same bits whatever else is in the batch (each sample's rows go
 // through the same kernels with the same shapes), and a double sum of floats rounds to the same
@@ -25,6 +26,7 @@
 #include "adapters/methods.h"
 #include "adapters/wrapped_linear.h"
 #include "core/buffer.h"
+#include "kernels/sgemm_parallel.h"
 
 namespace qtune {
 
@@ -50,10 +52,11 @@ class ExactGrad final : public WrappedLinear<T> {
 
   void backward(const T* x, const T* dy, T* dx, int64_t n, Context& ctx) override {
     const int64_t in = this->in_, out = this->out_;
-    const int64_t samples = ctx.samples > 0 && n % ctx.samples == 0 ? ctx.samples : 1;
+    // A model that declares no samples (the DiT: its conditioning rows are not per token) gets one
+    // double sum over calls: exact over micro-batches, not over ranks.
+    const int64_t P = kernels::rows_per_sample();
+    const int64_t samples = P > 0 && n % P == 0 && !ctx.timesteps ? n / P : 1;
     const int64_t rows = n / samples;
-    Context one = ctx;
-    one.samples = 1;
     if (dx && samples > 1 && inner_->light_param_grads()) {
       // dx from one pass over all rows (the base's product and its dequantization once, not per
       // sample); the parameters' gradients it also adds are recomputed per sample below
@@ -62,9 +65,8 @@ class ExactGrad final : public WrappedLinear<T> {
     }
     for (int64_t s = 0; s < samples; ++s) {
       for (const auto& p : params_) std::memset(p.grad, 0, static_cast<size_t>(p.numel) * sizeof(T));
-      if (ctx.timesteps) one.timesteps = ctx.timesteps + s;
       const int64_t r0 = s * rows;
-      inner_->backward(x + r0 * in, dy + r0 * out, dx ? dx + r0 * in : nullptr, rows, one);
+      inner_->backward(x + r0 * in, dy + r0 * out, dx ? dx + r0 * in : nullptr, rows, ctx);
       for (const auto& p : params_)
         for (int64_t j = 0; j < p.numel; ++j) p.sum[j] += static_cast<double>(p.grad[j]);
     }

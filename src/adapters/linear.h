@@ -40,11 +40,9 @@ struct PackedBlocks;
 struct Context {
   uint64_t seed = 0;  // the run's seed
   uint64_t step = 0;  // the micro-batch being trained, counted over the whole run from 0
-  // The call's n rows belong to `samples` samples in order, n / samples rows each (the DiT's
-  // images, a language model's sequences; 0: unknown). A slot whose gradients are summed per
-  // sample (adapters/exact_grad.cpp) splits its backward there. The diffusion timestep of each
-  // sample (the DiT sets them; nullptr elsewhere): a slot whose quantizer depends on the sampling
-  // step (TALSQ, adapters/talsq.h) reads them.
+  // The diffusion timestep of each sample of the call (the DiT sets them; nullptr elsewhere): a
+  // slot whose quantizer depends on the sampling step (TALSQ, adapters/talsq.h) reads them. The
+  // call's n rows belong to the `samples` samples in order, n / samples rows each.
   const int* timesteps = nullptr;
   int64_t samples = 0;
   // Generation's prompt (Llama::prefill): a block-quantized weight may round the rows'

@@ -31,7 +31,7 @@ struct SamplerOptions {
 // sizes, not formulas), for the finetune report's `memory` object.
 struct MemoryBreakdown {
   int64_t weights = 0;            // the base as held (float, b-bit, GSE forms) + its gradients when trained
-  int64_t adapters = 0;           // adapter tensors and their gradients
+  int64_t adapters = 0;           // adapter tensors, their gradients and exact gradient sums
   int64_t saved_activations = 0;  // what forward keeps for backward (float, or GSE + per-token floats)
   int64_t logits = 0;             // the [N, V] tensors (logits, softmax, gradient) or the chunk of them held
   int64_t workspace = 0;          // per-layer gradients, the one-layer working set (--save-act gse, --recompute),

@@ -134,10 +134,9 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T, bool w
   m.ce_ready = false;
   m.last_logits = nullptr;
   m.loss_count = loss_count;
-  // The slots' rows are B sequences of T: each sequence's products are computed as if it were
-  // alone, and its parameter gradients summed on their own (adapters/exact_grad.cpp), so the
-  // result does not depend on the batch it came in.
-  m.ctx.samples = B;
+  // The rows are B sequences of T: each sequence's products are computed as if it were alone,
+  // and an adapter's gradients summed per sequence (adapters/exact_grad.cpp), so the result does
+  // not depend on the batch it came in.
   const kernels::RowsPerSample per_sequence(T);
 
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, N, C);  // res[0]: [N, C]

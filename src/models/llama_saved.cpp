@@ -148,11 +148,13 @@ MemoryBreakdown Llama::memory() const {
       b.adapters += s.adapter_bytes();
       b.workspace += s.scratch_bytes();
     }
-  // the slots' gradients: a trained base weight's ("<stem>.weight", full) or an adapter's
+  // the slots' gradients: a trained base weight's ("<stem>.weight", full) or an adapter's, and
+  // an adapter's exact sums (adapters/exact_grad.cpp)
   for (auto& layer : const_cast<Impl&>(m).layers)
     for (int i = 0; i < kNumProjections; ++i)
       for (const auto& p : slot_ref(layer, i)->trainable())
-        (p.name.ends_with(".weight") ? b.weights : b.adapters) += p.numel * F;
+        (p.name.ends_with(".weight") ? b.weights : b.adapters) +=
+            p.numel * (F + (p.sum ? int64_t{sizeof(double)} : 0));
 
   const int64_t acts = static_cast<int64_t>(m.act_mem.size()) * F, grads = static_cast<int64_t>(m.grad_mem.size()) * F;
   // the logits as held: the float path's chunk (and the [N, V] of an inference forward), --gemm

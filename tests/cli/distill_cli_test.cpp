@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <filesystem>
 
 #include "cli_util.h"
 #include "io/dit_file.h"
@@ -27,9 +28,10 @@ std::string teacher(const std::string& dir) {
   return p;
 }
 
-std::vector<std::string> distill_args(const std::string& t, const std::string& out) {
+std::vector<std::string> distill_args(const std::string& t, const std::string& out,
+                                      const std::string& data = fashion_mnist_dir()) {
   return {"distill", "--teacher", t, "--out", out, "--iters", "2", "--batch", "2", "--steps", "4", "--calib", "2",
-          "--rank", "2", "--classes", "0-2", "--threads", "1", "--data", fashion_mnist_dir()};
+          "--rank", "2", "--classes", "0-2", "--threads", "1", "--data", data};
 }
 
 // Opens (or reads) of files in `dir` while f runs.
@@ -55,15 +57,20 @@ int opens_in(const std::string& dir, F&& f) {
 TEST(DistillCli, NeverOpensTheDataset) {
   QT_REQUIRE_DATASET(fashion_mnist_dir() + "/train-images-idx3-ubyte.gz");
   const std::string dir = scratch_dir(), t = teacher(dir);
-  const int distill_opens = opens_in(fashion_mnist_dir(), [&] {
-    RunResult r = run_qtune(distill_args(t, dir + "/s.gguf"));
+  // a private copy to watch: tests running beside this one (dit-train, fid) read the shared folder
+  const std::string data = dir + "/fashion-mnist";
+  std::filesystem::create_directory(data);
+  for (const auto& e : std::filesystem::directory_iterator(fashion_mnist_dir()))
+    if (e.is_regular_file()) std::filesystem::copy_file(e.path(), data + "/" + e.path().filename().string());
+  const int distill_opens = opens_in(data, [&] {
+    RunResult r = run_qtune(distill_args(t, dir + "/s.gguf", data));
     EXPECT_EQ(r.code, 0) << r.err;
   });
   EXPECT_EQ(distill_opens, 0);
   // the control: the real-image ablation reads the training images, and the watch sees it
-  std::vector<std::string> real = distill_args(t, dir + "/real.gguf");
+  std::vector<std::string> real = distill_args(t, dir + "/real.gguf", data);
   real.insert(real.end(), {"--objective", "real"});
-  const int real_opens = opens_in(fashion_mnist_dir(), [&] {
+  const int real_opens = opens_in(data, [&] {
     RunResult r = run_qtune(real);
     EXPECT_EQ(r.code, 0) << r.err;
   });

@@ -5,11 +5,14 @@
 # the median step (the first step is a warm-up, not counted); all-reduce share = the report's
 # allreduce_seconds / the steps' time (it includes waiting for the slower rank). Median of REPS runs.
 # Also the communication volume per step: 4 bytes × trainable params (the grads summed over ranks;
-# the adapter's alone for the adapter methods) and what it costs at 10 Gb/s.
+# the adapter's alone for the adapter methods), 8 with --exact-sums (double sums), and what it
+# costs at 10 Gb/s. A case shape:method:exact runs with --exact-sums (its cost is the tok/s
+# against the same case without).
 #
 #   bench/mpi/run.sh
 # Env: QTUNE (build/qtune), OUT (out/mpi), REPS (3), STEPS (6), MPIRUN (mpirun),
-#      CASES ("260k:lora 260k:qlora 15m:lora 15m:qlora").
+#      CASES ("260k:lora 260k:qlora 15m:lora 15m:qlora 15m:lora:exact 15m:qlora:exact 15m:qalora
+#      15m:qalora:exact").
 # Writes bench/results/mpi.{json,md}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,7 +21,7 @@ OUT=${OUT:-out/mpi}
 REPS=${REPS:-3}
 STEPS=${STEPS:-6}
 MPIRUN=${MPIRUN:-mpirun}
-CASES=${CASES:-"260k:lora 260k:qlora 15m:lora 15m:qlora"}
+CASES=${CASES:-"260k:lora 260k:qlora 15m:lora 15m:qlora 15m:lora:exact 15m:qlora:exact 15m:qalora 15m:qalora:exact"}
 S=${QTUNE_SHARED_DIR:-../shared}
 mkdir -p "$OUT" bench/results
 unset OMP_WAIT_POLICY GOMP_SPINCOUNT  # qtune sets its own (src/cli/main.cpp)
@@ -35,12 +38,13 @@ model_args() {  # shape → model flags
   esac
 }
 
-run_one() {  # shape method mode(1p2t|2r1t) rep
-  local shape=$1 method=$2 mode=$3 rep=$4 global=8 seq=256
-  local rep_json="$OUT/$shape-$method-$mode-$rep.json"
+run_one() {  # shape method exact("" | exact) mode(1p2t|2r1t) rep
+  local shape=$1 method=$2 exact=$3 mode=$4 rep=$5 global=8 seq=256
+  local rep_json="$OUT/$shape-$method$exact-$mode-$rep.json"
   local common=(finetune $(model_args "$shape") --data "$OUT/kjv-1mb.txt" --val-every 0 --method "$method"
                 --rank 8 --target q,k,v,o --steps "$STEPS" --seq "$seq" --seed 1 --quiet
-                --out "$OUT/$shape-$method-$mode.gguf" --report "$rep_json")
+                --out "$OUT/$shape-$method$exact-$mode.gguf" --report "$rep_json")
+  [ -z "$exact" ] || common+=(--exact-sums)
   if [ "$mode" = 1p2t ]; then
     "$Q" "${common[@]}" --batch "$global" --threads 2 > /dev/null
   else
@@ -49,11 +53,11 @@ run_one() {  # shape method mode(1p2t|2r1t) rep
 }
 
 for c in $CASES; do
-  shape=${c%%:*} method=${c#*:}
+  IFS=: read -r shape method exact <<< "$c"
   for rep in $(seq 1 "$REPS"); do  # interleaved, so a load change hits both modes alike
     for mode in 1p2t 2r1t; do
-      echo "$shape $method $mode run $rep" >&2
-      run_one "$shape" "$method" "$mode" "$rep"
+      echo "$shape $method ${exact:+--exact-sums }$mode run $rep" >&2
+      run_one "$shape" "$method" "$exact" "$mode" "$rep"
     done
   done
 done
@@ -63,12 +67,12 @@ import json, statistics, sys, os
 out, reps, cases = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 rows = []
 for c in cases:
-    shape, method = c.split(":")
-    row = {"model": shape, "method": method}
+    shape, method, exact = (c.split(":") + [""])[:3]
+    row = {"model": shape, "method": method + (" --exact-sums" if exact else ""), "exact_sums": bool(exact)}
     for mode in ("1p2t", "2r1t"):
         tps, share, params = [], [], 0
         for rep in range(1, reps + 1):
-            j = json.load(open(f"{out}/{shape}-{method}-{mode}-{rep}.json"))
+            j = json.load(open(f"{out}/{shape}-{method}{exact}-{mode}-{rep}.json"))
             steps = j["step_seconds"][1:] or j["step_seconds"]
             tps.append(j["batch"] * j.get("ranks", 1) * j["seq"] / statistics.median(steps))
             share.append(j.get("allreduce_share", 0.0))
@@ -76,7 +80,7 @@ for c in cases:
         row[mode] = {"tokens_per_second": statistics.median(tps), "allreduce_share": statistics.median(share),
                      "runs_tok_s": tps}
     row["trainable_params"] = params
-    b = 4 * params  # float32 grads, summed over ranks each step (+ a few doubles of loss)
+    b = (8 if exact else 4) * params  # float32 grads or double sums, summed over ranks each step (+ a few doubles of loss)
     row["bytes_per_step"] = b
     # 10 Gb/s ≈ 1.25 GB/s per direction. qtune's sum (all-to-all, rank-order sums, all-gather)
     # moves 2(N−1)/N·b each way per rank, as a ring would: b at N = 2.

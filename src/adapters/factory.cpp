@@ -67,11 +67,10 @@ std::unique_ptr<Linear<T>> make_linear(const MethodOptions& o, const std::string
   validate(o);
   if (o.frozen) return make_inference_linear<T>(name, &w, nullptr, o.act_bits, 0.0f);
   std::unique_ptr<Linear<T>> lin = make_method_linear<T>(o, name, w, targeted, rng);
-  // An adapter's gradients are summed exactly per sample, so a step's gradient does not depend on
-  // how the batch was split over ranks and micro-batches. Not full fine-tuning (a double per
-  // weight; its norms and embeddings are not slots either) nor --gemm gse (its integer sums and
-  // stochastic rounding are keyed per call, not per sample).
-  if (o.method != "full" && !gemm_mode(o).gse && !lin->trainable().empty()) lin = make_exact_grad<T>(std::move(lin));
+  // --exact-sums: an adapter's gradients are summed exactly per sample, so a step's gradient does
+  // not depend on how the batch was split over ranks and micro-batches. Not --gemm gse (its
+  // integer sums and stochastic rounding are keyed per call, not per sample).
+  if (o.exact_sums && !gemm_mode(o).gse && !lin->trainable().empty()) lin = make_exact_grad<T>(std::move(lin));
   if (o.act_bits == 8) lin = make_act_quant<T>(name, std::move(lin), o.act_calib, 0.0f);
   return lin;
 }

@@ -107,6 +107,9 @@ struct MethodOptions {
   std::string save_act = "f32";   // f32 | gse: how the activations kept for backward are stored
   bool gemm_attention = false;    // --gemm gse also for attention's q·kᵀ and p·v
   bool recompute = false;         // keep only each block's input; backward re-runs the block's forward
+  // every sequence computed as if alone and the adapters' gradients summed exactly per sequence
+  // (kernels::RowsPerSample, adapters/exact_grad.cpp): results independent of the batch's split
+  bool exact_sums = false;
 
   // Run modes, not options of a training run (never recorded): inference (eval, generate)
   // builds every slot frozen (make_inference_linear), with no gradient buffers, whatever
@@ -265,6 +268,13 @@ void MethodOptions::visit_options(Self& o, V& v) {
                                              "backward, which re-runs the block's forward (the same gradients, "
                                              "far less memory, ~1/3 more compute in the blocks)",
                                      .predates = "false"};
+  static const OptionInfo kExactSums{.name = "exact-sums",
+                                     .help = "results independent of how the batch is split over MPI ranks and "
+                                             "micro-batches: each sequence computed as if alone and the adapter's "
+                                             "gradients summed exactly per sequence, so 2 ranks x --batch b write "
+                                             "what 1 process x 2b writes, bit for bit (costs ~5 % of a lora or "
+                                             "qlora step, ~25 % of an intlora or qalora one)",
+                                     .applies = A::adapter, .predates = "false"};
   v(o.method, kMethod);
   v(o.rank, kRank);
   v(o.alpha, kAlpha);
@@ -286,6 +296,7 @@ void MethodOptions::visit_options(Self& o, V& v) {
   v(o.save_act, kSaveAct);
   v(o.gemm_attention, kGemmAttention);
   v(o.recompute, kRecompute);
+  v(o.exact_sums, kExactSums);
 }
 
 }  // namespace qtune

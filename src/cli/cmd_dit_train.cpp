@@ -189,6 +189,9 @@ int cmd_dit_train(int argc, char** argv) {
   finish_options(app, a);
   // int8 calibration reduces a max over ranks inside each forward, and a rank whose held-out
   // shard is only padding runs no forward (cli/dit_batches.h): the collectives would not match.
+  // its conditioning products run all images' rows in one call: no per-image exactness to offer
+  QT_CHECK(!a.method.exact_sums, "dit-train: --exact-sums is an option of finetune (the DiT's conditioning products "
+           "take all of a batch's images at once)");
   QT_CHECK(dist::size() == 1 || a.method.act_bits != 8,
            "dit-train --act-bits 8 runs in one process, not on {} MPI ranks", dist::size());
 

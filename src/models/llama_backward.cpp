@@ -121,7 +121,7 @@ void Llama::backward() {
   QT_CHECK(m.B > 0 && m.has_targets, "backward() needs a preceding forward() with targets");
   m.carve_grads();
   const int64_t N = m.N(), C = cfg_.dim, V = cfg_.vocab_size;
-  const kernels::RowsPerSample per_sequence(m.T);  // as the forward (llama_forward.cpp)
+  const kernels::RowsPerSample per_sequence(opts_.exact_sums ? m.T : 0);  // as the forward (llama_forward.cpp)
 
   // loss → logits [N, V] → dxf (into d.dxn)
   if (m.save_gse) {

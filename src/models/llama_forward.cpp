@@ -134,10 +134,10 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T, bool w
   m.ce_ready = false;
   m.last_logits = nullptr;
   m.loss_count = loss_count;
-  // The rows are B sequences of T: each sequence's products are computed as if it were alone,
-  // and an adapter's gradients summed per sequence (adapters/exact_grad.cpp), so the result does
-  // not depend on the batch it came in.
-  const kernels::RowsPerSample per_sequence(T);
+  // --exact-sums: the rows are B sequences of T, each sequence's products computed as if it were
+  // alone and an adapter's gradients summed per sequence (adapters/exact_grad.cpp), so the result
+  // does not depend on the batch it came in.
+  const kernels::RowsPerSample per_sequence(opts_.exact_sums ? T : 0);
 
   nn::embedding_forward(tokens, m.p.token_embd, m.a.res, N, C);  // res[0]: [N, C]
   for (int l = 0; l < cfg_.n_layers; ++l) {

@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "kernels/gemm.h"
 #include "kernels/gemm_bf16.h"
+#include "kernels/sgemm_parallel.h"
 #include "kernels/softmax.h"
 #include "models/llama.h"
 #include "models/llama_impl.h"
@@ -77,12 +78,13 @@ double Llama::Impl::classifier_ce(const int* targets, bool grad) {
   std::vector<double> loss(static_cast<size_t>(std::min(n, ce_rows)));
   double total = 0;  // summed in row order: the same loss whatever the threads
   const kernels::Bf16Pin pin_classifier(p.output, V, C);  // --gemm bf16: converted once, not per chunk
-  // Chunks of whole sequences, or of one sequence's rows: never across a sequence's end, so each
-  // sequence's logits are computed as if it were alone (kernels::RowsPerSample).
-  const int64_t step = ce_rows >= T ? ce_rows / T * T : ce_rows;
+  // --exact-sums (kernels::RowsPerSample set): chunks of whole sequences, or of one sequence's
+  // rows, never across a sequence's end, so each sequence's logits are computed as if it were alone.
+  const bool per_sequence = kernels::rows_per_sample() > 0;
+  const int64_t step = per_sequence && ce_rows >= T ? ce_rows / T * T : ce_rows;
   for (int64_t r0 = 0, r1; r0 < n; r0 = r1) {
     r1 = std::min(n, r0 + step);
-    if (step < T) r1 = std::min(r1, (r0 / T + 1) * T);
+    if (per_sequence && step < T) r1 = std::min(r1, (r0 / T + 1) * T);
     const int64_t rows = r1 - r0;
     const float* xf = a.xf + r0 * C;
     kernels::matmul_nt(xf, p.output, a.logits, rows, C, V, false);  // z: [rows, V]

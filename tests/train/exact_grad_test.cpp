@@ -40,6 +40,7 @@ MethodOptions method(const std::string& name, int act_bits = 0) {
   o.method = name;
   o.rank = 4;
   o.act_bits = act_bits;
+  o.exact_sums = true;
   return o;
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/rng.h"
 
 namespace qtune::test {
 
@@ -93,6 +94,21 @@ inline std::vector<std::string> files_in(const std::string& dir) {
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// A language model's batch [B, T] of random tokens and targets below V, from seed; target i is
+// < 0 (not counted) where i % every == at.
+struct TokenBatch {
+  std::vector<int> tokens, targets;
+};
+inline TokenBatch random_token_batch(int B, int T, int V, uint64_t seed, int every, int at) {
+  Rng rng(seed);
+  TokenBatch b;
+  for (int i = 0; i < B * T; ++i) {
+    b.tokens.push_back(static_cast<int>(rng.below(static_cast<uint64_t>(V))));
+    b.targets.push_back(i % every == at ? -1 : static_cast<int>(rng.below(static_cast<uint64_t>(V))));
+  }
+  return b;
 }
 
 // The message of the qtune::Error that f() throws, or "(no error)".

@@ -24,19 +24,9 @@ namespace {
 // N = 5·7 = 35 rows: not a multiple of the chunks below; a few targets are < 0 (not counted).
 constexpr int kB = 5, kT = 7;
 
-struct Batch {
-  std::vector<int> tokens, targets;
-};
+using Batch = test::TokenBatch;
 
-Batch batch(uint64_t seed, int V) {
-  Rng rng(seed);
-  Batch b;
-  for (int i = 0; i < kB * kT; ++i) {
-    b.tokens.push_back(int(rng.below(V)));
-    b.targets.push_back(i % 6 == 4 ? -1 : int(rng.below(V)));
-  }
-  return b;
-}
+Batch batch(uint64_t seed, int V) { return test::random_token_batch(kB, kT, V, seed, 6, 4); }
 
 MethodOptions method(const std::string& m) {
   MethodOptions o;

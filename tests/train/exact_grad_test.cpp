@@ -21,19 +21,9 @@ std::string model_path() { return test::shared_dir() + "/models/stories260K/stor
 
 constexpr int kB = 8, kT = 32;
 
-struct Batch {
-  std::vector<int> tokens, targets;
-};
+using Batch = test::TokenBatch;
 
-Batch random_batch(int vocab, uint64_t seed) {
-  Rng rng(seed);
-  Batch b;
-  for (int i = 0; i < kB * kT; ++i) {
-    b.tokens.push_back(static_cast<int>(rng.below(static_cast<uint64_t>(vocab))));
-    b.targets.push_back(i % 7 == 3 ? -1 : static_cast<int>(rng.below(static_cast<uint64_t>(vocab))));
-  }
-  return b;
-}
+Batch random_batch(int vocab, uint64_t seed) { return test::random_token_batch(kB, kT, vocab, seed, 7, 3); }
 
 MethodOptions method(const std::string& name, int act_bits = 0) {
   MethodOptions o;

@@ -269,11 +269,11 @@ void MethodOptions::visit_options(Self& o, V& v) {
                                              "far less memory, ~1/3 more compute in the blocks)",
                                      .predates = "false"};
   static const OptionInfo kExactSums{.name = "exact-sums",
-                                     .help = "results independent of how the batch is split over MPI ranks and "
-                                             "micro-batches: each sequence computed as if alone and the adapter's "
-                                             "gradients summed exactly per sequence, so 2 ranks x --batch b write "
-                                             "what 1 process x 2b writes, bit for bit (costs ~5 % of a lora or "
-                                             "qlora step, ~25 % of an intlora or qalora one)",
+                                     .help = "results independent of how the batch is split over MPI ranks: each "
+                                             "sequence computed as if alone and the adapter's gradients summed "
+                                             "exactly per sequence, so 2 ranks x --batch b write what 1 process x "
+                                             "2b writes, bit for bit (costs 0-5 % of a lora or qlora step, more "
+                                             "for the re-quantizing methods: qalora 9-14 %)",
                                      .applies = A::adapter, .predates = "false"};
   v(o.method, kMethod);
   v(o.rank, kRank);

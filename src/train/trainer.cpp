@@ -67,9 +67,10 @@ int64_t count_targets(const std::vector<int>& targets) {  // of a whole batch
 // averaged over the global micro-batch's C targets (TrainModel::forward_for_backward's count), so
 // the sum of the ranks' gradients is the gradient of the global mean loss. The grads are summed
 // over ranks (dist::allreduce_sum: rank order, the same bits everywhere) before clipping, the
-// finiteness check and AdamW — so every rank takes the same step and holds the same params. An
-// adapter's grads are summed exactly per sequence (Param::sum, adapters/exact_grad.cpp) and
-// reduced as those double sums: the step's gradient is then one process's, whatever N.
+// finiteness check and AdamW — so every rank takes the same step and holds the same params. With
+// --exact-sums an adapter's grads are summed exactly per sequence (Param::sum,
+// adapters/exact_grad.cpp) and reduced as those double sums: the step's gradient is then one
+// process's, whatever N.
 struct Loop {
   TrainModel& model;
   BatchSource& data;

@@ -166,6 +166,11 @@ TEST(MpiCli, EveryOtherAdapterMethodTwoRanksMatchOneProcess) {
   for (const char* m : {"qalora", "intlora-shift", "loldu", "qloldu", "qaloldu"})
     expect_two_ranks_match_one_process(m, {"--exact-sums"});
 }
+// The memory options change what backward reads, not what it computes per sequence.
+TEST(MpiCli, RecomputeAndGseSavedActivationsTwoRanksMatchOneProcess) {
+  expect_two_ranks_match_one_process("qlora", {"--exact-sums", "--recompute"});
+  expect_two_ranks_match_one_process("lora", {"--exact-sums", "--save-act", "gse"});
+}
 // Without --exact-sums (the default: no per-sequence cost) the runs agree closely, not exactly.
 TEST(MpiCli, LoraWithFloatSumsTwoRanksMatchOneProcessClosely) {
   expect_two_ranks_match_one_process("lora", {}, kFloatSumsTol);

@@ -25,6 +25,12 @@ thread_local int64_t g_rows_per_sample = 0;
 constexpr int64_t kParallelWork = 1 << 16;
 constexpr int64_t kBf16MinSide = 32;
 
+// bf16 pays for its operand conversion only when every side is long: a LoRA product of rank 8
+// (N or K = 8) stays fp32, and so does a one-row product.
+bool use_bf16(int64_t M, int64_t N, int64_t K) {
+  return bf16_gemm() && std::min({M, N, K}) >= kBf16MinSide && M * N * K >= kParallelWork;
+}
+
 }  // namespace
 
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -38,11 +44,9 @@ void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
 // is in the batch — one call per (sample, block of columns), with M = P and the columns split
 // in as many blocks as threads (multiples of 16), these calls shared among the threads.
 static void sgemm_per_sample(bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int64_t P) {
-  static const bool blas_single_threaded = (openblas_set_num_threads(1), true);
-  (void)blas_single_threaded;
+                             const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int64_t P) {
   const int64_t samples = M / P;
-  if (bf16_gemm() && std::min({P, N, K}) >= kBf16MinSide && P * N * K >= kParallelWork) {
+  if (use_bf16(P, N, K)) {
     for (int64_t s = 0; s < samples; ++s)  // oneDNN splits each product itself
       sgemm_bf16(false, tb, P, N, K, alpha, A + s * P * lda, lda, B, ldb, beta, C + s * P * ldc, ldc);
     return;
@@ -63,14 +67,11 @@ RowsPerSample::~RowsPerSample() { g_rows_per_sample = saved_; }
 
 void sgemm_parallel(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                     const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  const int64_t P = g_rows_per_sample;
-  if (!ta && P > 0 && M % P == 0) return sgemm_per_sample(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, P);
   static const bool blas_single_threaded = (openblas_set_num_threads(1), true);  // once, whoever calls first
   (void)blas_single_threaded;
-  // bf16 pays for its operand conversion only when every side is long: a LoRA product of rank
-  // 8 (N or K = 8) stays fp32, and so does a one-row product.
-  if (bf16_gemm() && std::min({M, N, K}) >= kBf16MinSide && M * N * K >= kParallelWork)
-    return sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  const int64_t P = g_rows_per_sample;
+  if (!ta && P > 0 && M % P == 0) return sgemm_per_sample(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, P);
+  if (use_bf16(M, N, K)) return sgemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const int nt = omp_get_max_threads();
   if (nt <= 1 || M * N * K < kParallelWork) return sgemm_block(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   // Split the longer side of C into nt contiguous blocks (block size rounded to 16 for SIMD).

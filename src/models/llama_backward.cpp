@@ -133,7 +133,7 @@ void Llama::backward() {
     std::memset(m.d.dlogits, 0, N * V * sizeof(float));
     nn::cross_entropy_backward(m.a.probs, m.targets.data(), m.d.dlogits, N, V);
     if (m.loss_count > 0) {  // the mean over loss_count targets, not this batch's own
-      const float f = float(double(own_count(m.targets.data(), N)) / double(m.loss_count));
+      const float f = float(double(nn::count_targets(m.targets.data(), N)) / double(m.loss_count));
       for (int64_t i = 0; i < N * V; ++i) m.d.dlogits[i] *= f;
     }
     m.classifier_backward(0, N, m.d.dlogits);

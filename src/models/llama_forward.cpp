@@ -166,7 +166,7 @@ float Llama::forward(const int* tokens, const int* targets, int B, int T, bool w
   m.last_logits = m.a.logits;
   if (!targets) return 0.0f;
   const double mean = nn::cross_entropy_forward(m.a.logits, targets, m.a.probs, N, V);
-  return float(loss_count > 0 ? mean * double(own_count(targets, N)) / double(loss_count) : mean);
+  return float(loss_count > 0 ? mean * double(nn::count_targets(targets, N)) / double(loss_count) : mean);
 }
 
 const float* Llama::logits() const {

@@ -11,15 +11,9 @@
 #include "core/buffer.h"
 #include "io/model_file.h"
 #include "kernels/qblocks_packed.h"
+#include "nn/ops.h"
 
 namespace qtune {
-
-// The targets (>= 0) among n rows.
-inline int64_t own_count(const int* targets, int64_t n) {
-  int64_t c = 0;
-  for (int64_t r = 0; r < n; ++r) c += targets[r] >= 0;
-  return c;
-}
 
 // Pointers into the one Buffer of non-slot parameters (or into its twin of gradients).
 // L = n_layers, V = vocab, C = dim.
@@ -154,7 +148,7 @@ struct Llama::Impl {
   // The targets the loss is averaged over (Llama::forward's loss_count); 0: this batch's own.
   int64_t loss_count = 0;
   // loss_count, or the batch's counted targets when it is 0.
-  int64_t loss_denominator(const int* targets) const { return loss_count > 0 ? loss_count : own_count(targets, N()); }
+  int64_t loss_denominator(const int* targets) const { return loss_count > 0 ? loss_count : nn::count_targets(targets, N()); }
 
   LlamaCache cache;
   // Decoding's classifier (Llama::step): the file's Q8_0 / Q4_0 / Q4_1 block form of p.output

@@ -7,13 +7,11 @@
 
 namespace qtune::nn {
 
-namespace {
 int64_t count_targets(const int* targets, int64_t N) {
   int64_t n = 0;
   for (int64_t i = 0; i < N; ++i) n += targets[i] >= 0;
   return n;
 }
-}  // namespace
 
 // logits, probs: [N, V]   targets: [N] (< 0: ignored)
 template <class T>

@@ -50,6 +50,8 @@ template <class T> void attention_backward(const T* dout, const T* q, const T* k
 template <class T> void swiglu_forward(const T* a, const T* b, T* out, int64_t N);
 template <class T> void swiglu_backward(const T* dout, const T* a, const T* b, T* da, T* db, int64_t N);
 
+// The counted targets (>= 0) among N; the losses below are means over them.
+int64_t count_targets(const int* targets, int64_t N);
 // Mean cross-entropy over rows with target >= 0 (targets < 0 are ignored).
 // logits: [N, V]; probs[N, V] saved (softmax). Returns the mean loss (0 if no target counts).
 template <class T> double cross_entropy_forward(const T* logits, const int* targets, T* probs, int64_t N, int64_t V);

@@ -55,10 +55,6 @@ void validate(const TrainOptions& o) {
   QT_CHECK(o.save_every == 0 || !o.checkpoint.empty(), "--save-every needs --checkpoint (where to write it)");
 }
 
-int64_t count_targets(const std::vector<int>& targets) {  // of a whole batch
-  return qtune::count_targets(targets.data(), static_cast<int64_t>(targets.size()));
-}
-
 // Everything one run carries from step to step.
 //
 // Several ranks (core/dist.h): --batch b is per rank and the global batch is N·b. Every rank
@@ -99,7 +95,8 @@ struct Loop {
     double loss_sum = 0.0;  // Σ over micro-batches of this rank's share of the micro-batch mean
     for (int a = 0; a < o.grad_accum; ++a) {
       data.next(o.batch * ranks, o.seq, tokens.data(), targets.data(), rng);
-      const int64_t count = count_targets(targets);  // the global micro-batch's: the same on every rank
+      // the global micro-batch's: the same on every rank
+      const int64_t count = nn::count_targets(targets.data(), static_cast<int64_t>(targets.size()));
       model.set_step(static_cast<uint64_t>((s - 1) * o.grad_accum + a));
       loss_sum += model.forward_for_backward(shard(tokens), shard(targets), o.batch, o.seq, count);
       model.backward();
@@ -185,13 +182,13 @@ EvalResult evaluate(TrainModel& model, const EvalSet& val, int B, int T, int64_t
   int64_t counted = 0, windows = 0;
   for (int64_t i = 0; i < n; ++i) {
     val.batch(i, G, T, tokens.data(), targets.data());
-    const int64_t c = count_targets(targets);  // the global batch's: the same on every rank
+    // the global batch's: the same on every rank
+    const int64_t c = nn::count_targets(targets.data(), static_cast<int64_t>(targets.size()));
     if (c == 0) continue;
     for (int b = 0; b < G; ++b)
       windows += std::any_of(targets.begin() + int64_t{b} * T, targets.begin() + int64_t{b + 1} * T,
                              [](int t) { return t >= 0; });
-    const int64_t mine = std::count_if(targets.begin() + off, targets.begin() + off + int64_t{B} * T,
-                                       [](int t) { return t >= 0; });
+    const int64_t mine = nn::count_targets(targets.data() + off, int64_t{B} * T);
     // forward returns the mean over this batch's targets: weight it by their count, so the
     // result is the mean over all targets (what perplexity is defined on).
     const float l = model.forward(tokens.data() + off, targets.data() + off, B, T);

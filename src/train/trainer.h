@@ -14,7 +14,6 @@
 // model or dataset: TrainModel (Llama fits via ModelRef<Llama>), BatchSource (the training
 // stream, with a serializable state) and EvalSet (a fixed validation set).
 #pragma once
-#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -23,15 +22,11 @@
 #include "adapters/linear.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "nn/ops.h"
 #include "train/checkpoint.h"
 #include "train/schedule.h"
 
 namespace qtune {
-
-// The targets (>= 0) among n.
-inline int64_t count_targets(const int* targets, int64_t n) {
-  return std::count_if(targets, targets + n, [](int t) { return t >= 0; });
-}
 
 class TrainModel {
  public:
@@ -47,9 +42,9 @@ class TrainModel {
   // backward() adds the gradient of that share. A model that can only average over its own
   // targets refuses any other count.
   virtual float forward_for_backward(const int* tokens, const int* targets, int B, int T, int64_t count) {
-    QT_CHECK(count == count_targets(targets, int64_t{B} * T),
-             "this model averages its loss over its own {} targets, not over {} (several MPI ranks)",
-             count_targets(targets, int64_t{B} * T), count);
+    const int64_t own = nn::count_targets(targets, int64_t{B} * T);
+    QT_CHECK(count == own, "this model averages its loss over its own {} targets, not over {} (several MPI ranks)",
+             own, count);
     return forward(tokens, targets, B, T);
   }
   virtual void zero_grad() = 0;
